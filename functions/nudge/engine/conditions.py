@@ -1,0 +1,257 @@
+"""Compiled condition nodes: each evaluates at ``now`` and returns its evidence or ``None``.
+
+Evidence is the list of events that take part in a satisfying match. A rule arms only when the
+arriving event is part of the evidence, and its arm time is the latest timestamp in it, which is
+what makes a pattern arm exactly once, with the same arm time, whatever order its events came in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
+from typing import Any
+
+from .operators import MISSING, Predicate, resolve
+from .state import StoredEvent
+
+Evidence = list[StoredEvent]
+
+
+class Context:
+    """What one evaluation sees: the customer's events (for one key), profile, now and arrival."""
+
+    __slots__ = ("_cache", "_events", "arriving", "key", "key_path", "now", "profile")
+
+    def __init__(
+        self,
+        events: Mapping[str, list[StoredEvent]],
+        now: int,
+        profile: Mapping[str, Any],
+        arriving: StoredEvent | None,
+        key_path: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self._events = events
+        self._cache: dict[str, list[StoredEvent]] = {}
+        self.now = now
+        self.profile = profile
+        self.arriving = arriving
+        self.key_path = key_path
+        self.key = key
+
+    def events(self, name: str) -> list[StoredEvent]:
+        """Events named ``name``, oldest first; for a keyed rule only those with this key value."""
+        items = self._events.get(name, [])
+        if self.key_path is None:
+            return items
+        cached = self._cache.get(name)
+        if cached is None:
+            path, key = self.key_path, self.key
+            cached = [e for e in items if key_of(e.props.get(path, MISSING)) == key]
+            self._cache[name] = cached
+        return cached
+
+
+def key_of(value: Any) -> str | None:
+    """The key a property value selects: strings as they are, numbers and booleans in JSON form."""
+    if value is MISSING or value is None or isinstance(value, dict | list):
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+class Matcher:
+    """An event name plus its ``where`` tests, over flat (projected) properties."""
+
+    __slots__ = ("name", "paths", "tests")
+
+    def __init__(self, name: str, tests: Sequence[tuple[str, Predicate]]) -> None:
+        self.name = name
+        self.tests = tuple(tests)
+        self.paths = tuple(path for path, _ in tests)
+
+    def matches(self, props: Mapping[str, Any]) -> bool:
+        for path, test in self.tests:  # noqa: SIM110 - a plain loop is the fastest form on the hot path
+            if not test(props.get(path, MISSING)):
+                return False
+        return True
+
+
+class Node:
+    """A compiled condition."""
+
+    __slots__ = ()
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        raise NotImplementedError  # pragma: no cover - every node overrides it
+
+    def window(self) -> int:
+        """The longest look-back (ms) this condition needs from ``now``."""
+        return 0
+
+
+class FilterNode(Node):
+    """At least N matching events in ``[now - within, now]``; without ``within``, the arriving event."""
+
+    __slots__ = ("count", "matcher", "within")
+
+    def __init__(self, matcher: Matcher, within: int | None, count: Callable[[int], bool] | None) -> None:
+        self.matcher = matcher
+        self.within = within
+        self.count = count
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        if self.within is None:
+            arriving = ctx.arriving
+            if arriving is not None and arriving.name == self.matcher.name and self.matcher.matches(arriving.props):
+                return [arriving]
+            return None
+        low, now, matcher = ctx.now - self.within, ctx.now, self.matcher
+        hits = [e for e in ctx.events(matcher.name) if low <= e.ts <= now and matcher.matches(e.props)]
+        satisfied = self.count(len(hits)) if self.count is not None else bool(hits)
+        return hits if satisfied else None
+
+    def window(self) -> int:
+        return self.within or 0
+
+
+class SequenceNode(Node):
+    """Steps matched in order (strictly increasing timestamps) inside ``[now - within, now]``.
+
+    Evidence is every event that takes part in at least one complete chain: with add_to_cart at
+    10:00 and 10:20 and checkout_viewed at 10:30 (within 1h), both adds are evidence, so a cart
+    reminder can list them all.
+    """
+
+    __slots__ = ("steps", "within")
+
+    def __init__(self, steps: Sequence[Matcher], within: int) -> None:
+        self.steps = tuple(steps)
+        self.within = within
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        low, now = ctx.now - self.within, ctx.now
+        candidates = [
+            [e for e in ctx.events(step.name) if low <= e.ts <= now and step.matches(e.props)] for step in self.steps
+        ]
+        count = len(candidates)
+        # done[i]: the earliest time steps 0..i-1 can all be complete (greedy earliest is optimal).
+        done = [low - 1] * (count + 1)
+        for index, items in enumerate(candidates):
+            previous = done[index]
+            found = next((e.ts for e in items if e.ts > previous), None)
+            if found is None:
+                return None
+            done[index + 1] = found
+        # start[i]: the latest time steps i..count-1 can all still begin.
+        start = [now + 1] * (count + 1)
+        for index in range(count - 1, -1, -1):
+            following = start[index + 1]
+            start[index] = max(e.ts for e in candidates[index] if e.ts < following)
+        evidence: dict[str, StoredEvent] = {}
+        for index, items in enumerate(candidates):
+            before, after = done[index], start[index + 1]
+            for e in items:
+                if before < e.ts < after:
+                    evidence[e.id] = e
+        return list(evidence.values())
+
+    def window(self) -> int:
+        return self.within
+
+
+class AllNode(Node):
+    __slots__ = ("children",)
+
+    def __init__(self, children: Sequence[Node]) -> None:
+        self.children = tuple(children)
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        evidence: Evidence = []
+        for child in self.children:
+            found = child.evaluate(ctx)
+            if found is None:
+                return None
+            evidence.extend(found)
+        return evidence
+
+    def window(self) -> int:
+        return max((child.window() for child in self.children), default=0)
+
+
+class AnyNode(AllNode):
+    __slots__ = ()
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        evidence: Evidence | None = None
+        for child in self.children:
+            found = child.evaluate(ctx)
+            if found is not None:
+                evidence = found if evidence is None else evidence + found
+        return evidence
+
+
+class NotNode(Node):
+    """True when the child is false; contributes no evidence, so it can never arm a rule by itself."""
+
+    __slots__ = ("child",)
+
+    def __init__(self, child: Node) -> None:
+        self.child = child
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        return [] if self.child.evaluate(ctx) is None else None
+
+    def window(self) -> int:
+        return self.child.window()
+
+
+class AttributeNode(Node):
+    """A test on a profile trait (dotted paths reach into nested traits)."""
+
+    __slots__ = ("path", "test")
+
+    def __init__(self, path: str, test: Predicate) -> None:
+        self.path = path
+        self.test = test
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        return [] if self.test(resolve(ctx.profile, self.path)) else None
+
+
+class TrendNode(Node):
+    """Counts in the last ``periods`` periods ending now are strictly monotonic.
+
+    Periods are half-open, newest first: ``(now - period, now]``, ``(now - 2*period, now - period]``...
+    so each event falls in exactly one.
+    """
+
+    __slots__ = ("increasing", "matcher", "period", "periods")
+
+    def __init__(self, matcher: Matcher, period: int, periods: int, increasing: bool) -> None:
+        self.matcher = matcher
+        self.period = period
+        self.periods = periods
+        self.increasing = increasing
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        now, period, periods = ctx.now, self.period, self.periods
+        counts = [0] * periods
+        hits: Evidence = []
+        for e in ctx.events(self.matcher.name):
+            age = now - e.ts
+            if 0 <= age < period * periods and self.matcher.matches(e.props):
+                counts[periods - 1 - age // period] += 1
+                hits.append(e)
+        pairs = list(pairwise(counts))
+        if self.increasing:
+            ok = all(older < newer for older, newer in pairs)
+        else:
+            ok = all(older > newer for older, newer in pairs)
+        return hits if ok else None
+
+    def window(self) -> int:
+        return self.period * self.periods

@@ -1,0 +1,408 @@
+"""The per-customer evaluation engine: events and timers in, firings and timer requests out.
+
+The engine is pure: it changes the ``CustomerState`` it is handed and returns what should happen
+(``Outcome``); callers do the I/O. Replay, the Lambda evaluator, the local stack and the
+benchmark all drive this one class.
+
+Timeline of the cart example (``wait: 1h``, ``unless: purchase``)::
+
+    10:00 add_to_cart      stored
+    10:05 checkout_viewed  sequence complete -> arms, T = 10:05; TimerSet(due 11:05)
+    10:40 add_to_cart      stored (no new complete sequence ends with it)
+    10:50 checkout_viewed  arms again, T = 10:50 > 10:05 -> debounce: TimerSet(due 11:50)
+    11:50 timer            no purchase in [10:50, 11:50] -> Firing(fired_at 11:50)
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .compiler import MAX_MATCHED_EVENTS, CompiledRule, Plan
+from .conditions import Context, key_of
+from .envelope import IDENTIFY, Event
+from .operators import MISSING, resolve
+from .state import CustomerState, Pending, RuleState, StoredEvent
+from .timefmt import iso
+
+DecisionKind = Literal[
+    "armed",
+    "fired",
+    "cancelled",
+    "superseded",
+    "suppressed_audience",
+    "suppressed_cooldown",
+    "stale_timer",
+]
+
+
+@dataclass(frozen=True)
+class MatchedEvent:
+    """An event that took part in the match, with the properties the rules keep."""
+
+    event: str
+    event_id: str
+    timestamp: int
+    properties: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "event_id": self.event_id,
+            "timestamp": iso(self.timestamp),
+            "properties": self.properties,
+        }
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A decision to contact a customer: everything delivery needs, with a deterministic id."""
+
+    firing_id: str
+    rule: str
+    customer_id: str
+    key: str | None
+    armed_at: int
+    fired_at: int
+    channel: str
+    template: str | None
+    events: tuple[MatchedEvent, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "firing_id": self.firing_id,
+            "rule": self.rule,
+            "customer_id": self.customer_id,
+            "key": self.key,
+            "fired_at": iso(self.fired_at),
+            "armed_at": iso(self.armed_at),
+            "channel": self.channel,
+            "template": self.template,
+            "events": [event.to_json() for event in self.events],
+        }
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A wait coming due: identifies the pending arming it was created for (``arm``)."""
+
+    customer_id: str
+    rule: str
+    key: str | None
+    arm: int
+    due: int
+
+
+@dataclass(frozen=True)
+class TimerSet:
+    """Create or move the one pending timer of (customer, rule, key) to ``timer.due``."""
+
+    timer: Timer
+
+
+@dataclass(frozen=True)
+class TimerCancel:
+    """The pending timer of (customer, rule, key) is no longer needed."""
+
+    customer_id: str
+    rule: str
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why something happened (or did not): for replay summaries, metrics and audits."""
+
+    rule: str
+    key: str | None
+    kind: DecisionKind
+    at: int
+
+
+@dataclass
+class Outcome:
+    """What processing one event or timer produced; ``changed`` says whether state must be saved."""
+
+    firings: list[Firing] = field(default_factory=list)
+    timers: list[TimerSet | TimerCancel] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    changed: bool = False
+    accepted: bool = False
+
+
+def firing_id(rule: str, customer_id: str, key: str | None, armed_at: int) -> str:
+    """Deterministic: the same arming always yields the same id, so retries cannot double-send."""
+    text = f"{rule}\x1f{customer_id}\x1f{'' if key is None else key}\x1f{armed_at}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in props.items():
+        target = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        target.setdefault(leaf, value)
+    return nested
+
+
+def _tiebreak(value: Any) -> str:
+    return repr(value)
+
+
+class Engine:
+    """Runs a compiled ``Plan`` over one customer's state at a time.
+
+    ``wall`` is the caller's clock (wall clock in production, the virtual clock in replay); it
+    only decides whether a wait is already over when it is armed. Conditions use event time.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def process(self, state: CustomerState, event: Event, wall: int) -> Outcome:
+        outcome = Outcome()
+        if event.name == IDENTIFY and event.traits:
+            outcome.changed = self._apply_traits(state, event)
+        stored = self._accept(state, event)
+        if stored is None:
+            return outcome
+        outcome.accepted = outcome.changed = True
+        self._cancel_waits(state, stored, outcome)
+        for rule, matchers in self.plan.triggers.get(event.name, ()):
+            if any(m.matches(stored.props) for m in matchers):
+                self._evaluate(rule, state, stored, wall, outcome)
+        self.prune(state)
+        return outcome
+
+    def _apply_traits(self, state: CustomerState, event: Event) -> bool:
+        """Per-trait last-writer-wins by event time, so a late identify never undoes a newer one."""
+        changed = False
+        for name, value in event.traits.items():
+            current = state.profile.get(name)
+            if current is not None:
+                if event.ts < current[1]:
+                    continue
+                if event.ts == current[1] and _tiebreak(value) <= _tiebreak(current[0]):
+                    continue
+            state.profile[name] = [value, event.ts]
+            changed = True
+        return changed
+
+    def _accept(self, state: CustomerState, event: Event) -> StoredEvent | None:
+        """Store the event if some filter matches it and it is not a duplicate or already forgotten."""
+        retention = self.plan.retention.get(event.name)
+        if retention is None:
+            return None
+        source = event.properties
+        props = {}
+        for path in retention.paths:
+            value = resolve(source, path)
+            if value is not MISSING:
+                props[path] = value
+        if not any(m.matches(props) for m in self.plan.matchers[event.name]):
+            return None
+        items = state.events.get(event.name)
+        if items is not None and any(e.id == event.event_id for e in items):
+            return None
+        now = event.ts if state.now is None else max(state.now, event.ts)
+        if event.ts < now - retention.horizon:
+            return None
+        stored = StoredEvent(event.event_id, event.name, event.ts, props)
+        if items is None:
+            items = state.events[event.name] = []
+        if len(items) >= retention.cap and stored.sort_key() < items[-retention.cap].sort_key():
+            return None  # older than every event the cap keeps: it would be forgotten at once
+        bisect.insort(items, stored, key=StoredEvent.sort_key)
+        state.now = now
+        return stored
+
+    def _key(self, rule: CompiledRule, stored: StoredEvent) -> tuple[bool, str | None]:
+        if rule.key_path is None:
+            return True, None
+        key = key_of(stored.props.get(rule.key_path, MISSING))
+        return key is not None, key
+
+    def _cancel_waits(self, state: CustomerState, stored: StoredEvent, outcome: Outcome) -> None:
+        for rule, matchers in self.plan.unless.get(stored.name, ()):
+            if not any(m.matches(stored.props) for m in matchers):
+                continue
+            has_key, key = self._key(rule, stored)
+            if not has_key:
+                continue
+            rule_state = state.rules.get((rule.id, key))
+            pending = rule_state.pending if rule_state is not None else None
+            if pending is not None and pending.arm <= stored.ts <= pending.due:
+                rule_state.pending = None  # type: ignore[union-attr]
+                outcome.timers.append(TimerCancel(state.customer_id, rule.id, key))
+                outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts))
+
+    def _evaluate(
+        self, rule: CompiledRule, state: CustomerState, stored: StoredEvent, wall: int, outcome: Outcome
+    ) -> None:
+        has_key, key = self._key(rule, stored)
+        if not has_key:
+            return
+        assert state.now is not None
+        ctx = Context(state.events, state.now, state.traits(), stored, rule.key_path, key)
+        evidence = rule.when.evaluate(ctx)
+        if evidence is None or not any(e is stored for e in evidence):
+            return
+        arm = max(e.ts for e in evidence)
+        rule_state = state.rules.get((rule.id, key))
+        if rule_state is None:
+            rule_state = state.rules[(rule.id, key)] = RuleState()
+        if rule_state.last_arm is not None and arm <= rule_state.last_arm:
+            return  # this arming (or a later one) has been seen: re-deliveries and late events are no-ops
+        rule_state.last_arm = arm
+        outcome.decisions.append(Decision(rule.id, key, "armed", arm))
+        matched = sorted(evidence, key=StoredEvent.sort_key)[-MAX_MATCHED_EVENTS:]
+        if rule.wait is None:
+            self._fire(rule, state, rule_state, key, arm, arm, matched, outcome)
+            return
+        due = arm + rule.wait
+        superseded = rule_state.pending
+        if superseded is not None:
+            # Debounce: the newer arming restarts the wait; its TimerSet moves the same timer.
+            outcome.decisions.append(Decision(rule.id, key, "superseded", superseded.arm))
+            rule_state.pending = None
+        kind: DecisionKind | None = None
+        if self._unless_known(rule, state, key, arm, due):
+            kind = "cancelled"
+        elif (
+            rule.cooldown is not None
+            and rule_state.last_fired is not None
+            and due < rule_state.last_fired + rule.cooldown
+        ):
+            kind = "suppressed_cooldown"  # it would be suppressed when due whatever happens: no timer
+        elif due < wall:
+            # Armed by a late event after the wait was already over: decide now on what is known.
+            self._fire(rule, state, rule_state, key, arm, due, matched, outcome)
+        else:
+            rule_state.pending = Pending(arm, due, [StoredEvent(e.id, e.name, e.ts, dict(e.props)) for e in matched])
+            outcome.timers.append(TimerSet(Timer(state.customer_id, rule.id, key, arm, due)))
+            return
+        if kind is not None:
+            outcome.decisions.append(Decision(rule.id, key, kind, due))
+        if superseded is not None:
+            outcome.timers.append(TimerCancel(state.customer_id, rule.id, key))
+
+    def _unless_known(self, rule: CompiledRule, state: CustomerState, key: str | None, arm: int, due: int) -> bool:
+        for name, matchers in rule.unless.items():
+            for e in state.events.get(name, ()):
+                if (
+                    arm <= e.ts <= due
+                    and any(m.matches(e.props) for m in matchers)
+                    and (rule.key_path is None or key_of(e.props.get(rule.key_path, MISSING)) == key)
+                ):
+                    return True
+        return False
+
+    def _fire(
+        self,
+        rule: CompiledRule,
+        state: CustomerState,
+        rule_state: RuleState,
+        key: str | None,
+        arm: int,
+        fired_at: int,
+        matched: list[StoredEvent],
+        outcome: Outcome,
+    ) -> None:
+        if rule.audience is not None:
+            ctx = Context(state.events, state.now or fired_at, state.traits(), None)
+            if rule.audience.evaluate(ctx) is None:
+                outcome.decisions.append(Decision(rule.id, key, "suppressed_audience", fired_at))
+                return
+        if (
+            rule.cooldown is not None
+            and rule_state.last_fired is not None
+            and fired_at < rule_state.last_fired + rule.cooldown
+        ):
+            outcome.decisions.append(Decision(rule.id, key, "suppressed_cooldown", fired_at))
+            return
+        rule_state.last_fired = fired_at
+        action = rule.rule.action
+        outcome.firings.append(
+            Firing(
+                firing_id=firing_id(rule.id, state.customer_id, key, arm),
+                rule=rule.id,
+                customer_id=state.customer_id,
+                key=key,
+                armed_at=arm,
+                fired_at=fired_at,
+                channel=action.channel,
+                template=action.template,
+                events=tuple(MatchedEvent(e.name, e.id, e.ts, _unflatten(e.props)) for e in matched),
+            )
+        )
+        outcome.decisions.append(Decision(rule.id, key, "fired", fired_at))
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    def on_timer(self, state: CustomerState, timer: Timer) -> Outcome:
+        """A wait came due. A timer for a wait that was cancelled or moved is a no-op."""
+        outcome = Outcome()
+        rule = self.plan.by_id.get(timer.rule)
+        rule_state = state.rules.get((timer.rule, timer.key))
+        pending = rule_state.pending if rule_state is not None else None
+        if rule is None or rule_state is None or pending is None or pending.arm != timer.arm:
+            outcome.decisions.append(Decision(timer.rule, timer.key, "stale_timer", timer.due))
+            return outcome
+        rule_state.pending = None
+        outcome.changed = True
+        if self._unless_known(rule, state, timer.key, pending.arm, pending.due):
+            outcome.decisions.append(Decision(rule.id, timer.key, "cancelled", pending.due))
+        else:
+            self._fire(rule, state, rule_state, timer.key, pending.arm, pending.due, pending.matched, outcome)
+        self.prune(state)
+        return outcome
+
+    # -- bounds ---------------------------------------------------------------------------------
+
+    def prune(self, state: CustomerState) -> None:
+        """Forget what no loaded rule can use any more: old events, unknown names, idle rule state."""
+        now = state.now
+        if now is None:
+            return
+        retention = self.plan.retention
+        for name in list(state.events):
+            spec = retention.get(name)
+            items = state.events[name]
+            if spec is None:
+                del state.events[name]
+                continue
+            cutoff = now - spec.horizon
+            if items and items[0].ts < cutoff:
+                start = bisect.bisect_left(items, cutoff, key=lambda e: e.ts)
+                del items[:start]
+            if len(items) > spec.cap:
+                del items[: len(items) - spec.cap]
+            if not items:
+                del state.events[name]
+        by_id = self.plan.by_id
+        for rule_key in list(state.rules):
+            rule = by_id.get(rule_key[0])
+            rule_state = state.rules[rule_key]
+            if rule is None or (rule_state.pending is None and not self._still_needed(rule, rule_state, now)):
+                del state.rules[rule_key]
+
+    @staticmethod
+    def _still_needed(rule: CompiledRule, rule_state: RuleState, now: int) -> bool:
+        # last_arm guards against re-arming on events still inside the rule's window.
+        if rule_state.last_arm is not None and rule_state.last_arm >= now - rule.window:
+            return True
+        # last_fired is needed while a cooldown could still suppress a future firing.
+        return (
+            rule.cooldown is not None
+            and rule_state.last_fired is not None
+            and rule_state.last_fired + rule.cooldown > now - rule.window
+        )

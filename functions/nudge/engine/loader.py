@@ -1,0 +1,252 @@
+"""Read rule files and report every problem as ``file:line: where: what``, like a compiler.
+
+YAML is composed into nodes first so that each pydantic error location (``loc``) can be walked
+back to the line that holds it; values are then built with a YAML 1.2-style boolean resolver,
+so that ``NO`` (Norway) in ``in: [PT, NO]`` stays a string instead of turning into ``false``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .rules import OPERATORS, Loc, Problem, Rule, check_rule
+
+RULE_SUFFIXES = (".yaml", ".yml")
+_KNOWN_KEYS = (
+    *Rule.model_fields,
+    "event",
+    "where",
+    "count",
+    "within",
+    "sequence",
+    "all",
+    "any",
+    "not",
+    "attribute",
+    "trend",
+    "period",
+    "periods",
+    "direction",
+    "channel",
+    "template",
+    "properties",
+    *OPERATORS,
+)
+
+
+class _RuleLoader(yaml.SafeLoader):
+    """SafeLoader whose booleans are only ``true``/``false`` (YAML 1.2), never yes/no/on/off."""
+
+
+_RuleLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_RuleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A problem found in a rule file, located to a line."""
+
+    file: str
+    line: int
+    message: str
+    severity: str = "error"
+    where: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.where}: " if self.where else ""
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}: {label}{where}{self.message}"
+
+
+@dataclass
+class RuleSet:
+    """The outcome of loading: valid rules (with their source) and every diagnostic found."""
+
+    rules: list[Rule] = field(default_factory=list)
+    sources: dict[str, tuple[str, int]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class RuleLoadError(Exception):
+    """Raised by ``load_rules_or_raise``: the message lists every error as file:line."""
+
+    def __init__(self, diagnostics: list[Diagnostic]) -> None:
+        self.diagnostics = diagnostics
+        super().__init__("invalid rules:\n" + "\n".join(str(d) for d in diagnostics))
+
+
+def _line_of(node: yaml.Node, loc: Loc) -> int:
+    """The line of the deepest node that ``loc`` reaches; path parts that are not keys are skipped."""
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    node = value_node
+                    line = key_node.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+    return line
+
+
+def _duplicate_keys(node: yaml.Node, loc: Loc = ()) -> Iterable[tuple[Loc, int, str]]:
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                yield (*loc, key), key_node.start_mark.line + 1, f"duplicate key '{key}'"
+            seen.add(key)
+            yield from _duplicate_keys(value_node, (*loc, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*loc, index))
+
+
+def _dotted(loc: Loc) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(error: Any) -> tuple[Loc, str]:
+    loc: Loc = tuple(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
+        return loc[:-1], f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+    if kind == "missing":
+        return loc[:-1], f"missing required key '{loc[-1]}'"
+    return loc, str(error["msg"]).removeprefix("Value error, ")
+
+
+def _clean_loc(loc: Loc, doc: Any) -> Loc:
+    """Drop union tags (``sequence``, ``event``...) that pydantic inserts but the file does not hold."""
+    cleaned: list[str | int] = []
+    current = doc
+    for part in loc:
+        in_mapping = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_mapping or in_list:
+            cleaned.append(part)
+            current = current[part]
+        elif not isinstance(current, dict | list):
+            cleaned.append(part)
+    return tuple(cleaned)
+
+
+def _load_document(path: Path, label: str, result: RuleSet) -> list[tuple[Any, yaml.Node]]:
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text, Loader=_RuleLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        result.diagnostics.append(Diagnostic(label, line, f"not valid YAML: {problem}"))
+        return []
+    if root is None:
+        result.diagnostics.append(
+            Diagnostic(label, 1, "the file is empty: write a rule (a mapping) or a list of rules")
+        )
+        return []
+    for loc, line, message in _duplicate_keys(root):
+        result.diagnostics.append(
+            Diagnostic(label, line, message, where=_dotted(loc[1:] if isinstance(loc[0], int) else loc))
+        )
+    data = yaml.load(text, Loader=_RuleLoader)
+    if isinstance(root, yaml.SequenceNode):
+        return list(zip(data, root.value, strict=True))
+    return [(data, root)]
+
+
+def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
+    """Load every ``*.yaml``/``*.yml`` file of a folder (or the given files), validating all of them.
+
+    Errors never stop the load: every file is read and every problem reported, so one run of
+    ``nudge validate`` shows the whole list.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file()))
+        else:
+            files.append(path)
+    result = RuleSet()
+    for path in files:
+        label = str(path)
+        for data, node in _load_document(path, label, result):
+            if not isinstance(data, dict):
+                result.diagnostics.append(
+                    Diagnostic(label, node.start_mark.line + 1, "a rule must be a mapping (id:, when:, action: ...)")
+                )
+                continue
+            try:
+                rule = Rule.model_validate(data)
+            except ValidationError as exc:
+                for error in exc.errors(include_url=False):
+                    loc, message = _message(error)
+                    loc = _clean_loc(loc, data)
+                    result.diagnostics.append(Diagnostic(label, _line_of(node, loc), message, where=_dotted(loc)))
+                continue
+            for problem in check_rule(rule):
+                result.diagnostics.append(_locate(problem, label, node, data))
+            if rule.id in result.sources:
+                first_file, first_line = result.sources[rule.id]
+                result.diagnostics.append(
+                    Diagnostic(
+                        label,
+                        _line_of(node, ("id",)),
+                        f"duplicate rule id '{rule.id}' (first defined at {first_file}:{first_line})",
+                        where="id",
+                    )
+                )
+                continue
+            result.sources[rule.id] = (label, _line_of(node, ("id",)))
+            result.rules.append(rule)
+    return result
+
+
+def _locate(problem: Problem, label: str, node: yaml.Node, data: Any) -> Diagnostic:
+    loc = _clean_loc(problem.loc, data)
+    return Diagnostic(label, _line_of(node, loc), problem.message, problem.severity, _dotted(loc))
+
+
+def load_rules_or_raise(paths: Path | str | Iterable[Path | str]) -> list[Rule]:
+    """Load rules for running them (replay, the evaluator, ``cdk synth``); any error raises."""
+    result = load_rules(paths)
+    if result.errors:
+        raise RuleLoadError(result.errors)
+    return [rule for rule in result.rules if rule.enabled]

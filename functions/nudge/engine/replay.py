@@ -1,0 +1,143 @@
+"""Replay: the engine over a stream of events on a virtual clock, with timers kept in memory.
+
+The virtual clock stands for production's wall clock: it is the largest event timestamp seen so
+far. Before an event is processed, every timer due strictly before the new clock fires, as the
+scheduler would have delivered it first; a timer due exactly at an event's time fires after it.
+Memory holds one state per customer with something to remember, plus one entry per pending wait.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from .compiler import Plan
+from .engine import Decision, Engine, Firing, Outcome, Timer, TimerCancel, TimerSet
+from .envelope import Event
+from .state import CustomerState
+
+TimerKey = tuple[str, str, str | None]
+
+
+@dataclass
+class RuleTally:
+    """Per-rule counts of what happened, for summaries."""
+
+    armed: int = 0
+    fired: int = 0
+    cancelled: int = 0
+    superseded: int = 0
+    suppressed_audience: int = 0
+    suppressed_cooldown: int = 0
+
+
+@dataclass
+class ReplayStats:
+    events: int = 0
+    accepted: int = 0
+    timers_fired: int = 0
+    rules: dict[str, RuleTally] = field(default_factory=dict)
+
+    def record(self, decisions: Iterable[Decision]) -> None:
+        for decision in decisions:
+            if decision.kind == "stale_timer":
+                continue
+            tally = self.rules.setdefault(decision.rule, RuleTally())
+            setattr(tally, decision.kind, getattr(tally, decision.kind) + 1)
+
+
+class Replayer:
+    """Feeds events in order and yields firings as the virtual clock reaches them."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.engine = Engine(plan)
+        self.states: dict[str, CustomerState] = {}
+        self.clock: int | None = None
+        self.stats = ReplayStats()
+        for rule in plan.rules:
+            self.stats.rules[rule.id] = RuleTally()
+        # Heap entries are (due, customer, rule, key text, sequence, timer); an entry whose timer is no
+        # longer the live one for its (customer, rule, key) was moved or cancelled and is skipped.
+        self._heap: list[tuple[int, str, str, str, int, Timer]] = []
+        self._live: dict[TimerKey, Timer] = {}
+        self._sequence = 0
+
+    def feed(self, event: Event) -> list[Firing]:
+        """Advance the clock to the event, fire due timers, then process the event."""
+        self.stats.events += 1
+        clock = event.ts if self.clock is None else max(self.clock, event.ts)
+        firings = self._fire_timers(before=clock)
+        self.clock = clock
+        state = self.states.get(event.customer_id)
+        if state is None:
+            state = CustomerState(event.customer_id)
+        outcome = self.engine.process(state, event, clock)
+        if outcome.accepted:
+            self.stats.accepted += 1
+        self._absorb(outcome)
+        self._keep(state)
+        firings.extend(outcome.firings)
+        return firings
+
+    def finish(self, until: int | None = None) -> list[Firing]:
+        """End of input: move the clock to ``until`` (or past the last timer) and fire what is due."""
+        if until is None:
+            return self._fire_timers(before=None)
+        firings = self._fire_timers(before=until + 1)
+        self.clock = until if self.clock is None else max(self.clock, until)
+        return firings
+
+    def pending_timers(self) -> int:
+        return len(self._live)
+
+    def _keep(self, state: CustomerState) -> None:
+        if state.is_empty():
+            self.states.pop(state.customer_id, None)
+        else:
+            self.states[state.customer_id] = state
+
+    def _absorb(self, outcome: Outcome) -> None:
+        self.stats.record(outcome.decisions)
+        for request in outcome.timers:
+            if isinstance(request, TimerSet):
+                timer = request.timer
+                self._live[(timer.customer_id, timer.rule, timer.key)] = timer
+                self._sequence += 1
+                entry = (timer.due, timer.customer_id, timer.rule, timer.key or "", self._sequence, timer)
+                heapq.heappush(self._heap, entry)
+            elif isinstance(request, TimerCancel):
+                self._live.pop((request.customer_id, request.rule, request.key), None)
+
+    def _fire_timers(self, before: int | None) -> list[Firing]:
+        firings: list[Firing] = []
+        heap = self._heap
+        while heap and (before is None or heap[0][0] < before):
+            due, customer_id, _, _, _, timer = heapq.heappop(heap)
+            timer_key = (customer_id, timer.rule, timer.key)
+            if self._live.get(timer_key) is not timer:
+                continue  # moved or cancelled since it was queued
+            del self._live[timer_key]
+            state = self.states.get(customer_id)
+            if state is None:
+                continue
+            self.clock = due if self.clock is None else max(self.clock, due)
+            outcome = self.engine.on_timer(state, timer)
+            self.stats.timers_fired += 1
+            self._absorb(outcome)
+            self._keep(state)
+            firings.extend(outcome.firings)
+        return firings
+
+
+def replay(plan: Plan, events: Iterable[Event], until: int | None = None) -> Iterator[Firing]:
+    """Every firing of ``events`` replayed in order (a convenience over ``Replayer``)."""
+    replayer = Replayer(plan)
+    for event in events:
+        yield from replayer.feed(event)
+    yield from replayer.finish(until)
+
+
+def count_by_rule(firings: Iterable[Firing]) -> Counter[str]:
+    return Counter(firing.rule for firing in firings)

@@ -1,0 +1,391 @@
+"""The rule language as pydantic models: what a rule file may say, checked field by field.
+
+Structural checks (types, unknown keys, operators, durations) live in the models; checks that
+need the whole rule (``unless`` needs ``wait``, history needs ``within``) live in
+``check_rule`` so each problem can still point at the line it concerns.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from .durations import parse_duration
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "prefix")
+COUNT_OPERATORS = ("gte", "gt", "eq", "lte", "lt")
+CHANNELS = ("email", "sms", "push", "webhook", "event")
+RULE_ID = re.compile(r"^[a-z0-9_]+$")
+PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*$")
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+Duration = Annotated[int, BeforeValidator(parse_duration)]
+Loc = tuple[str | int, ...]
+
+
+def _check_operator_value(op: str, value: Any) -> None:
+    if op in ("in", "not_in"):
+        if not isinstance(value, list):
+            raise ValueError(f"operator '{op}' takes a list, e.g. {op}: [PT, ES]")
+    elif op == "exists":
+        if not isinstance(value, bool):
+            raise ValueError("operator 'exists' takes true or false")
+    elif op == "prefix":
+        if not isinstance(value, str):
+            raise ValueError("operator 'prefix' takes a string")
+    elif op in ("gt", "gte", "lt", "lte"):
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ValueError(f"operator '{op}' compares with a number or a string, not {value!r}")
+    elif op == "contains" and isinstance(value, dict | list):
+        raise ValueError("operator 'contains' takes a single value (a substring or a list element)")
+
+
+def normalize_test(value: Any) -> dict[str, Any]:
+    """``VALUE`` means ``{eq: VALUE}``; a mapping must hold operators only."""
+    if not isinstance(value, dict):
+        return {"eq": value}
+    if not value:
+        raise ValueError(f"an empty test: give an operator, one of {', '.join(OPERATORS)}")
+    for op, operand in value.items():
+        if op not in OPERATORS:
+            raise ValueError(f"unknown operator '{op}': use one of {', '.join(OPERATORS)}")
+        _check_operator_value(op, operand)
+    return dict(value)
+
+
+def _normalize_count(value: Any) -> dict[str, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"gte": value}
+    if not isinstance(value, dict) or not value:
+        raise ValueError("count takes a comparison such as {gte: 3}")
+    for op, operand in value.items():
+        if op not in COUNT_OPERATORS:
+            raise ValueError(f"unknown count operator '{op}': use one of {', '.join(COUNT_OPERATORS)}")
+        if isinstance(operand, bool) or not isinstance(operand, int) or operand < 0:
+            raise ValueError(f"count {op} takes a whole number ≥ 0, not {operand!r}")
+    return dict(value)
+
+
+def _check_path(value: str, what: str) -> str:
+    if not PATH.match(value):
+        raise ValueError(f"{what} {value!r} is not a property path (names joined by dots, e.g. product.sku)")
+    return value
+
+
+PropertyTest = Annotated[dict[str, Any], BeforeValidator(normalize_test)]
+CountTest = Annotated[dict[str, int], BeforeValidator(_normalize_count)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class EventFilter(_Strict):
+    """``{event: NAME, where: ..., count: {gte: N}, within: DURATION}``."""
+
+    event: str
+    where: dict[str, PropertyTest] = Field(default_factory=dict)
+    count: CountTest | None = None
+    within: Duration | None = None
+
+    @field_validator("event")
+    @classmethod
+    def _event_name(cls, value: str) -> str:
+        if not EVENT_NAME.match(value):
+            raise ValueError(f"event name {value!r} may hold letters, digits and _ . : - only")
+        return value
+
+    @field_validator("where")
+    @classmethod
+    def _where_paths(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for path in value:
+            _check_path(path, "where key")
+        return value
+
+
+class SequenceCondition(_Strict):
+    sequence: list[EventFilter]
+    within: Duration | None = None
+
+
+class AllCondition(_Strict):
+    all: list[Condition]
+
+
+class AnyCondition(_Strict):
+    any: list[Condition]
+
+
+class NotCondition(_Strict):
+    not_: Condition = Field(alias="not")
+
+
+class AttributeCondition(_Strict):
+    """``{attribute: country, in: [PT, ES]}``: a test on a profile trait."""
+
+    attribute: str
+    test: dict[str, Any]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_operators(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "attribute" not in data:
+            return data
+        ops = {k: v for k, v in data.items() if k != "attribute"}
+        if not ops:
+            raise ValueError("an attribute test needs an operator, e.g. {attribute: country, in: [PT, ES]}")
+        return {"attribute": data["attribute"], "test": normalize_test(ops)}
+
+    @field_validator("attribute")
+    @classmethod
+    def _attribute_path(cls, value: str) -> str:
+        return _check_path(value, "attribute")
+
+
+class TrendSpec(_Strict):
+    event: str
+    where: dict[str, PropertyTest] = Field(default_factory=dict)
+    period: Duration
+    periods: int = Field(ge=2, le=52)
+    direction: Literal["increasing", "decreasing"]
+
+    @field_validator("where")
+    @classmethod
+    def _where_paths(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for path in value:
+            _check_path(path, "where key")
+        return value
+
+
+class TrendCondition(_Strict):
+    trend: TrendSpec
+
+
+_KINDS = ("sequence", "all", "any", "not", "trend", "attribute", "event")
+
+
+def _condition_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for kind in _KINDS:
+            if kind in value:
+                return kind
+        return None
+    return getattr(value, "kind", None)
+
+
+Condition = Annotated[
+    Annotated[SequenceCondition, Tag("sequence")]
+    | Annotated[AllCondition, Tag("all")]
+    | Annotated[AnyCondition, Tag("any")]
+    | Annotated[NotCondition, Tag("not")]
+    | Annotated[TrendCondition, Tag("trend")]
+    | Annotated[AttributeCondition, Tag("attribute")]
+    | Annotated[EventFilter, Tag("event")],
+    Discriminator(
+        _condition_kind,
+        custom_error_type="condition_kind",
+        custom_error_message="a condition needs one of the keys: " + ", ".join(_KINDS),
+    ),
+]
+
+
+class UnlessAny(_Strict):
+    any: list[EventFilter]
+
+
+def _unless_kind(value: Any) -> str:
+    return "any" if isinstance(value, dict) and "any" in value else "event"
+
+
+Unless = Annotated[
+    Annotated[UnlessAny, Tag("any")] | Annotated[EventFilter, Tag("event")],
+    Discriminator(_unless_kind),
+]
+
+
+class Action(_Strict):
+    channel: Literal["email", "sms", "push", "webhook", "event"]
+    template: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    properties: list[str] = Field(default_factory=list)
+
+    @field_validator("properties")
+    @classmethod
+    def _property_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            _check_path(path, "property")
+        return value
+
+
+class Rule(_Strict):
+    id: str
+    description: str = ""
+    enabled: bool = True
+    key: str | None = None
+    when: Condition
+    unless: Unless | None = None
+    wait: Duration | None = None
+    audience: Condition | None = None
+    cooldown: Duration | None = None
+    action: Action
+
+    @field_validator("id")
+    @classmethod
+    def _rule_id(cls, value: str) -> str:
+        if not RULE_ID.match(value):
+            raise ValueError(f"rule id {value!r} may hold only lowercase letters, digits and _")
+        return value
+
+    @field_validator("key")
+    @classmethod
+    def _key_path(cls, value: str | None) -> str | None:
+        return None if value is None else _check_path(value, "key")
+
+
+AllCondition.model_rebuild()
+AnyCondition.model_rebuild()
+NotCondition.model_rebuild()
+Rule.model_rebuild()
+
+ConditionModel = (
+    SequenceCondition | AllCondition | AnyCondition | NotCondition | TrendCondition | AttributeCondition | EventFilter
+)
+
+
+class Problem(BaseModel):
+    """One finding of the validator; ``loc`` is the path inside the rule it concerns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    loc: Loc
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+
+def unless_filters(rule: Rule) -> list[EventFilter]:
+    if rule.unless is None:
+        return []
+    return list(rule.unless.any) if isinstance(rule.unless, UnlessAny) else [rule.unless]
+
+
+def _walk_when(cond: ConditionModel, loc: Loc, top: bool, negated: bool, out: list[Problem]) -> bool:
+    """Check history bounds under ``when``; return whether a non-negated event condition exists."""
+    positive = False
+    if isinstance(cond, EventFilter):
+        if cond.within is None and not (top and cond.count is None):
+            out.append(
+                Problem(
+                    loc=(*loc, "event"),
+                    message=(
+                        f"event filter '{cond.event}' needs `within` here: only a lone `when: {{event: ...}}` "
+                        "(the arriving event itself) may leave it out, so that every rule's memory is bounded"
+                    ),
+                )
+            )
+        return not negated
+    if isinstance(cond, SequenceCondition):
+        if cond.within is None:
+            out.append(Problem(loc=(*loc, "sequence"), message="a sequence needs `within` (e.g. within: 1h)"))
+        if len(cond.sequence) < 2:
+            out.append(
+                Problem(
+                    loc=(*loc, "sequence"),
+                    message="a sequence needs at least two steps; for one event use an event filter",
+                )
+            )
+        for index, step in enumerate(cond.sequence):
+            if step.within is not None or step.count is not None:
+                out.append(
+                    Problem(
+                        loc=(*loc, "sequence", index),
+                        message="a sequence step matches one event: put `within` on the sequence, not on a step",
+                    )
+                )
+        return not negated
+    if isinstance(cond, TrendCondition):
+        return not negated
+    if isinstance(cond, AttributeCondition):
+        return False
+    if isinstance(cond, NotCondition):
+        _walk_when(cond.not_, (*loc, "not"), False, not negated, out)
+        return False
+    children = cond.all if isinstance(cond, AllCondition) else cond.any
+    name = "all" if isinstance(cond, AllCondition) else "any"
+    if not children:
+        out.append(Problem(loc=(*loc, name), message=f"`{name}` needs at least one condition"))
+    for index, child in enumerate(children):
+        if _walk_when(child, (*loc, name, index), False, negated, out):
+            positive = True
+    return positive
+
+
+def _walk_audience(cond: ConditionModel, loc: Loc, out: list[Problem]) -> None:
+    if isinstance(cond, AttributeCondition):
+        return
+    if isinstance(cond, NotCondition):
+        _walk_audience(cond.not_, (*loc, "not"), out)
+    elif isinstance(cond, AllCondition | AnyCondition):
+        name = "all" if isinstance(cond, AllCondition) else "any"
+        for index, child in enumerate(cond.all if isinstance(cond, AllCondition) else cond.any):
+            _walk_audience(child, (*loc, name, index), out)
+    else:
+        out.append(
+            Problem(
+                loc=loc,
+                message="audience tests profile traits only (attribute, all, any, not); put events under `when`",
+            )
+        )
+
+
+def check_rule(rule: Rule) -> list[Problem]:
+    """Whole-rule checks that a field-by-field model cannot express."""
+    problems: list[Problem] = []
+    if not _walk_when(rule.when, ("when",), True, False, problems):
+        problems.append(
+            Problem(
+                loc=("when",),
+                message="`when` must contain at least one event condition that is not under `not`",
+            )
+        )
+    if rule.unless is not None:
+        if rule.wait is None:
+            problems.append(
+                Problem(
+                    loc=("unless",),
+                    message="`unless` needs `wait`: the wait is the time in which the unless event may come",
+                )
+            )
+        for index, item in enumerate(unless_filters(rule)):
+            loc: Loc = ("unless", "any", index) if isinstance(rule.unless, UnlessAny) else ("unless",)
+            if item.within is not None or item.count is not None:
+                problems.append(
+                    Problem(
+                        loc=loc,
+                        message=(
+                            "an unless filter takes no `within` or `count`: its window is [arm time, arm time + wait]"
+                        ),
+                    )
+                )
+    if rule.audience is not None:
+        _walk_audience(rule.audience, ("audience",), problems)
+    if rule.action.channel in ("email", "sms", "push") and rule.action.template is None:
+        problems.append(Problem(loc=("action",), message=f"channel '{rule.action.channel}' needs a `template`"))
+    if rule.wait is None and rule.cooldown is None:
+        problems.append(
+            Problem(
+                loc=("id",),
+                severity="warning",
+                message="neither `wait` nor `cooldown`: this rule fires again on every matching event",
+            )
+        )
+    return problems
