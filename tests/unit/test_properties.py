@@ -1,0 +1,166 @@
+"""Property-based checks of the two promises replay and the evaluator rely on.
+
+1. A pattern's events arriving in any order arm the rule exactly once, with the same arm time.
+2. Sending every event twice (same event ids) gives exactly the firings of sending it once.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from nudge.engine import CustomerState, Engine, Event, Plan, compile_rules, load_rules_or_raise, replay
+
+from tests.support import at, plan
+
+BASE = at("00:00")
+MINUTE = 60_000
+STEP_NAMES = ["product_viewed", "add_to_cart", "checkout_viewed", "whitepaper_downloaded", "onboarding_viewed"]
+NOISE = ["page_viewed", "remove_from_cart", "upgraded"]
+
+
+def _event(name: str, ts: int, event_id: str, **properties: Any) -> Event:
+    return Event(event_id=event_id, customer_id="c-1", name=name, ts=ts, properties=properties)
+
+
+@st.composite
+def sequence_patterns(draw: st.DrawFn) -> tuple[Plan, list[Event]]:
+    names = draw(st.lists(st.sampled_from(STEP_NAMES), min_size=2, max_size=4, unique=True))
+    within = draw(st.integers(min_value=len(names), max_value=600))
+    gaps = draw(st.lists(st.integers(1, within), min_size=len(names) - 1, max_size=len(names) - 1))
+    if sum(gaps) > within:
+        gaps = [max(1, gap * within // (sum(gaps) + 1)) for gap in gaps]
+    start = BASE + draw(st.integers(0, 10_000)) * MINUTE
+    times = [start]
+    for gap in gaps:
+        times.append(times[-1] + gap * MINUTE)
+    steps = ", ".join(f"{{event: {name}, where: {{sku: S{i}}}}}" for i, name in enumerate(names))
+    text = f"""
+id: pattern
+when:
+  sequence: [{steps}]
+  within: {within}m
+action: {{channel: event}}
+"""
+    events = [_event(name, ts, f"p{i}", sku=f"S{i}") for i, (name, ts) in enumerate(zip(names, times, strict=True))]
+    return plan(text), events
+
+
+@st.composite
+def count_patterns(draw: st.DrawFn) -> tuple[Plan, list[Event]]:
+    n = draw(st.integers(2, 6))
+    within = draw(st.integers(n, 600))
+    offsets = sorted(draw(st.lists(st.integers(0, within), min_size=n, max_size=n, unique=True)))
+    start = BASE + draw(st.integers(0, 10_000)) * MINUTE
+    text = f"""
+id: pattern
+when: {{event: product_viewed, where: {{price: {{gte: 10}}}}, count: {{gte: {n}}}, within: {within}m}}
+action: {{channel: event}}
+"""
+    events = [_event("product_viewed", start + o * MINUTE, f"p{i}", price=10 + i) for i, o in enumerate(offsets)]
+    return plan(text), events
+
+
+@st.composite
+def all_patterns(draw: st.DrawFn) -> tuple[Plan, list[Event]]:
+    n = draw(st.integers(1, 4))
+    within = draw(st.integers(2, 600))
+    offsets = draw(st.lists(st.integers(0, within), min_size=n + 1, max_size=n + 1, unique=True))
+    start = BASE + draw(st.integers(0, 10_000)) * MINUTE
+    text = f"""
+id: pattern
+when:
+  all:
+    - {{event: whitepaper_downloaded, within: {within}m}}
+    - {{event: page_viewed, where: {{section: services}}, count: {{gte: {n}}}, within: {within}m}}
+action: {{channel: event}}
+"""
+    events = [_event("whitepaper_downloaded", start + offsets[0] * MINUTE, "p0")]
+    events += [
+        _event("page_viewed", start + o * MINUTE, f"p{i + 1}", section="services") for i, o in enumerate(offsets[1:])
+    ]
+    return plan(text), events
+
+
+@st.composite
+def noise(draw: st.DrawFn) -> list[Event]:
+    items = draw(st.lists(st.tuples(st.sampled_from(NOISE), st.integers(0, 10_000)), max_size=6))
+    return [_event(name, BASE + minute * MINUTE, f"n{i}") for i, (name, minute) in enumerate(items)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    pattern=st.one_of(sequence_patterns(), count_patterns(), all_patterns()),
+    extra=noise(),
+    data=st.data(),
+)
+def test_pattern_events_in_any_order_arm_once_with_the_same_arm_time(
+    pattern: tuple[Plan, list[Event]], extra: list[Event], data: st.DataObject
+):
+    compiled, events = pattern
+    arrival = data.draw(st.permutations(events + extra))
+    engine = Engine(compiled)
+    state = CustomerState("c-1")
+    arms = []
+    wall = 0
+    for event in arrival:
+        wall = max(wall, event.ts)
+        outcome = engine.process(state, event, wall)
+        arms += [decision.at for decision in outcome.decisions if decision.kind == "armed"]
+    assert arms == [max(event.ts for event in events)]
+
+
+SHIPPED = compile_rules(load_rules_or_raise("rules"))
+VOCABULARY = [
+    "page_viewed",
+    "product_viewed",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_viewed",
+    "purchase",
+    "whitepaper_downloaded",
+    "trial_started",
+    "onboarding_viewed",
+    "upgraded",
+]
+
+
+@st.composite
+def event_streams(draw: st.DrawFn) -> list[Event]:
+    count = draw(st.integers(1, 60))
+    events = []
+    for index in range(count):
+        name = draw(st.sampled_from(VOCABULARY))
+        props: dict[str, Any] = {}
+        if name in ("product_viewed", "add_to_cart", "remove_from_cart", "purchase"):
+            props = {"sku": draw(st.sampled_from(["SKU-YOGA-MAT", "SKU-YOGA-BLOCKS", "SKU-3"])), "price": 10}
+        elif name == "page_viewed":
+            props = {"section": draw(st.sampled_from(["services", "blog"]))}
+        minute = draw(st.integers(0, 8 * 24 * 60))
+        events.append(
+            Event(
+                event_id=f"e{index}",
+                customer_id=draw(st.sampled_from(["c-1", "c-2"])),
+                name=name,
+                ts=BASE + minute * MINUTE,
+                properties=props,
+            )
+        )
+    return events
+
+
+def _firings(events: list[Event]) -> list[dict[str, Any]]:
+    return [firing.to_json() for firing in replay(SHIPPED, events)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=event_streams(), seed=st.integers(0, 2**32 - 1))
+def test_every_event_sent_twice_gives_the_same_firings_as_once(events: list[Event], seed: int):
+    shuffler = random.Random(seed)
+    doubled = list(events)
+    for event in events:
+        original = doubled.index(event)
+        doubled.insert(shuffler.randint(original + 1, len(doubled)), event)
+    assert _firings(doubled) == _firings(events)

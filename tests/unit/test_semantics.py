@@ -1,0 +1,509 @@
+"""The engine's documented semantics, one behaviour per test (README: "Semantics")."""
+
+from __future__ import annotations
+
+from nudge.engine import CustomerState, Engine, Timer, TimerCancel, TimerSet, compile_rules
+
+from tests.support import at, ev, fired, plan, rule, run
+
+CART = """
+id: cart
+when:
+  sequence: [{event: add_to_cart}, {event: checkout_viewed}]
+  within: 1h
+unless: {event: purchase}
+wait: 1h
+action: {channel: email, template: cart_reminder, properties: [sku, name, price]}
+"""
+
+IMMEDIATE = """
+id: x_then_y
+when:
+  sequence: [{event: product_viewed, where: {sku: X}}, {event: product_viewed, where: {sku: Y}}]
+  within: 7d
+action: {channel: email, template: bundle}
+"""
+
+
+# -- arming and firing ----------------------------------------------------------------------------
+
+
+def test_rule_without_wait_fires_at_arm_time():
+    p = plan(IMMEDIATE)
+    events = [ev("product_viewed", "10:00", sku="X"), ev("product_viewed", "+2d 09:00", sku="Y")]
+    assert fired(p, events) == [("x_then_y", "c-1", None, at("+2d 09:00"))]
+
+
+def test_sequence_steps_must_come_in_order():
+    p = plan(IMMEDIATE)
+    events = [ev("product_viewed", "10:00", sku="Y"), ev("product_viewed", "11:00", sku="X")]
+    assert fired(p, events) == []
+
+
+def test_sequence_longer_than_within_does_not_match():
+    p = plan(IMMEDIATE)
+    events = [ev("product_viewed", "10:00", sku="X"), ev("product_viewed", "+7d 10:01", sku="Y")]
+    assert fired(p, events) == []
+
+
+def test_sequence_spanning_exactly_within_matches():
+    p = plan(IMMEDIATE)
+    events = [ev("product_viewed", "10:00", sku="X"), ev("product_viewed", "+7d 10:00", sku="Y")]
+    assert fired(p, events) == [("x_then_y", "c-1", None, at("+7d 10:00"))]
+
+
+def test_sequence_needs_strictly_increasing_timestamps():
+    p = plan(IMMEDIATE)
+    events = [ev("product_viewed", "10:00", sku="X"), ev("product_viewed", "10:00", sku="Y")]
+    assert fired(p, events) == []
+
+
+def test_wait_without_unless_fires_at_arm_time_plus_wait():
+    p = plan(CART.replace("unless: {event: purchase}\n", ""))
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05"), ev("purchase", "10:30")]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_wait_with_unless_fires_when_no_unless_event_comes():
+    p = plan(CART)
+    assert fired(p, [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05")]) == [
+        ("cart", "c-1", None, at("11:05"))
+    ]
+
+
+def test_late_purchase_inside_wait_cancels_firing():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05"), ev("purchase", "10:45")]
+    assert fired(p, events) == []
+
+
+def test_unless_event_exactly_at_end_of_wait_cancels():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05"), ev("purchase", "11:05")]
+    assert fired(p, events) == []
+
+
+def test_unless_event_after_the_wait_does_not_cancel():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05"), ev("purchase", "11:06")]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_unless_event_before_arm_time_does_not_cancel():
+    p = plan(CART)
+    events = [ev("purchase", "09:59"), ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05")]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_unless_event_that_arrived_before_the_arming_event_cancels():
+    """The purchase (10:30) reaches us before the checkout (10:05) that arms: it still counts."""
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00"), ev("purchase", "10:30"), ev("checkout_viewed", "10:05")]
+    assert fired(p, events) == []
+
+
+def test_unless_any_of_several_filters_cancels():
+    p = plan(CART.replace("unless: {event: purchase}", "unless: {any: [{event: purchase}, {event: remove_from_cart}]}"))
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05"), ev("remove_from_cart", "10:10")]
+    assert fired(p, events) == []
+
+
+def test_unless_where_filters_which_events_cancel():
+    p = plan(CART.replace("unless: {event: purchase}", "unless: {event: purchase, where: {total: {gt: 0}}}"))
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05"), ev("purchase", "10:10", total=0)]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_debounce_restarts_the_wait_from_the_latest_arming():
+    p = plan(CART)
+    events = [
+        ev("add_to_cart", "10:00"),
+        ev("checkout_viewed", "10:05"),
+        ev("add_to_cart", "10:40"),
+        ev("checkout_viewed", "10:50"),
+    ]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:50"))]
+
+
+def test_debounced_firing_lists_every_cart_line_in_the_window():
+    p = plan(CART)
+    events = [
+        ev("add_to_cart", "10:00", sku="A", name="Yoga mat", price=29.9),
+        ev("add_to_cart", "10:20", sku="B", name="Blocks", price=9.5),
+        ev("checkout_viewed", "10:30"),
+    ]
+    [firing] = run(p, events)
+    lines = [(e.event, e.properties.get("name")) for e in firing.events]
+    assert lines == [("add_to_cart", "Yoga mat"), ("add_to_cart", "Blocks"), ("checkout_viewed", None)]
+    assert firing.armed_at == at("10:30")
+    assert firing.template == "cart_reminder"
+    assert firing.channel == "email"
+
+
+def test_firing_keeps_only_the_properties_rules_read():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00", sku="A", name="Mat", price=1, secret="x"), ev("checkout_viewed", "10:05")]
+    [firing] = run(p, events)
+    assert firing.events[0].properties == {"sku": "A", "name": "Mat", "price": 1}
+
+
+def test_firing_id_is_deterministic_per_arming():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05")]
+    first = run(p, events)
+    second = run(p, [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05")])
+    assert [f.firing_id for f in first] == [f.firing_id for f in second]
+    assert len(first[0].firing_id) == 32
+
+
+# -- event time and arrival order -----------------------------------------------------------------
+
+
+def test_pattern_arriving_in_reverse_order_arms_once_with_the_same_arm_time():
+    p = plan(IMMEDIATE)
+    events = [ev("product_viewed", "+1d 10:00", sku="Y"), ev("product_viewed", "10:00", sku="X")]
+    assert fired(p, events) == [("x_then_y", "c-1", None, at("+1d 10:00"))]
+
+
+def test_late_event_counts_where_its_timestamp_puts_it():
+    """A cart add sent late by a mobile app completes the sequence it belongs to."""
+    p = plan(CART)
+    events = [ev("checkout_viewed", "10:05"), ev("add_to_cart", "10:00")]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_windows_use_event_time_not_arrival_order():
+    count_rule = """
+id: views
+when: {event: product_viewed, count: {gte: 3}, within: 1d}
+cooldown: 7d
+action: {channel: push, template: t}
+"""
+    p = plan(count_rule)
+    events = [ev("product_viewed", "10:00"), ev("product_viewed", "+2d 10:00"), ev("product_viewed", "+2d 09:00")]
+    assert fired(p, events) == []
+    events = [ev("product_viewed", "+2d 08:00"), ev("product_viewed", "+2d 10:00"), ev("product_viewed", "+2d 09:00")]
+    assert fired(p, events) == [("views", "c-1", None, at("+2d 10:00"))]
+
+
+def test_event_older_than_the_window_of_now_is_ignored():
+    count_rule = """
+id: views
+when: {event: product_viewed, count: {gte: 2}, within: 1h}
+cooldown: 7d
+action: {channel: push, template: t}
+"""
+    p = plan(count_rule)
+    events = [ev("product_viewed", "12:00"), ev("product_viewed", "10:00")]
+    assert fired(p, events) == []
+
+
+def test_late_arming_after_the_wait_is_over_fires_at_once_at_its_due_time():
+    p = plan(CART)
+    events = [
+        ev("page_viewed", "10:00", customer="c-2"),
+        ev("checkout_viewed", "10:05"),
+        ev("add_to_cart", "13:00", customer="c-2"),  # the clock is now 13:00
+        ev("add_to_cart", "10:00"),  # c-1's late add completes a wait that ended at 11:05
+    ]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_replay_fires_a_timer_due_before_an_event_before_processing_that_event():
+    p = plan(CART)
+    events = [
+        ev("add_to_cart", "10:00"),
+        ev("checkout_viewed", "10:05"),
+        ev("page_viewed", "11:10", customer="c-2"),
+        ev("purchase", "11:00"),  # late: the reminder was already sent at 11:05
+    ]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_replay_processes_an_event_at_the_due_time_before_the_timer():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05"), ev("purchase", "11:05")]
+    assert fired(p, events) == []
+
+
+def test_until_leaves_later_waits_pending():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05")]
+    assert fired(p, events, until=at("11:04")) == []
+    assert fired(p, [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05")], until=at("11:05")) == [
+        ("cart", "c-1", None, at("11:05"))
+    ]
+
+
+# -- duplicates -----------------------------------------------------------------------------------
+
+
+def test_duplicate_event_id_has_no_effect_the_second_time():
+    p = plan(IMMEDIATE)
+    x = ev("product_viewed", "10:00", sku="X", event_id="same-x")
+    y = ev("product_viewed", "11:00", sku="Y", event_id="same-y")
+    assert fired(p, [x, y, x, y]) == [("x_then_y", "c-1", None, at("11:00"))]
+
+
+def test_duplicate_does_not_count_twice_toward_a_count():
+    count_rule = """
+id: views
+when: {event: product_viewed, count: {gte: 2}, within: 1d}
+cooldown: 7d
+action: {channel: push, template: t}
+"""
+    view = ev("product_viewed", "10:00", event_id="v1")
+    assert fired(plan(count_rule), [view, view]) == []
+
+
+def test_redelivered_timer_fires_only_once():
+    p = plan(CART)
+    engine = Engine(p)
+    state = CustomerState("c-1")
+    engine.process(state, ev("add_to_cart", "10:00"), at("10:00"))
+    outcome = engine.process(state, ev("checkout_viewed", "10:05"), at("10:05"))
+    [request] = outcome.timers
+    assert isinstance(request, TimerSet)
+    assert request.timer.due == at("11:05")
+    assert len(engine.on_timer(state, request.timer).firings) == 1
+    again = engine.on_timer(state, request.timer)
+    assert again.firings == []
+    assert [d.kind for d in again.decisions] == ["stale_timer"]
+
+
+def test_timer_for_a_cancelled_wait_is_a_no_op():
+    p = plan(CART)
+    engine = Engine(p)
+    state = CustomerState("c-1")
+    engine.process(state, ev("add_to_cart", "10:00"), at("10:00"))
+    [request] = engine.process(state, ev("checkout_viewed", "10:05"), at("10:05")).timers
+    cancel = engine.process(state, ev("purchase", "10:30"), at("10:30"))
+    assert cancel.timers == [TimerCancel("c-1", "cart", None)]
+    assert isinstance(request, TimerSet)
+    assert engine.on_timer(state, request.timer).firings == []
+
+
+def test_timer_for_a_superseded_arming_is_a_no_op():
+    p = plan(CART)
+    engine = Engine(p)
+    state = CustomerState("c-1")
+    engine.process(state, ev("add_to_cart", "10:00"), at("10:00"))
+    [first] = engine.process(state, ev("checkout_viewed", "10:05"), at("10:05")).timers
+    [second] = engine.process(state, ev("checkout_viewed", "10:20"), at("10:20")).timers
+    assert isinstance(first, TimerSet)
+    assert isinstance(second, TimerSet)
+    assert engine.on_timer(state, first.timer).firings == []
+    assert [f.fired_at for f in engine.on_timer(state, second.timer).firings] == [at("11:20")]
+
+
+# -- cooldown -------------------------------------------------------------------------------------
+
+COOLING = """
+id: buyer
+when: {event: purchase}
+cooldown: 24h
+action: {channel: sms, template: thanks}
+"""
+
+
+def test_cooldown_suppresses_a_second_firing_inside_it():
+    p = plan(COOLING)
+    events = [ev("purchase", "10:00"), ev("purchase", "+1d 09:59")]
+    assert fired(p, events) == [("buyer", "c-1", None, at("10:00"))]
+
+
+def test_cooldown_allows_a_firing_exactly_when_it_ends():
+    p = plan(COOLING)
+    events = [ev("purchase", "10:00"), ev("purchase", "+1d 10:00")]
+    assert fired(p, events) == [("buyer", "c-1", None, at("10:00")), ("buyer", "c-1", None, at("+1d 10:00"))]
+
+
+def test_cooldown_is_per_customer():
+    p = plan(COOLING)
+    events = [ev("purchase", "10:00"), ev("purchase", "10:01", customer="c-2")]
+    assert fired(p, events) == [("buyer", "c-1", None, at("10:00")), ("buyer", "c-2", None, at("10:01"))]
+
+
+def test_rule_without_wait_or_cooldown_fires_on_every_matching_event():
+    p = plan(COOLING.replace("cooldown: 24h\n", ""))
+    events = [ev("purchase", "10:00"), ev("purchase", "10:01")]
+    assert len(fired(p, events)) == 2
+
+
+def test_arm_times_only_move_forward():
+    """A late purchase older than one already seen does not arm again (and a re-delivery cannot)."""
+    p = plan(COOLING.replace("cooldown: 24h\n", ""))
+    events = [ev("purchase", "10:00"), ev("purchase", "09:00")]
+    assert fired(p, events) == [("buyer", "c-1", None, at("10:00"))]
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+PER_PRODUCT = """
+id: views_per_sku
+key: sku
+when: {event: product_viewed, count: {gte: 3}, within: 3d}
+unless: {event: purchase}
+wait: 2h
+cooldown: 7d
+action: {channel: push, template: still_thinking, properties: [name]}
+"""
+
+
+def test_keyed_rule_counts_each_key_separately():
+    p = plan(PER_PRODUCT)
+    events = [
+        ev("product_viewed", "10:00", sku="A"),
+        ev("product_viewed", "10:10", sku="B"),
+        ev("product_viewed", "10:20", sku="A"),
+        ev("product_viewed", "10:30", sku="B"),
+        ev("product_viewed", "10:40", sku="A"),
+    ]
+    assert fired(p, events) == [("views_per_sku", "c-1", "A", at("12:40"))]
+
+
+def test_keyed_unless_only_cancels_the_same_key():
+    p = plan(PER_PRODUCT)
+    views = [ev("product_viewed", f"10:{m:02d}", sku=sku) for m in (0, 10, 20) for sku in ("A", "B")]
+    events = [*views, ev("purchase", "11:00", sku="A")]
+    assert fired(p, events) == [("views_per_sku", "c-1", "B", at("12:20"))]
+
+
+def test_keyed_rule_ignores_events_without_the_key():
+    p = plan(PER_PRODUCT)
+    events = [ev("product_viewed", f"10:0{m}") for m in range(5)]
+    assert fired(p, events) == []
+
+
+def test_numeric_key_values_are_keys_too():
+    p = plan(PER_PRODUCT)
+    events = [ev("product_viewed", f"10:0{m}", sku=42) for m in range(3)]
+    assert fired(p, events) == [("views_per_sku", "c-1", "42", at("12:02"))]
+
+
+# -- audience -------------------------------------------------------------------------------------
+
+IBERIA = COOLING.replace("cooldown: 24h", "cooldown: 24h\naudience: {attribute: country, in: [PT, ES]}")
+
+
+def test_audience_excludes_customers_whose_traits_do_not_match():
+    p = plan(IBERIA)
+    events = [ev("identify", "09:00", traits={"country": "FR"}), ev("purchase", "10:00")]
+    assert fired(p, events) == []
+
+
+def test_audience_includes_matching_customers():
+    p = plan(IBERIA)
+    events = [ev("identify", "09:00", traits={"country": "PT"}), ev("purchase", "10:00")]
+    assert fired(p, events) == [("buyer", "c-1", None, at("10:00"))]
+
+
+def test_audience_is_checked_when_the_rule_fires_not_when_it_arms():
+    p = plan(CART + "audience: {attribute: country, eq: PT}\n")
+    events = [
+        ev("add_to_cart", "10:00"),
+        ev("checkout_viewed", "10:05"),
+        ev("identify", "10:30", traits={"country": "PT"}),
+    ]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_a_late_identify_does_not_overwrite_a_newer_trait():
+    p = plan(IBERIA)
+    events = [
+        ev("identify", "09:00", traits={"country": "PT"}),
+        ev("identify", "08:00", traits={"country": "FR", "first_name": "Ana"}),
+        ev("purchase", "10:00"),
+    ]
+    assert fired(p, events) == [("buyer", "c-1", None, at("10:00"))]
+
+
+def test_identify_with_null_removes_a_trait():
+    engine = Engine(plan(IBERIA))
+    state = CustomerState("c-1")
+    engine.process(state, ev("identify", "09:00", traits={"country": "PT", "phone": "+351"}), 0)
+    engine.process(state, ev("identify", "09:30", traits={"phone": None}), 0)
+    assert state.traits() == {"country": "PT"}
+
+
+# -- state ----------------------------------------------------------------------------------------
+
+
+def test_events_no_rule_references_are_not_stored():
+    engine = Engine(plan(CART))
+    state = CustomerState("c-1")
+    outcome = engine.process(state, ev("page_viewed", "10:00", section="blog"), at("10:00"))
+    assert not outcome.changed
+    assert state.is_empty()
+
+
+def test_events_matching_no_filter_are_not_stored():
+    engine = Engine(plan(IMMEDIATE))
+    state = CustomerState("c-1")
+    outcome = engine.process(state, ev("product_viewed", "10:00", sku="Z"), at("10:00"))
+    assert not outcome.changed
+    assert state.events == {}
+
+
+def test_state_forgets_events_older_than_the_longest_window():
+    engine = Engine(plan(CART))
+    state = CustomerState("c-1")
+    engine.process(state, ev("add_to_cart", "10:00"), at("10:00"))
+    engine.process(state, ev("add_to_cart", "13:00"), at("13:00"))
+    assert [e.ts for e in state.events["add_to_cart"]] == [at("13:00")]
+
+
+def test_state_keeps_at_most_the_history_cap_per_event_name():
+    engine = Engine(plan(CART))
+    state = CustomerState("c-1")
+    for second in range(80):
+        engine.process(state, ev("add_to_cart", at("10:00") + second * 1000), at("10:00"))
+    assert len(state.events["add_to_cart"]) == 50
+
+
+def test_state_round_trips_through_its_encoding_mid_stream():
+    p = plan(CART, PER_PRODUCT, IBERIA)
+    events = [
+        ev("identify", "09:00", traits={"country": "PT", "first_name": "Ana"}),
+        ev("add_to_cart", "10:00", sku="A", name="Mat", price=1.5),
+        ev("checkout_viewed", "10:05"),
+        ev("product_viewed", "10:06", sku="A"),
+        ev("product_viewed", "10:07", sku="A"),
+    ]
+    engine = Engine(p)
+    state = CustomerState("c-1")
+    for event in events:
+        engine.process(state, event, event.ts)
+    decoded = CustomerState.decode(state.encode())
+    assert decoded.encode() == state.encode()
+    follow = ev("product_viewed", "10:08", sku="A")
+    a = engine.process(state, follow, follow.ts)
+    b = engine.process(decoded, follow, follow.ts)
+    assert a.timers == b.timers
+    assert decoded.encode() == state.encode()
+    assert state.size() == len(state.encode())
+
+
+def test_state_from_rules_no_longer_deployed_is_dropped():
+    old = Engine(plan(CART, IMMEDIATE))
+    state = CustomerState("c-1")
+    old.process(state, ev("add_to_cart", "10:00"), at("10:00"))
+    old.process(state, ev("checkout_viewed", "10:05"), at("10:05"))
+    old.process(state, ev("product_viewed", "10:06", sku="X"), at("10:06"))
+    assert ("cart", None) in state.rules
+    new = Engine(plan(IMMEDIATE))
+    new.prune(state)
+    assert ("cart", None) not in state.rules
+    assert set(state.events) == {"product_viewed"}
+    stale = new.on_timer(state, Timer("c-1", "cart", None, at("10:05"), at("11:05")))
+    assert stale.firings == []
+
+
+def test_referenced_events_and_horizon_come_from_the_rules():
+    p = plan(CART, IMMEDIATE)
+    assert p.referenced_events() == ["add_to_cart", "checkout_viewed", "product_viewed", "purchase"]
+    assert p.longest_horizon() == 7 * 86_400_000
+
+
+def test_disabled_rules_are_not_compiled():
+    assert compile_rules([rule(CART + "enabled: false\n")]).rules == ()
