@@ -66,7 +66,7 @@ action: {{channel: event}}
 @st.composite
 def all_patterns(draw: st.DrawFn) -> tuple[Plan, list[Event]]:
     n = draw(st.integers(1, 4))
-    within = draw(st.integers(2, 600))
+    within = draw(st.integers(n + 1, 600))
     offsets = draw(st.lists(st.integers(0, within), min_size=n + 1, max_size=n + 1, unique=True))
     start = BASE + draw(st.integers(0, 10_000)) * MINUTE
     text = f"""
