@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from nudge.engine import CustomerState, Engine, Timer, TimerCancel, TimerSet, compile_rules
-
 from tests.support import at, ev, fired, plan, rule, run
 
 CART = """
@@ -507,3 +506,16 @@ def test_referenced_events_and_horizon_come_from_the_rules():
 
 def test_disabled_rules_are_not_compiled():
     assert compile_rules([rule(CART + "enabled: false\n")]).rules == ()
+
+
+def test_late_event_of_a_pending_arming_joins_its_firing_without_rearming():
+    """add_1 arrives after the arming it belongs to: the reminder lists it, and no new wait starts."""
+    p = plan(CART)
+    events = [
+        ev("add_to_cart", "10:01", name="Blocks"),
+        ev("checkout_viewed", "10:05"),
+        ev("add_to_cart", "10:00", name="Yoga mat"),
+    ]
+    [firing] = run(p, events)
+    assert firing.fired_at == at("11:05")
+    assert [e.properties.get("name") for e in firing.events] == ["Yoga mat", "Blocks", None]

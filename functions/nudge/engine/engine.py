@@ -69,9 +69,11 @@ class Firing:
     channel: str
     template: str | None
     events: tuple[MatchedEvent, ...]
+    profile: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The customer's traits when it fired: what delivery addresses and personalizes with."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, with_profile: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "firing_id": self.firing_id,
             "rule": self.rule,
             "customer_id": self.customer_id,
@@ -82,6 +84,9 @@ class Firing:
             "template": self.template,
             "events": [event.to_json() for event in self.events],
         }
+        if with_profile:
+            body["profile"] = self.profile
+        return body
 
 
 @dataclass(frozen=True)
@@ -97,9 +102,14 @@ class Timer:
 
 @dataclass(frozen=True)
 class TimerSet:
-    """Create or move the one pending timer of (customer, rule, key) to ``timer.due``."""
+    """Create or move the one pending timer of (customer, rule, key) to ``timer.due``.
+
+    ``replaces`` says a timer for an earlier arming was pending (a debounce), so the scheduler
+    adapter can update it in place instead of trying to create it first.
+    """
 
     timer: Timer
+    replaces: bool = False
 
 
 @dataclass(frozen=True)
@@ -168,6 +178,28 @@ class Engine:
 
     # -- events ---------------------------------------------------------------------------------
 
+    def needs(self, event: Event) -> bool:
+        """Whether ``event`` can change any customer's state: callers skip all I/O for the rest.
+
+        True for ``identify`` with traits (the profile) and for events some filter matches.
+        """
+        if event.name == IDENTIFY and event.traits:
+            return True
+        retention = self.plan.retention.get(event.name)
+        if retention is None:
+            return False
+        props = self._project(event.properties, retention.paths)
+        return any(m.matches(props) for m in self.plan.matchers[event.name])
+
+    @staticmethod
+    def _project(source: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+        props = {}
+        for path in paths:
+            value = resolve(source, path)
+            if value is not MISSING:
+                props[path] = value
+        return props
+
     def process(self, state: CustomerState, event: Event, wall: int) -> Outcome:
         outcome = Outcome()
         if event.name == IDENTIFY and event.traits:
@@ -202,12 +234,7 @@ class Engine:
         retention = self.plan.retention.get(event.name)
         if retention is None:
             return None
-        source = event.properties
-        props = {}
-        for path in retention.paths:
-            value = resolve(source, path)
-            if value is not MISSING:
-                props[path] = value
+        props = self._project(event.properties, retention.paths)
         if not any(m.matches(props) for m in self.plan.matchers[event.name]):
             return None
         items = state.events.get(event.name)
@@ -261,7 +288,12 @@ class Engine:
         if rule_state is None:
             rule_state = state.rules[(rule.id, key)] = RuleState()
         if rule_state.last_arm is not None and arm <= rule_state.last_arm:
-            return  # this arming (or a later one) has been seen: re-deliveries and late events are no-ops
+            # This arming (or a later one) has been seen: re-deliveries and late events are no-ops,
+            # except that a late event of the pending arming itself joins what its firing will list.
+            pending = rule_state.pending
+            if pending is not None and pending.arm == arm:
+                self._join(pending, evidence)
+            return
         rule_state.last_arm = arm
         outcome.decisions.append(Decision(rule.id, key, "armed", arm))
         matched = sorted(evidence, key=StoredEvent.sort_key)[-MAX_MATCHED_EVENTS:]
@@ -288,12 +320,20 @@ class Engine:
             self._fire(rule, state, rule_state, key, arm, due, matched, outcome)
         else:
             rule_state.pending = Pending(arm, due, [StoredEvent(e.id, e.name, e.ts, dict(e.props)) for e in matched])
-            outcome.timers.append(TimerSet(Timer(state.customer_id, rule.id, key, arm, due)))
+            timer = Timer(state.customer_id, rule.id, key, arm, due)
+            outcome.timers.append(TimerSet(timer, replaces=superseded is not None))
             return
         if kind is not None:
             outcome.decisions.append(Decision(rule.id, key, kind, due))
         if superseded is not None:
             outcome.timers.append(TimerCancel(state.customer_id, rule.id, key))
+
+    @staticmethod
+    def _join(pending: Pending, evidence: list[StoredEvent]) -> None:
+        known = {e.id for e in pending.matched}
+        late = [StoredEvent(e.id, e.name, e.ts, dict(e.props)) for e in evidence if e.id not in known]
+        if late:
+            pending.matched = sorted(pending.matched + late, key=StoredEvent.sort_key)[-MAX_MATCHED_EVENTS:]
 
     def _unless_known(self, rule: CompiledRule, state: CustomerState, key: str | None, arm: int, due: int) -> bool:
         for name, matchers in rule.unless.items():
@@ -342,6 +382,7 @@ class Engine:
                 channel=action.channel,
                 template=action.template,
                 events=tuple(MatchedEvent(e.name, e.id, e.ts, _unflatten(e.props)) for e in matched),
+                profile=state.traits(),
             )
         )
         outcome.decisions.append(Decision(rule.id, key, "fired", fired_at))
