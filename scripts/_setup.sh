@@ -1,4 +1,5 @@
-# Sourced by scripts/*: create .venv with the project and its dev dependencies if needed.
+# Sourced by scripts/*: create .venv with the project and its dev dependencies, and make sure a
+# supported Node.js (22+, for CDK synthesis through jsii) is on PATH. Safe to re-run.
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -15,4 +16,17 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
   "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
   touch "$stamp"
+fi
+
+node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+if [ -x .tools/node_modules/.bin/node ]; then
+  export PATH="$PWD/.tools/node_modules/.bin:$PATH"
+elif [ "$(node_major)" -lt 22 ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "== Node.js $(node --version 2>/dev/null || echo missing) is not supported by jsii: installing node@22 into .tools/"
+    npm install --silent --no-audit --no-fund --prefix .tools node@22 >/dev/null
+    export PATH="$PWD/.tools/node_modules/.bin:$PATH"
+  else
+    echo "warning: Node.js 22+ is needed for CDK synthesis and was not found (and npm is missing)." >&2
+  fi
 fi
