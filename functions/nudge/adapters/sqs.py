@@ -1,0 +1,77 @@
+"""SQS queues of the evaluator: firings for delivery, and rejected records with their reason."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ..engine import Firing
+from ..evaluator.records import Rejected
+
+SEND_BATCH_LIMIT = 10
+
+
+def _send_batches(client: Any, queue_url: str, entries: list[dict[str, Any]]) -> set[str]:
+    """SendMessageBatch, 10 entries a call; return the ids of entries that failed."""
+    failed: set[str] = set()
+    for start in range(0, len(entries), SEND_BATCH_LIMIT):
+        response = client.send_message_batch(QueueUrl=queue_url, Entries=entries[start : start + SEND_BATCH_LIMIT])
+        failed.update(entry["Id"] for entry in response.get("Failed", []))
+    return failed
+
+
+def firing_message(firing: Firing) -> str:
+    """The firings queue's message body: the decision and the profile delivery needs."""
+    return json.dumps(firing.to_json(with_profile=True), separators=(",", ":"), ensure_ascii=False)
+
+
+class SqsFiringSink:
+    """``FiringSink`` over the firings queue; the body is ``firing_message``."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self.client = client
+        self.queue_url = queue_url
+
+    def send(self, firings: Sequence[Firing]) -> list[Firing]:
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": firing_message(firing),
+                "MessageAttributes": {
+                    "rule": {"DataType": "String", "StringValue": firing.rule},
+                    "channel": {"DataType": "String", "StringValue": firing.channel},
+                },
+            }
+            for index, firing in enumerate(firings)
+        ]
+        failed = _send_batches(self.client, self.queue_url, entries)
+        return [firings[int(entry_id)] for entry_id in sorted(failed, key=int)]
+
+
+class SqsDeadLetters:
+    """``DeadLetters`` over the rejected-events queue: the record, base64, beside the reason."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self.client = client
+        self.queue_url = queue_url
+
+    def reject(self, rejected: Sequence[Rejected]) -> list[Rejected]:
+        entries = [
+            {
+                "Id": str(index),
+                "MessageBody": json.dumps(
+                    {
+                        "reason": item.reason,
+                        "sequence_number": item.record.sequence_number,
+                        "partition_key": item.record.partition_key,
+                        "data_base64": base64.b64encode(item.record.data).decode(),
+                    }
+                ),
+                "MessageAttributes": {"reason": {"DataType": "String", "StringValue": item.reason[:256]}},
+            }
+            for index, item in enumerate(rejected)
+        ]
+        failed = _send_batches(self.client, self.queue_url, entries)
+        return [rejected[int(entry_id)] for entry_id in sorted(failed, key=int)]

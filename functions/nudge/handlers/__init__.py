@@ -1,0 +1,1 @@
+"""Lambda entry points: parse the input, call the domain, map the result to the response."""

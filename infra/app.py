@@ -1,0 +1,54 @@
+"""Build the CDK app: settings from context, rules validated and compiled, cdk-nag attached."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from nudge.engine import RuleLoadError, compile_rules, load_rules_or_raise
+from nudge.settings import StackSettings
+
+from .bundling import PROJECT_ROOT, function_code
+from .stack import NudgeStack
+
+
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> tuple[cdk.App, NudgeStack]:
+    """The app ``cdk synth`` runs; tests call it with bundling turned off through ``context``."""
+    app = cdk.App(context=context, outdir=outdir)
+    settings = StackSettings.from_context(app.node.try_get_context("nudge") or _cdk_json_settings())
+    rules_dir = (PROJECT_ROOT / settings.rules_dir).resolve()
+    plan = compile_rules(load_rules_or_raise(rules_dir))
+    code = function_code(rules_dir, settings.architecture, settings.python_version)
+    stack = NudgeStack(
+        app,
+        "Nudge",
+        settings=settings,
+        plan=plan,
+        code=code,
+        rules_dir=rules_dir,
+        description="Nudge: behavioural triggers evaluated in real time",
+    )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app, stack
+
+
+def _cdk_json_settings() -> Any:
+    """cdk.json's ``nudge`` context, for ``python app.py`` run without the CDK CLI."""
+    return json.loads((PROJECT_ROOT / "cdk.json").read_text()).get("context", {}).get("nudge")
+
+
+def main() -> None:
+    try:
+        app, _ = build_app()
+    except RuleLoadError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(1)
+    app.synth()
+
+
+__all__ = ["Path", "build_app", "main"]

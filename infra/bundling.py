@@ -1,0 +1,62 @@
+"""Build the Lambda code asset without Docker: our package, the rules, and pip-installed wheels.
+
+pip downloads wheels for the Lambda platform (manylinux, arm64 or x86_64, the function's Python
+version, binary only), so a laptop of any architecture builds a bundle that runs on Lambda. boto3
+is left out: the runtime provides it. Tests skip bundling (``aws:cdk:bundling-stacks: []``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
+from aws_cdk import aws_lambda as lambda_
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+RUNTIME_REQUIREMENTS = PROJECT_ROOT / "functions" / "requirements.txt"
+PROVIDED_BY_RUNTIME = ("botocore", "botocore-*.dist-info", "jmespath", "jmespath-*.dist-info", "bin")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "cli", "py.typed")
+
+
+@jsii.implements(ILocalBundling)
+class PipBundling:
+    """Copies ``functions/nudge`` and ``rules/`` and installs the runtime wheels for Lambda."""
+
+    def __init__(self, rules_dir: Path, architecture: str, python_version: str) -> None:
+        self.rules_dir = rules_dir
+        self.platform = "manylinux2014_aarch64" if architecture == "arm64" else "manylinux2014_x86_64"
+        self.python_version = python_version
+
+    def try_bundle(self, output_dir: str, options: Any) -> bool:
+        out = Path(output_dir)
+        shutil.copytree(PROJECT_ROOT / "functions" / "nudge", out / "nudge", ignore=_IGNORED, dirs_exist_ok=True)
+        shutil.copytree(self.rules_dir, out / "rules", dirs_exist_ok=True)
+        command = [
+            sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+            "--target", str(out), "--platform", self.platform, "--implementation", "cp",
+            "--python-version", self.python_version, "--only-binary=:all:", "--upgrade",
+            "-r", str(RUNTIME_REQUIREMENTS),
+        ]  # fmt: skip
+        subprocess.run(command, check=True)
+        # aws-xray-sdk pulls in botocore (30 MB); the Lambda runtime already ships it with boto3.
+        for provided in PROVIDED_BY_RUNTIME:
+            for path in out.glob(provided):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return True
+
+
+def function_code(rules_dir: Path, architecture: str, python_version: str) -> lambda_.Code:
+    """The code asset shared by every Nudge function (hashed on its output, so rule edits redeploy)."""
+    return lambda_.Code.from_asset(
+        str(PROJECT_ROOT / "functions"),
+        asset_hash_type=AssetHashType.OUTPUT,
+        bundling=BundlingOptions(
+            image=DockerImage.from_registry("public.ecr.aws/sam/build-python" + python_version),
+            local=PipBundling(rules_dir, architecture, python_version),
+        ),
+    )

@@ -1,0 +1,50 @@
+"""Lambda event filters for the evaluator's stream mapping, generated from the deployed rules.
+
+A mapping takes at most 5 filters (ORed), each pattern at most 4096 characters. Records pass if:
+- ``data.event`` names an event some rule references (or ``identify``, which feeds the profile);
+- ``data.type`` is ``nudge.timer`` (a wait coming due);
+- ``data.event`` is missing, null or empty, so that JSON without a valid event reaches the
+  function and is parked in the rejected-events queue with a reason instead of vanishing.
+Records whose data is not JSON never match a data filter: Lambda drops them before invoking the
+function (counted in the mapping's metrics). The README lists what is and is not caught.
+"""
+
+from __future__ import annotations
+
+import json
+
+from nudge.engine import IDENTIFY, Plan
+from nudge.evaluator.records import TIMER_TYPE
+
+MAX_FILTERS = 5
+MAX_PATTERN_CHARS = 4096
+
+
+class TooManyEventNames(ValueError):
+    """The referenced event names do not fit in the filters a mapping allows."""
+
+
+def _pattern(data: dict[str, object]) -> str:
+    return json.dumps({"data": data}, separators=(",", ":"))
+
+
+def event_filter_patterns(plan: Plan) -> list[str]:
+    """The filter patterns (JSON strings) for the plan's referenced events, timers and bad JSON."""
+    names = sorted({*plan.referenced_events(), IDENTIFY})
+    fixed = [
+        _pattern({"type": [TIMER_TYPE]}),
+        _pattern({"event": [{"exists": False}]}),
+        _pattern({"event": [None, ""]}),
+    ]
+    chunks: list[list[str]] = [[]]
+    for name in names:
+        if len(_pattern({"event": [*chunks[-1], name]})) > MAX_PATTERN_CHARS:
+            chunks.append([])
+        chunks[-1].append(name)
+    patterns = [_pattern({"event": chunk}) for chunk in chunks] + fixed
+    if len(patterns) > MAX_FILTERS:
+        raise TooManyEventNames(
+            f"the rules reference {len(names)} event names, more than fit in {MAX_FILTERS - len(fixed)} "
+            f"filter(s) of {MAX_PATTERN_CHARS} characters; shorten event names or ask AWS for 10 filters"
+        )
+    return patterns

@@ -1,0 +1,131 @@
+"""NudgeStack: the rules, validated at synth, and every resource that runs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from nudge.engine import Plan
+from nudge.settings import StackSettings
+
+from .delivery import Delivery
+from .evaluation import Evaluation
+from .event_filters import event_filter_patterns
+from .ingestion import Ingestion
+from .monitoring import Monitoring
+from .state import CustomerState
+from .timers import Timers
+
+KMS_GRANT_REASON = "CDK's grant on the stack's one key for its encrypted queues and table; the resource is that key."
+
+
+class NudgeStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        plan: Plan,
+        code: lambda_.Code,
+        rules_dir: Path,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        self.settings = settings
+        self.key = kms.Key(
+            self, "Key", enable_key_rotation=True, alias=f"alias/{settings.prefix}", description="Nudge data at rest"
+        )
+        # CloudWatch alarms publish to the encrypted alarm topic.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        self.ingestion = Ingestion(self, "Ingestion", settings=settings, key=self.key)
+        self.state = CustomerState(self, "State", settings=settings, key=self.key)
+        self.timers = Timers(self, "Timers", settings=settings, key=self.key, stream=self.ingestion.stream)
+        self.delivery = Delivery(self, "Delivery", settings=settings, key=self.key, code=code)
+        self.evaluation = Evaluation(
+            self,
+            "Evaluation",
+            settings=settings,
+            key=self.key,
+            code=code,
+            stream=self.ingestion.stream,
+            table=self.state.table,
+            timers=self.timers,
+            firings_queue=self.delivery.queue,
+            filter_patterns=event_filter_patterns(plan),
+        )
+        self.monitoring = Monitoring(self, "Monitoring", settings=settings, key=self.key)
+        self.monitoring.watch_mapping("EvaluatorDroppedRecords", self.evaluation.source.event_source_mapping_id)
+        self.monitoring.watch_function("Evaluator", self.evaluation.function, iterator_age=True)
+        self.monitoring.watch_function("FiringsConsumer", self.delivery.function)
+        for alarm_id, queue, what in (
+            ("EvaluatorDeadLetters", self.evaluation.dead_letters, "the evaluator's dead-letter queue"),
+            ("RejectedEvents", self.evaluation.rejected, "the rejected-events queue"),
+            ("TimerDeadLetters", self.timers.dead_letters, "the timers' dead-letter queue"),
+            ("FiringDeadLetters", self.delivery.dead_letters, "the firings dead-letter queue"),
+        ):
+            self.monitoring.watch_queue(alarm_id, queue, what)
+        self._acknowledge()
+        CfnOutput(self, "EventsStreamName", value=self.ingestion.stream.stream_name)
+        CfnOutput(self, "EventsStreamArn", value=self.ingestion.stream.stream_arn)
+        CfnOutput(self, "StateTableName", value=self.state.table.table_name)
+        CfnOutput(self, "FiringsQueueUrl", value=self.delivery.queue.queue_url)
+        CfnOutput(self, "RejectedEventsQueueUrl", value=self.evaluation.rejected.queue_url)
+        CfnOutput(self, "RulesDeployed", value=",".join(rule.id for rule in plan.rules) or "(none)")
+
+    def _acknowledge(self) -> None:
+        """cdk-nag findings we accept, each with its reason."""
+        basic_role = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        for function in (self.evaluation.function, self.delivery.function):
+            Validations.of(function).acknowledge(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM4[{basic_role}]",
+                    reason="The AWS managed basic execution role only lets the function write its own logs.",
+                ),
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::*]",
+                    reason="X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+                ),
+                Acknowledgment(
+                    id="AwsSolutions-L1",
+                    reason=(
+                        "The Python runtime is a deliberate setting (python_version: 3.12 or 3.13), "
+                        "the versions the project and its bundled wheels are tested on."
+                    ),
+                ),
+            )
+        Validations.of(self.evaluation.function).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
+                reason=KMS_GRANT_REASON,
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
+                reason=KMS_GRANT_REASON,
+            ),
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
+                f"schedule/{self.settings.names.schedule_group}/*]",
+                reason=(
+                    "Timers are one schedule per (customer, rule, key), named at run time, so the grant covers "
+                    "every schedule of the stack's own group and no other."
+                ),
+            ),
+        )
+        Validations.of(self.ingestion.stream).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-KDS3",
+                reason="A customer-managed key is deliberate: one key, with its own policy, for all of Nudge's data.",
+            )
+        )

@@ -1,0 +1,286 @@
+"""The evaluator against moto: records from real put_records calls, state, schedules, queues."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from nudge.adapters.dynamodb_state import decode_state
+from nudge.adapters.scheduler import schedule_name
+from nudge.engine import iso
+from tests.support import at
+
+from .conftest import CallCounter, Clock, Harness
+
+
+def event(
+    event_name: str, when: str, customer: str = "c-1", /, event_id: str | None = None, **properties: object
+) -> dict:
+    body: dict = {
+        "event_id": event_id or f"{customer}-{event_name}-{when}",
+        "customer_id": customer,
+        "event": event_name,
+        "timestamp": iso(at(when)),
+        "properties": properties,
+    }
+    return body
+
+
+def identify(customer: str, when: str, **traits: object) -> dict:
+    return {
+        "event_id": f"{customer}-identify-{when}",
+        "customer_id": customer,
+        "event": "identify",
+        "timestamp": iso(at(when)),
+        "traits": traits,
+    }
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(at("10:00"))
+
+
+@pytest.fixture
+def harness(session, resources, clock) -> Harness:  # type: ignore[no-untyped-def]
+    return Harness(session, resources, clock)
+
+
+def cart(customer: str = "c-1") -> list[dict]:
+    return [
+        identify(customer, "09:00", email=f"{customer}@example.com", first_name="Ana"),
+        event("add_to_cart", "10:00", customer, sku="SKU-1", name="Yoga mat", price=29.9),
+        event("add_to_cart", "10:01", customer, sku="SKU-2", name="Blocks", price=9.5),
+        event("checkout_viewed", "10:05", customer),
+    ]
+
+
+def test_cart_abandonment_schedules_a_timer_and_fires_when_it_comes_back(harness: Harness, clock: Clock):
+    harness.stream.put(*cart())
+    clock.now_ms = at("10:05")
+    report = harness.evaluate()
+    assert report.failed_sequence_number is None
+    assert (report.timers_set, report.firings, report.writes) == (1, 0, 1)
+
+    schedule = harness.session.client("scheduler").get_schedule(
+        Name=schedule_name("c-1", "cart_abandonment", None), GroupName=harness.resources.config.schedule_group
+    )
+    assert schedule["ScheduleExpression"] == "at(2026-11-22T11:05:00)"
+    assert schedule["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert schedule["ActionAfterCompletion"] == "DELETE"
+    target = schedule["Target"]
+    assert target["Arn"] == harness.resources.config.events_stream_arn
+    assert target["KinesisParameters"] == {"PartitionKey": "c-1"}
+    assert target["DeadLetterConfig"]["Arn"] == harness.resources.config.timers_dlq_arn
+    assert json.loads(target["Input"])["type"] == "nudge.timer"
+
+    item = harness.item("c-1")
+    assert item is not None
+    assert item["version"] == {"N": "1"}
+    assert int(item["expires_at"]["N"]) >= at("11:05") // 1000
+
+    clock.now_ms = at("11:05")
+    assert harness.fire_due_timers() == 1
+    report = harness.evaluate()
+    assert report.firings == 1
+    [firing] = harness.firings()
+    assert firing["rule"] == "cart_abandonment"
+    assert firing["fired_at"] == "2026-11-22T11:05:00Z"
+    assert firing["profile"]["email"] == "c-1@example.com"
+    assert [e["properties"].get("name") for e in firing["events"]] == ["Yoga mat", "Blocks", None]
+
+
+def test_purchase_during_the_wait_deletes_the_schedule_and_nothing_fires(harness: Harness, clock: Clock):
+    harness.stream.put(*cart())
+    clock.now_ms = at("10:05")
+    harness.evaluate()
+    harness.stream.put(event("purchase", "10:30", sku="SKU-1"))
+    clock.now_ms = at("10:30")
+    report = harness.evaluate()
+    assert report.timers_cancelled == 1
+    assert harness.schedules.pending() == []
+    clock.now_ms = at("12:00")
+    assert harness.fire_due_timers() == 0
+    assert harness.firings() == []
+
+
+def test_timer_for_a_cancelled_wait_is_a_no_op(harness: Harness, clock: Clock):
+    harness.stream.put(*cart())
+    clock.now_ms = at("10:05")
+    harness.evaluate()
+    [pending] = harness.schedules.pending()
+    harness.stream.put(event("purchase", "10:30", sku="SKU-1"))
+    clock.now_ms = at("10:30")
+    harness.evaluate()
+    # The timer fires anyway (a delete that raced its delivery): it must change nothing.
+    harness.stream.put(("c-1", pending.payload.encode()))
+    clock.now_ms = at("11:05")
+    report = harness.evaluate()
+    assert report.failed_sequence_number is None
+    assert report.firings == 0
+    assert harness.firings() == []
+
+
+def test_out_of_order_and_duplicate_records_fire_once(harness: Harness, clock: Clock):
+    first, add_1, add_2, checkout = cart()
+    harness.stream.put(checkout, add_2, first, checkout, add_1, add_1)
+    clock.now_ms = at("10:05")
+    harness.evaluate()
+    harness.stream.put(checkout, add_1)  # re-delivered in a later batch
+    harness.evaluate()
+    clock.now_ms = at("11:05")
+    harness.fire_due_timers()
+    harness.evaluate()
+    firings = harness.firings()
+    assert [f["fired_at"] for f in firings] == ["2026-11-22T11:05:00Z"]
+    assert len(firings[0]["events"]) == 3
+
+
+def test_retried_batch_produces_no_second_firing(harness: Harness, clock: Clock):
+    harness.stream.put(
+        event("product_viewed", "10:00", sku="SKU-YOGA-MAT"), event("product_viewed", "10:10", sku="SKU-YOGA-BLOCKS")
+    )
+    records = harness.stream.read()
+    clock.now_ms = at("10:10")
+    assert harness.evaluate(records).firings == 1
+    assert harness.evaluate(records).firings == 0  # Lambda retried the same batch
+    assert len(harness.firings()) == 1
+
+
+def test_poison_records_in_the_middle_of_a_batch_are_parked_with_their_reason(harness: Harness, clock: Clock):
+    good_before = event("product_viewed", "10:00", sku="SKU-YOGA-MAT")
+    good_after = event("product_viewed", "10:10", sku="SKU-YOGA-BLOCKS")
+    no_offset = dict(event("add_to_cart", "10:02"), timestamp="2026-11-22T10:02:00")
+    harness.stream.put(
+        good_before,
+        ("c-1", b"this is not json"),
+        {"customer_id": "c-1", "event_id": "x"},
+        no_offset,
+        ("c-1", json.dumps({**good_before, "event_id": "big", "properties": {"blob": "x" * 70_000}}).encode()),
+        good_after,
+    )
+    clock.now_ms = at("10:10")
+    report = harness.evaluate()
+    assert report.failed_sequence_number is None
+    assert report.rejected == 4
+    reasons = [r["reason"] for r in harness.rejected()]
+    assert reasons[0] == "not JSON"
+    assert "event: Field required" in reasons[1]
+    assert "timestamp" in reasons[2]
+    assert "limit is" in reasons[3]
+    assert [f["rule"] for f in harness.firings()] == ["yoga_mat_then_blocks"]
+
+
+def test_record_whose_partition_key_is_not_its_customer_is_rejected(harness: Harness):
+    harness.stream.put(("someone-else", json.dumps(event("purchase", "10:00")).encode()))
+    report = harness.evaluate()
+    assert report.rejected == 1
+    assert harness.rejected()[0]["reason"] == "partition key differs from customer_id"
+
+
+def test_concurrent_write_is_detected_and_the_customer_is_evaluated_again(harness: Harness, clock: Clock):
+    harness.stream.put(cart()[0])
+    clock.now_ms = at("10:00")
+    harness.evaluate()
+    # Another writer (an overlapping retry) stores a newer state between our read and our write.
+    store = harness.evaluator.store
+    original_load = store.load_many
+
+    def load_then_race(customer_ids):  # type: ignore[no-untyped-def]
+        loaded = original_load(customer_ids)
+        store.load_many = original_load  # type: ignore[method-assign]
+        other = original_load(["c-1"])["c-1"]
+        store.save(other, 2_000_000_000)
+        return loaded
+
+    store.load_many = load_then_race  # type: ignore[method-assign]
+    harness.stream.put(*cart()[1:])
+    clock.now_ms = at("10:05")
+    report = harness.evaluate()
+    assert report.conflicts == 1
+    assert report.failed_sequence_number is None
+    item = harness.item("c-1")
+    assert item is not None and item["version"] == {"N": "3"}  # ours, then theirs, then ours again
+    assert ("cart_abandonment", None) in decode_state(item["state"]["B"]).rules
+
+
+def test_scheduler_failure_for_one_customer_resumes_from_its_earliest_record(harness: Harness, clock: Clock):
+    failing = schedule_name("c-2", "cart_abandonment", None)
+
+    def refuse(params, **_):  # type: ignore[no-untyped-def]
+        if params.get("Name") == failing:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "CreateSchedule")
+
+    scheduler_client = harness.evaluator.scheduler.client  # type: ignore[attr-defined]
+    scheduler_client.meta.events.register("before-parameter-build.scheduler.CreateSchedule", refuse)
+    harness.stream.put(*cart("c-1"), *cart("c-2"), *cart("c-3"))
+    records = harness.stream.read()
+    clock.now_ms = at("10:05")
+    report = harness.evaluate(records)
+    c2_first = next(r for r in records if r.partition_key == "c-2")
+    assert report.failed_sequence_number == c2_first.sequence_number
+    assert harness.item("c-2") is None  # nothing written for the failed customer
+
+    scheduler_client.meta.events.unregister("before-parameter-build.scheduler.CreateSchedule", refuse)
+    index = records.index(c2_first)
+    report = harness.evaluate(records[index:])  # Lambda redelivers from the failed record on
+    assert report.failed_sequence_number is None
+    assert len(harness.schedules.pending()) == 3
+    clock.now_ms = at("11:05")
+    harness.fire_due_timers()
+    harness.evaluate()
+    assert sorted(f["customer_id"] for f in harness.firings()) == ["c-1", "c-2", "c-3"]
+
+
+def test_rules_changed_since_the_state_was_written(harness: Harness, clock: Clock, tmp_path: Path):
+    harness.stream.put(*cart())
+    clock.now_ms = at("10:05")
+    harness.evaluate()
+    [pending] = harness.schedules.pending()
+    new_rules = tmp_path / "rules"
+    new_rules.mkdir()
+    shutil.copy("rules/product_x_then_y.yaml", new_rules)
+    harness.rebuild(str(new_rules))  # a deployment removed cart_abandonment
+    harness.stream.put(("c-1", pending.payload.encode()), event("product_viewed", "10:20", sku="SKU-YOGA-MAT"))
+    clock.now_ms = at("11:05")
+    report = harness.evaluate()
+    assert report.failed_sequence_number is None
+    assert report.firings == 0
+    item = harness.item("c-1")
+    assert item is not None
+    state = decode_state(item["state"]["B"])
+    assert set(state.events) == {"product_viewed"}
+    assert not any(rule == "cart_abandonment" for rule, _ in state.rules)
+
+
+def test_batch_io_is_bounded(session, resources, clock):  # type: ignore[no-untyped-def]
+    counter = CallCounter(session)
+    harness = Harness(session, resources, clock)
+    events = []
+    for n in range(250):
+        customer = f"c-{n}"
+        events.append(event("page_viewed", "10:00", customer, section="blog"))  # referenced by no filter
+        events.append(event("product_viewed", "10:01", customer, sku="SKU-YOGA-MAT"))
+    events.append(event("remove_from_cart", "10:02", "c-0"))  # no rule references it
+    for start in range(0, len(events), 500):
+        harness.stream.put(*events[start : start + 500])
+    records = harness.stream.read()
+    counter.reset()
+    clock.now_ms = at("10:02")
+    report = harness.evaluate(records)
+    assert report.skipped == 251
+    assert counter.calls[("dynamodb", "BatchGetItem")] <= 3  # ceil(250 / 100)
+    assert counter.calls[("dynamodb", "PutItem")] == report.writes == 250
+    assert counter.calls[("scheduler", "CreateSchedule")] == 0
+    assert counter.calls[("sqs", "SendMessageBatch")] == 0
+
+    harness.stream.put(*[event("page_viewed", "10:05", f"c-{n}", section="blog") for n in range(50)])
+    records = harness.stream.read()
+    counter.reset()
+    report = harness.evaluate(records)
+    assert report.skipped == 50
+    assert sum(counter.calls.values()) == 0  # events no rule references cost no I/O at all
