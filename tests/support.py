@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
+
 from nudge.engine import Event, Firing, Plan, Rule, compile_rules, replay
 from nudge.engine.loader import _RuleLoader
 

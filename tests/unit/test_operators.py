@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nudge.engine.operators import MISSING, compile_test, count_capacity, resolve
 from nudge.engine.rules import normalize_test
 

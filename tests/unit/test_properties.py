@@ -11,8 +11,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nudge.engine import CustomerState, Engine, Event, Plan, compile_rules, load_rules_or_raise, replay
 
+from nudge.engine import CustomerState, Engine, Event, Plan, compile_rules, load_rules_or_raise, replay
 from tests.support import at, plan
 
 BASE = at("00:00")
