@@ -153,15 +153,27 @@ def _clean_loc(loc: Loc, doc: Any) -> Loc:
     """Drop union tags (``sequence``, ``event``...) that pydantic inserts but the file does not hold."""
     cleaned: list[str | int] = []
     current = doc
-    for part in loc:
-        in_mapping = isinstance(current, dict) and part in current
-        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
-        if in_mapping or in_list:
+    for index, part in enumerate(loc):
+        following = loc[index + 1] if index + 1 < len(loc) else None
+        if isinstance(current, dict) and part in current:
+            # A tag can share its name with a key (`event`): it is a tag when the next part is
+            # found beside it rather than under it.
+            if following is not None and not _holds(current[part], following) and _holds(current, following):
+                continue
+            cleaned.append(part)
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
             cleaned.append(part)
             current = current[part]
         elif not isinstance(current, dict | list):
             cleaned.append(part)
     return tuple(cleaned)
+
+
+def _holds(container: Any, part: str | int) -> bool:
+    if isinstance(container, dict):
+        return part in container
+    return isinstance(container, list) and isinstance(part, int) and 0 <= part < len(container)
 
 
 def _load_document(path: Path, label: str, result: RuleSet) -> list[tuple[Any, yaml.Node]]:
@@ -219,7 +231,9 @@ def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
                 for error in exc.errors(include_url=False):
                     loc, message = _message(error)
                     loc = _clean_loc(loc, data)
-                    result.diagnostics.append(Diagnostic(label, _line_of(node, loc), message, where=_dotted(loc)))
+                    # An unknown key is reported on its own line, under the mapping that holds it.
+                    line_loc = (*loc, error["loc"][-1]) if error["type"] == "extra_forbidden" else loc
+                    result.diagnostics.append(Diagnostic(label, _line_of(node, line_loc), message, where=_dotted(loc)))
                 continue
             for problem in check_rule(rule):
                 result.diagnostics.append(_locate(problem, label, node, data))
