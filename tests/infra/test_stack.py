@@ -1,0 +1,208 @@
+"""The synthesized template: every resource and setting the runtime relies on, and cdk-nag clean.
+
+The stack is synthesized once for the module (jsii synthesis costs seconds), without bundling.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from infra.app import build_app
+from infra.event_filters import event_filter_patterns
+from nudge.engine import RuleLoadError, compile_rules, load_rules_or_raise
+
+NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    _, stack = build_app(context=NO_BUNDLING)
+    return Template.from_stack(stack)
+
+
+def only(template: Template, kind: str, props: dict[str, Any] | None = None) -> dict[str, Any]:
+    found = template.find_resources(kind, {"Properties": props} if props else None)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return next(iter(found.values()))
+
+
+def test_events_stream_is_on_demand_and_kms_encrypted(template: Template):
+    template.has_resource_properties(
+        "AWS::Kinesis::Stream",
+        {
+            "Name": "nudge-events",
+            "StreamModeDetails": {"StreamMode": "ON_DEMAND"},
+            "StreamEncryption": {"EncryptionType": "KMS", "KeyId": Match.any_value()},
+        },
+    )
+
+
+def test_event_source_mapping_settings(template: Template):
+    mapping = only(template, "AWS::Lambda::EventSourceMapping", {"FilterCriteria": Match.any_value()})
+    props = mapping["Properties"]
+    assert props["BatchSize"] == 500
+    assert props["MaximumBatchingWindowInSeconds"] == 1
+    assert props["BisectBatchOnFunctionError"] is True
+    assert props["MaximumRetryAttempts"] == 5
+    assert props["MaximumRecordAgeInSeconds"] == 21600
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["StartingPosition"] == "TRIM_HORIZON"
+    assert props["MetricsConfig"] == {"Metrics": ["EventCount"]}
+    assert "OnFailure" in props["DestinationConfig"]
+
+
+def test_event_filters_are_generated_from_the_deployed_rules(template: Template):
+    mapping = only(template, "AWS::Lambda::EventSourceMapping", {"FilterCriteria": Match.any_value()})
+    patterns = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
+    plan = compile_rules(load_rules_or_raise("rules"))
+    names = sorted({*plan.referenced_events(), "identify"})
+    assert patterns[0] == {"data": {"event": names}}
+    assert {"data": {"type": ["nudge.timer"]}} in patterns
+    assert {"data": {"event": [{"exists": False}]}} in patterns
+    assert {"data": {"event": [None, ""]}} in patterns
+    assert len(patterns) <= 5
+    assert "page_viewed" in names and "remove_from_cart" not in names
+
+
+def test_dropped_records_raise_an_alarm(template: Template):
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "DroppedEventCount", "Namespace": "AWS/Lambda", "Threshold": 1},
+    )
+
+
+def test_state_table_is_on_demand_with_pitr_kms_and_ttl(template: Template):
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "TableName": "nudge-customer-state",
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": Match.any_value()},
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        },
+    )
+
+
+def test_every_queue_is_kms_encrypted(template: Template):
+    queues = template.find_resources("AWS::SQS::Queue")
+    # firings + its DLQ, the evaluator's DLQ, rejected events, the timers' DLQ
+    assert len(queues) == 5
+    for queue in queues.values():
+        assert "KmsMasterKeyId" in queue["Properties"]
+
+
+def test_schedule_group_and_scheduler_role_may_only_put_to_the_stream(template: Template):
+    template.has_resource_properties("AWS::Scheduler::ScheduleGroup", {"Name": "nudge-timers"})
+    roles = template.find_resources(
+        "AWS::IAM::Role",
+        {
+            "Properties": {
+                "AssumeRolePolicyDocument": {
+                    "Statement": Match.array_with(
+                        [Match.object_like({"Principal": {"Service": "scheduler.amazonaws.com"}})]
+                    )
+                }
+            }
+        },
+    )
+    [role_id] = roles
+    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
+    [policy] = policies.values()
+    actions = sorted(
+        action
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+    )
+    assert actions == [
+        "kinesis:PutRecord",
+        "kinesis:PutRecords",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "sqs:SendMessage",
+    ]
+    kinesis = next(s for s in policy["Properties"]["PolicyDocument"]["Statement"] if "kinesis:PutRecord" in s["Action"])
+    assert kinesis["Resource"] == {"Fn::GetAtt": [Match.any_value(), "Arn"]} or "Fn::GetAtt" in kinesis["Resource"]
+
+
+def test_functions_are_arm64_python_with_tracing(template: Template):
+    functions = template.find_resources("AWS::Lambda::Function")
+    handlers = {f["Properties"]["Handler"] for f in functions.values()}
+    assert handlers == {"nudge.handlers.evaluator.handler", "nudge.handlers.firings_consumer.handler"}
+    for function in functions.values():
+        props = function["Properties"]
+        assert props["Architectures"] == ["arm64"]
+        assert props["Runtime"] in ("python3.12", "python3.13")
+        assert props["TracingConfig"] == {"Mode": "Active"}
+
+
+def test_evaluator_is_told_where_everything_is(template: Template):
+    evaluator = only(template, "AWS::Lambda::Function", {"Handler": "nudge.handlers.evaluator.handler"})
+    variables = evaluator["Properties"]["Environment"]["Variables"]
+    for name in (
+        "NUDGE_STATE_TABLE",
+        "NUDGE_EVENTS_STREAM_ARN",
+        "NUDGE_SCHEDULE_GROUP",
+        "NUDGE_SCHEDULER_ROLE_ARN",
+        "NUDGE_TIMERS_DLQ_ARN",
+        "NUDGE_FIRINGS_QUEUE_URL",
+        "NUDGE_REJECTED_QUEUE_URL",
+    ):
+        assert name in variables
+    assert variables["NUDGE_RULES_DIR"] == "/var/task/rules"
+
+
+def test_evaluator_may_only_touch_state_items_it_uses(template: Template):
+    evaluator_policies = [
+        p
+        for p in template.find_resources("AWS::IAM::Policy").values()
+        if any("Evaluation" in r["Ref"] for r in p["Properties"]["Roles"])
+    ]
+    dynamodb_actions = {
+        action
+        for policy in evaluator_policies
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        if action.startswith("dynamodb:")
+    }
+    assert dynamodb_actions == {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+
+
+def test_data_key_rotates(template: Template):
+    template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+def test_outputs_name_the_stream(template: Template):
+    outputs = template.find_outputs("EventsStreamName")
+    assert outputs
+
+
+def test_an_invalid_rule_fails_synth_with_its_file_and_line(tmp_path: Path):
+    (tmp_path / "bad.yaml").write_text("id: bad\nwhen:\n  event: purchase\n  within: 1hr\naction: {channel: event}\n")
+    with pytest.raises(RuleLoadError) as raised:
+        build_app(context={**NO_BUNDLING, "nudge": {"rules_dir": str(tmp_path)}})
+    assert f"{tmp_path / 'bad.yaml'}:4:" in str(raised.value)
+    assert "bad duration" in str(raised.value)
+
+
+def test_event_filters_split_long_name_lists_and_refuse_what_cannot_fit():
+    from nudge.engine import Rule
+
+    def plan_with(names: list[str]):  # type: ignore[no-untyped-def]
+        rules = [
+            Rule.model_validate({"id": f"r{i}", "when": {"event": name}, "action": {"channel": "event"}})
+            for i, name in enumerate(names)
+        ]
+        return compile_rules(rules)
+
+    patterns = event_filter_patterns(plan_with([f"event_{i:03d}_{'x' * 100}" for i in range(60)]))
+    assert len(patterns) == 5
+    assert all(len(p) <= 4096 for p in patterns)
+    with pytest.raises(ValueError, match="event names"):
+        event_filter_patterns(plan_with([f"event_{i:03d}_{'x' * 100}" for i in range(200)]))
