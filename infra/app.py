@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,10 @@ def _cdk_json_settings() -> Any:
 
 
 def main() -> None:
+    # The CDK CLI sets CDK_OUTDIR; `python app.py` alone writes to ./cdk.out like `cdk synth` would.
+    outdir = None if os.environ.get("CDK_OUTDIR") else str(PROJECT_ROOT / "cdk.out")
     try:
-        app, _ = build_app()
+        app, _ = build_app(outdir=outdir)
     except RuleLoadError as exc:
         print(exc, file=sys.stderr)
         sys.exit(1)
