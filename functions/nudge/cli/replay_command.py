@@ -6,9 +6,9 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ..engine import (
     EventError,
@@ -48,23 +48,40 @@ class BadLine(Exception):
     pass
 
 
-def read_events(stream: TextIO, label: str, errors: TextIO, counter: list[int]) -> Iterator[tuple[int, Event]]:
-    """Yield (line number, event) for good lines; report bad ones on ``errors`` and count them."""
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
+def read_events(stream: Iterable[bytes], label: str, errors: TextIO, counter: list[int]) -> Iterator[tuple[int, Event]]:
+    """Yield (line number, event) for good lines; report bad ones on ``errors`` and count them.
+
+    Lines are read as bytes and decoded one at a time, so a line that is not valid UTF-8 is
+    reported and skipped like any other bad line instead of aborting the whole replay.
+    """
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
             continue
         try:
-            yield number, parse_event(line)
+            # utf-8-sig: a byte order mark some editors put at the start of a file is not an error.
+            event = parse_event(raw.decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            reason = f"not UTF-8 text: {exc.reason} at byte {exc.start + 1}"
         except EventError as exc:
-            counter[0] += 1
-            print(f"{label}:{number}: bad event: {exc.reason}", file=errors)
+            reason = exc.reason
+        else:
+            yield number, event
+            continue
+        counter[0] += 1
+        print(f"{label}:{number}: bad event: {reason}", file=errors)
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.rules.exists():
+        print(f"{args.rules}: no such rules folder or file", file=sys.stderr)
+        return 2
     try:
         plan = compile_rules(load_rules_or_raise(args.rules))
     except RuleLoadError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"{exc.filename or args.rules}: cannot read rules: {exc.strerror or exc}", file=sys.stderr)
         return 2
     until = None
     if args.until:
@@ -78,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
     firings: list[Firing] = []
     out = sys.stdout
     if str(args.events) == "-":
-        stream: TextIO = sys.stdin
+        stream: BinaryIO = sys.stdin.buffer
         total = 0
         label = "<stdin>"
     else:
         try:
-            stream = args.events.open(encoding="utf-8")
+            stream = args.events.open("rb")
         except OSError as exc:
             print(f"cannot read events: {exc}", file=sys.stderr)
             return 2
@@ -92,8 +109,14 @@ def run(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() and not args.no_progress and total > 0
     progress = Progress(total, sys.stderr, show)
     count = 0
+    after_until = 0
     with stream:
         for _, event in read_events(stream, label, sys.stderr, bad):
+            if until is not None and event.ts > until:
+                # The replay ends at --until: a later event would move the clock past it and let
+                # waits due after --until fire.
+                after_until += 1
+                continue
             emitted = replayer.feed(event)
             _emit(emitted, args.json, out, firings)
             count += len(emitted)
@@ -105,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         progress.close(total, replayer.stats.events, count)
     if not args.json:
         _print_table(firings, replayer.stats, out)
+    if after_until:
+        print(f"{after_until:,} event(s) after --until {iso(until or 0)} not replayed", file=sys.stderr)
     if bad[0]:
         print(f"{bad[0]} bad event line(s) skipped", file=sys.stderr)
         return 1

@@ -1,0 +1,366 @@
+"""``nudge replay`` through ``nudge.cli.main.main``: output formats, bad lines, --until, rule errors, memory."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nudge.cli.main import main
+from nudge.engine import Replayer, compile_rules, load_rules, load_rules_or_raise, parse_event
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "rules"
+SCENARIOS = ROOT / "examples" / "scenarios"
+CART_FIRES = SCENARIOS / "cart_abandonment.fires.jsonl"
+ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+def nudge(capsys: pytest.CaptureFixture[str], *args: str | Path, rules: str | Path = RULES) -> tuple[int, str, str]:
+    code = main(["replay", "--rules", str(rules), "--no-progress", *(str(a) for a in args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def envelope(event_id: str, event: str, timestamp: str, customer: str = "c-77", **properties: Any) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "customer_id": customer,
+            "event": event,
+            "timestamp": timestamp,
+            "properties": properties,
+        }
+    )
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def table_rows(text: str) -> list[list[str]]:
+    return [line.split() for line in text.splitlines() if line.strip()]
+
+
+# -- --json ---------------------------------------------------------------------------------------------------------
+
+
+def test_json_prints_one_object_per_firing(capsys):
+    code, out, err = nudge(capsys, "--events", CART_FIRES, "--json")
+
+    assert code == 0
+    assert err == ""
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert [(o["rule"], o["customer_id"], o["key"], o["fired_at"], o["channel"]) for o in objects] == [
+        ("cart_abandonment", "c-1001", None, "2026-11-21T11:12:00Z", "email"),
+        ("cart_abandonment", "c-1002", None, "2026-11-21T15:33:00Z", "email"),
+    ]
+    for o in objects:
+        assert {"firing_id", "rule", "customer_id", "key", "fired_at", "armed_at", "channel", "template", "events"} <= (
+            o.keys()
+        )
+        assert ISO_Z.match(o["fired_at"])
+        assert ISO_Z.match(o["armed_at"])
+        assert all(ISO_Z.match(e["timestamp"]) for e in o["events"])
+    cart_lines = [e["properties"] for e in objects[0]["events"] if e["event"] == "add_to_cart"]
+    assert [(line["name"], line["price"]) for line in cart_lines] == [
+        ("Trailblazer GTX Trail Running Shoe", 129.0),
+        ("Merino Trail Socks (2-pack)", 24.0),
+    ]
+
+
+def test_json_carries_the_key_of_keyed_rules(capsys):
+    code, out, _ = nudge(capsys, "--events", SCENARIOS / "repeated_product_views.fires.jsonl", "--json")
+
+    assert code == 0
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert [(o["customer_id"], o["key"], o["fired_at"], o["channel"]) for o in objects] == [
+        ("c-3001", "SKU-THROW-GRY", "2026-11-12T10:30:00Z", "push"),
+        ("c-3002", "SKU-ESPRESSO-PRO", "2026-11-13T23:30:00Z", "push"),
+    ]
+
+
+def test_json_prints_nothing_for_a_quiet_scenario(capsys):
+    code, out, err = nudge(capsys, "--events", SCENARIOS / "cart_abandonment.quiet.jsonl", "--json")
+
+    assert (code, out, err) == (0, "", "")
+
+
+# -- table ----------------------------------------------------------------------------------------------------------
+
+
+def test_table_prints_the_firings_and_a_per_rule_summary(capsys):
+    code, out, err = nudge(capsys, "--events", CART_FIRES)
+
+    assert code == 0
+    assert err == ""
+    rows = table_rows(out)
+    assert rows[0] == ["FIRED", "AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS"]
+    assert rows[1] == ["2026-11-21T11:12:00Z", "cart_abandonment", "c-1001", "-", "email", "3"]
+    assert rows[2] == ["2026-11-21T15:33:00Z", "cart_abandonment", "c-1002", "-", "email", "4"]
+    header = ["RULE", "ARMED", "FIRED", "CANCELLED", "DEBOUNCED", "NOT", "IN", "AUDIENCE", "COOLDOWN"]
+    assert rows[3] == header
+    summary = {row[0]: row[1:] for row in rows[4:-1]}
+    assert set(summary) == {rule.id for rule in load_rules_or_raise(RULES)}
+    assert summary["cart_abandonment"] == ["3", "2", "0", "1", "0", "0"]
+    assert all(counts == ["0"] * 6 for rule, counts in summary.items() if rule != "cart_abandonment")
+    assert out.splitlines()[-1] == "16 events read, 9 used by rules, 2 firings, 2 waits came due"
+
+
+def test_table_says_no_firings_and_counts_the_cancelled_wait(capsys):
+    code, out, _ = nudge(capsys, "--events", SCENARIOS / "cart_abandonment.quiet.jsonl")
+
+    assert code == 0
+    assert out.splitlines()[0] == "no firings"
+    rows = {row[0]: row[1:] for row in table_rows(out)}
+    assert rows["cart_abandonment"] == ["1", "0", "1", "0", "0", "0"]
+    assert out.splitlines()[-1] == "10 events read, 6 used by rules, 0 firings, 0 waits came due"
+
+
+# -- bad lines ------------------------------------------------------------------------------------------------------
+
+
+def test_bad_lines_are_reported_with_their_line_number_and_skipped(capsys, tmp_path):
+    no_customer = json.loads(envelope("bad-2", "add_to_cart", "2026-11-21T10:01:00Z"))
+    del no_customer["customer_id"]
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            envelope("ok-1", "add_to_cart", "2026-11-21T10:00:00Z", sku="SKU-1", name="Linen Apron", price=32.0),
+            "this is not JSON",
+            json.dumps(no_customer),
+            "",
+            envelope("ok-2", "checkout_viewed", "2026-11-21T10:05:00Z"),
+            envelope("bad-3", "purchase", "2026-11-21T10:30:00", sku="SKU-1", name="Linen Apron", price=32.0),
+        ],
+    )
+
+    code, out, err = nudge(capsys, "--events", events, "--json")
+
+    assert code == 1
+    messages = err.splitlines()
+    assert len(messages) == 4
+    assert messages[0].startswith(f"{events}:2: bad event: not JSON")
+    assert messages[1].startswith(f"{events}:3: bad event: customer_id:")
+    assert messages[2].startswith(f"{events}:6: bad event: timestamp:")
+    assert "UTC offset" in messages[2]
+    assert messages[3] == "3 bad event line(s) skipped"
+    # The purchase on line 6 was skipped, so it does not cancel the reminder the good lines arm.
+    firings = [json.loads(line) for line in out.splitlines()]
+    assert [(f["rule"], f["customer_id"], f["fired_at"]) for f in firings] == [
+        ("cart_abandonment", "c-77", "2026-11-21T11:05:00Z")
+    ]
+    assert firings[0]["events"][0]["properties"] == {"sku": "SKU-1", "name": "Linen Apron", "price": 32.0}
+
+
+def test_bad_lines_in_table_mode_still_print_the_table(capsys, tmp_path):
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            envelope("ok-1", "add_to_cart", "2026-11-21T10:00:00Z"),
+            '["an", "array"]',
+            envelope("ok-2", "checkout_viewed", "2026-11-21T10:05:00Z"),
+        ],
+    )
+
+    code, out, err = nudge(capsys, "--events", events)
+
+    assert code == 1
+    assert err.splitlines() == [
+        f"{events}:2: bad event: an event must be a JSON object, not list",
+        "1 bad event line(s) skipped",
+    ]
+    assert table_rows(out)[1] == ["2026-11-21T11:05:00Z", "cart_abandonment", "c-77", "-", "email", "2"]
+    assert out.splitlines()[-1] == "2 events read, 2 used by rules, 1 firings, 1 waits came due"
+
+
+def test_a_line_that_is_not_utf8_is_a_bad_line_not_a_crash(capsys, tmp_path):
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        envelope("ok-1", "add_to_cart", "2026-11-21T10:00:00Z").encode()
+        + b"\n"
+        + b'{"event_id": "bad-\xff", "customer_id": "c-77"}\n'
+        + envelope("ok-2", "checkout_viewed", "2026-11-21T10:05:00Z").encode()
+        + b"\n"
+    )
+
+    code, out, err = nudge(capsys, "--events", events, "--json")
+
+    assert code == 1
+    assert err.splitlines()[0].startswith(f"{events}:2: bad event: not UTF-8")
+    assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["2026-11-21T11:05:00Z"]
+
+
+# -- --until --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("until", "fired"),
+    [
+        ("2026-11-21T15:32:59Z", ["2026-11-21T11:12:00Z"]),
+        ("2026-11-21T15:33:00Z", ["2026-11-21T11:12:00Z", "2026-11-21T15:33:00Z"]),  # due at --until: fires
+        ("2026-11-21T16:33:00+01:00", ["2026-11-21T11:12:00Z", "2026-11-21T15:33:00Z"]),  # any offset
+        ("2026-11-30T00:00:00Z", ["2026-11-21T11:12:00Z", "2026-11-21T15:33:00Z"]),
+    ],
+)
+def test_until_stops_waits_due_after_it(capsys, tmp_path, until, fired):
+    # The cart scenario up to 15:02: Maya's wait (due 11:12) comes due while the file is read, Tom's (due
+    # 15:33) is still pending at the end of the input.
+    lines = CART_FIRES.read_text(encoding="utf-8").splitlines()[:15]
+    assert json.loads(lines[-1])["timestamp"] == "2026-11-21T15:02:00Z"
+    events = write_lines(tmp_path / "events.jsonl", lines)
+
+    code, out, err = nudge(capsys, "--events", events, "--json", "--until", until)
+
+    assert (code, err) == (0, "")
+    assert [json.loads(line)["fired_at"] for line in out.splitlines()] == fired
+
+
+def test_until_before_the_end_of_the_file_prints_no_firing_after_it(capsys):
+    # The file goes on until 16:10, so without care its later events would carry the clock past --until.
+    code, out, err = nudge(capsys, "--events", CART_FIRES, "--json", "--until", "2026-11-21T15:00:00Z")
+
+    assert code == 0
+    assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["2026-11-21T11:12:00Z"]
+    assert err == "2 event(s) after --until 2026-11-21T15:00:00Z not replayed\n"
+
+
+def test_until_without_offset_is_rejected(capsys):
+    code, out, err = nudge(capsys, "--events", CART_FIRES, "--until", "2026-11-21T15:00:00")
+
+    assert code == 2
+    assert out == ""
+    assert err.startswith("--until: ") and "UTC offset" in err
+
+
+# -- rule errors ----------------------------------------------------------------------------------------------------
+
+
+def test_missing_rules_folder_exits_2(capsys, tmp_path):
+    missing = tmp_path / "no-such-rules"
+
+    code, out, err = nudge(capsys, "--events", CART_FIRES, rules=missing)
+
+    assert code == 2
+    assert out == ""
+    assert err == f"{missing}: no such rules folder or file\n"
+
+
+def test_invalid_rule_exits_2_with_file_and_line(capsys, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "cart.yaml").write_text(
+        "id: cart\nwhen:\n  event: add_to_cart\nwait: 1 hour\naction: {channel: email}\n", encoding="utf-8"
+    )
+
+    code, out, err = nudge(capsys, "--events", CART_FIRES, rules=rules)
+
+    assert code == 2
+    assert out == ""
+    assert err.splitlines()[0] == "invalid rules:"
+    assert err.splitlines()[1].startswith(f"{rules / 'cart.yaml'}:4: wait: bad duration '1 hour'")
+
+
+def test_unknown_key_in_a_when_filter_is_reported_on_its_own_line(capsys, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "cart.yaml").write_text(
+        "id: cart\nwhen:\n  event: add_to_cart\n  withn: 1h\naction: {channel: email}\n", encoding="utf-8"
+    )
+
+    code, _, err = nudge(capsys, "--events", CART_FIRES, rules=rules)
+
+    assert code == 2
+    assert err.splitlines()[1].startswith(f"{rules / 'cart.yaml'}:")
+    assert "unknown key 'withn'" in err.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("id: cart\nwhen:\n  event: add_to_cart\n  withn: 1h\naction: {channel: email}\n", 4),
+        (
+            "id: cart\nwhen:\n  sequence:\n    - event: add_to_cart\n    - event: checkout_viewed\n"
+            "  withn: 1h\naction: {channel: email}\n",
+            6,
+        ),
+    ],
+    ids=["event-filter", "sequence"],
+)
+def test_unknown_key_beside_a_tag_named_like_a_key_is_located_on_its_line(tmp_path, text, line):
+    path = tmp_path / "cart.yaml"
+    path.write_text(text, encoding="utf-8")
+
+    (diagnostic,) = load_rules(path).errors
+
+    assert (diagnostic.line, diagnostic.where) == (line, "when")
+
+
+def test_load_rules_reports_a_missing_path_as_a_diagnostic(tmp_path):
+    missing = tmp_path / "no-such-rules"
+
+    result = load_rules(missing)
+
+    assert not result.ok
+    assert result.errors[0].file == str(missing)
+
+
+# -- memory ---------------------------------------------------------------------------------------------------------
+
+
+def test_replay_keeps_state_only_for_customers_with_something_to_remember():
+    plan = compile_rules(load_rules_or_raise(RULES))
+    replayer = Replayer(plan)
+    noise = []
+    for n in range(500):
+        customer = f"c-noise-{n}"
+        stamp = f"2026-11-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:00Z"
+        # Events no rule reads: unknown names, pages outside the services section, an identify without traits.
+        noise.append(("remove_from_cart", customer, stamp, {"sku": "SKU-1", "name": "Tea Towel", "price": 9.0}))
+        noise.append(("page_viewed", customer, stamp, {"section": "blog", "path": "/blog/tea"}))
+        noise.append(("identify", customer, stamp, {}))
+    for index, (name, customer, stamp, props) in enumerate(noise):
+        replayer.feed(
+            parse_event(
+                {
+                    "event_id": f"n-{index}",
+                    "customer_id": customer,
+                    "event": name,
+                    "timestamp": stamp,
+                    "properties": props,
+                }
+            )
+        )
+    remembered = [
+        {"event_id": "r-1", "customer_id": "c-shopper", "event": "add_to_cart", "timestamp": "2026-11-29T10:00:00Z"},
+        {
+            "event_id": "r-2",
+            "customer_id": "c-shopper",
+            "event": "checkout_viewed",
+            "timestamp": "2026-11-29T10:05:00Z",
+        },
+        {
+            "event_id": "r-3",
+            "customer_id": "c-known",
+            "event": "identify",
+            "timestamp": "2026-11-29T10:06:00Z",
+            "traits": {"email": "known@example.com"},
+        },
+    ]
+    for item in remembered:
+        replayer.feed(parse_event(item))
+
+    assert replayer.stats.events == 1503
+    assert replayer.stats.accepted == 2
+    assert set(replayer.states) == {"c-shopper", "c-known"}
+    assert replayer.pending_timers() == 1
+
+    firings = replayer.finish()
+
+    assert [(f.customer_id, f.rule) for f in firings] == [("c-shopper", "cart_abandonment")]
+    assert set(replayer.states) == {"c-shopper", "c-known"}  # the cooldown and profile are still remembered
+    assert replayer.pending_timers() == 0
