@@ -137,16 +137,22 @@ def _dotted(loc: Loc) -> str:
     return text
 
 
-def _message(error: Any) -> tuple[Loc, str]:
-    loc: Loc = tuple(error["loc"])
+def _message(error: Any, data: Any) -> tuple[Loc, Loc, str]:
+    """(where the line is, what path to name, the message) for one pydantic error.
+
+    The location is cleaned of union tags while it is whole: only then can a tag that shares its
+    name with a key (``event``) be told apart from the key by what follows it.
+    """
+    raw: Loc = tuple(error["loc"])
+    loc = _clean_loc(raw, data)
     kind = error["type"]
     if kind == "extra_forbidden":
-        key = str(loc[-1])
+        key = str(raw[-1])
         hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
-        return loc[:-1], f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
+        return loc, loc[:-1], f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
     if kind == "missing":
-        return loc[:-1], f"missing required key '{loc[-1]}'"
-    return loc, str(error["msg"]).removeprefix("Value error, ")
+        return loc, loc, f"missing required key '{raw[-1]}'"
+    return loc, loc, str(error["msg"]).removeprefix("Value error, ")
 
 
 def _clean_loc(loc: Loc, doc: Any) -> Loc:
@@ -210,13 +216,18 @@ def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
     if isinstance(paths, str | Path):
         paths = [paths]
     files: list[Path] = []
+    result = RuleSet()
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file()))
-        else:
+            found = sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
+            if not found:
+                result.diagnostics.append(Diagnostic(str(path), 1, "no rule files (*.yaml, *.yml) in this folder"))
+            files.extend(found)
+        elif path.is_file():
             files.append(path)
-    result = RuleSet()
+        else:
+            result.diagnostics.append(Diagnostic(str(path), 1, "no such rule file or folder"))
     for path in files:
         label = str(path)
         for data, node in _load_document(path, label, result):
@@ -229,11 +240,10 @@ def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
                 rule = Rule.model_validate(data)
             except ValidationError as exc:
                 for error in exc.errors(include_url=False):
-                    loc, message = _message(error)
-                    loc = _clean_loc(loc, data)
-                    # An unknown key is reported on its own line, under the mapping that holds it.
-                    line_loc = (*loc, error["loc"][-1]) if error["type"] == "extra_forbidden" else loc
-                    result.diagnostics.append(Diagnostic(label, _line_of(node, line_loc), message, where=_dotted(loc)))
+                    line_loc, where, message = _message(error, data)
+                    result.diagnostics.append(
+                        Diagnostic(label, _line_of(node, line_loc), message, where=_dotted(where))
+                    )
                 continue
             for problem in check_rule(rule):
                 result.diagnostics.append(_locate(problem, label, node, data))
