@@ -1,13 +1,22 @@
-"""The firings queue and its consumer (which logs firings until delivery channels land)."""
+"""Delivery: the firings queue, the function that sends, the audit table, the bus for webhooks and
+events, the SES configuration set, and the signed unsubscribe endpoint."""
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, SecretValue, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_ses as ses
 from constructs import Construct
 
+from nudge.handlers.config import DeliveryConfig, UnsubscribeConfig
 from nudge.settings import StackSettings
 
 from .functions import nudge_function
@@ -16,11 +25,18 @@ from .queues import dead_letter_queue, work_queue
 
 class Delivery(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: StackSettings, key: kms.IKey, code: lambda_.Code
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: StackSettings,
+        key: kms.IKey,
+        code: lambda_.Code,
+        stream: kinesis.IStream,
     ) -> None:
         super().__init__(scope, construct_id)
         names = settings.names
-        timeout = Duration.seconds(30)
+        timeout = Duration.seconds(60)
         self.dead_letters = dead_letter_queue(self, "FiringsDeadLetters", name=names.firings_dlq, key=key)
         self.queue = work_queue(
             self,
@@ -29,18 +45,188 @@ class Delivery(Construct):
             key=key,
             dlq=self.dead_letters,
             visibility=Duration.seconds(timeout.to_seconds() * 6),
+            max_receive_count=settings.max_delivery_attempts + 2,
+        )
+        self.activations = dynamodb.Table(
+            self,
+            "Activations",
+            table_name=names.activations_table,
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute="expires_at",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.activations.add_global_secondary_index(
+            index_name="by_customer",
+            partition_key=dynamodb.Attribute(name="customer_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="fired_at", type=dynamodb.AttributeType.STRING),
+        )
+        self.bus = events.EventBus(self, "Bus", event_bus_name=names.event_bus)
+        self.configuration_set = ses.ConfigurationSet(
+            self, "EmailConfigurationSet", configuration_set_name=names.ses_configuration_set, reputation_metrics=True
+        )
+        self.secret = secretsmanager.Secret(
+            self,
+            "UnsubscribeSecret",
+            description="Signs Nudge unsubscribe links",
+            encryption_key=key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
+        )
+        Validations.of(self.secret).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason=(
+                    "An HMAC signing key: rotating it automatically would break every unsubscribe link already "
+                    "sent. Rotate it by hand, keeping the old key valid for a grace period."
+                ),
+            )
+        )
+        self._webhooks(settings, key)
+
+        unsubscribe_config = UnsubscribeConfig(
+            events_stream_name=stream.stream_name, unsubscribe_secret_arn=self.secret.secret_arn
+        )
+        self.unsubscribe = nudge_function(
+            self,
+            "Unsubscribe",
+            settings=settings,
+            code=code,
+            handler="nudge.handlers.unsubscribe.handler",
+            service="unsubscribe",
+            environment=unsubscribe_config.to_env(),
+            description="Records one-click unsubscribes as events on the stream",
+        )
+        self.unsubscribe_url = self.unsubscribe.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
+        stream.grant_write(self.unsubscribe)
+        self.secret.grant_read(self.unsubscribe)
+
+        config = DeliveryConfig(
+            activations_table=self.activations.table_name,
+            firings_queue_url=self.queue.queue_url,
+            firings_dlq_url=self.dead_letters.queue_url,
+            event_bus=self.bus.event_bus_name,
+            site_url=settings.site_url,
+            unsubscribe_url=self.unsubscribe_url.url,
+            unsubscribe_secret_arn=self.secret.secret_arn,
+            rules_dir="/var/task/rules",
+            email_from=settings.email_from,
+            ses_configuration_set=names.ses_configuration_set,
+            sms_provider=settings.sms_provider,
+            sms_origination_identity=settings.sms_origination_identity,
+            sms_configuration_set=settings.sms_configuration_set,
+            push_application_id=settings.push_application_id,
+            max_attempts=settings.max_delivery_attempts,
+            activation_ttl_days=settings.activation_ttl_days,
         )
         self.function = nudge_function(
             self,
-            "Consumer",
+            "Sender",
             settings=settings,
             code=code,
-            handler="nudge.handlers.firings_consumer.handler",
-            service="firings-consumer",
-            environment={},
+            handler="nudge.handlers.delivery.handler",
+            service="delivery",
+            environment=config.to_env(),
             timeout=timeout,
-            description="Consumes the firings queue",
+            description="Sends each firing once, on its channel, and records it",
         )
         self.function.add_event_source(
             sources.SqsEventSource(self.queue, batch_size=10, report_batch_item_failures=True)
         )
+        self._grant_sending(settings)
+        # Written out: Table.grant would add the table's indexes, which delivery never reads.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:PutItem", "dynamodb:GetItem"], resources=[self.activations.table_arn]
+            )
+        )
+        self.queue.grant(self.function, "sqs:ChangeMessageVisibility")
+        self.dead_letters.grant_send_messages(self.function)
+        self.bus.grant_put_events_to(self.function)
+        self.secret.grant_read(self.function)
+
+    def _grant_sending(self, settings: StackSettings) -> None:
+        stack = Stack.of(self)
+        identity = stack.format_arn(service="ses", resource="identity", resource_name=settings.ses_identity)
+        configuration_set = stack.format_arn(
+            service="ses", resource="configuration-set", resource_name=settings.names.ses_configuration_set
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["ses:SendEmail", "ses:SendRawEmail"], resources=[identity, configuration_set])
+        )
+        if settings.sms_provider == "end_user_messaging":
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sms-voice:SendTextMessage"],
+                    resources=[stack.format_arn(service="sms-voice", resource="*")],
+                )
+            )
+            Validations.of(self.function).acknowledge(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:sms-voice:<AWS::Region>:<AWS::AccountId>:*]",
+                    reason=(
+                        "SendTextMessage is authorized on the origination identity, which is registered outside "
+                        "the stack (phone number, pool or sender id); the grant stays in this account and region."
+                    ),
+                )
+            )
+        else:
+            # SNS Publish to a phone number has no resource to name: it must be "*".
+            self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
+        if settings.push_application_id:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["mobiletargeting:SendMessages"],
+                    resources=[
+                        stack.format_arn(
+                            service="mobiletargeting",
+                            resource="apps",
+                            resource_name=f"{settings.push_application_id}/messages",
+                        )
+                    ],
+                )
+            )
+
+    def _webhooks(self, settings: StackSettings, key: kms.IKey) -> None:
+        """One connection, API destination and routing rule per configured webhook destination."""
+        if not settings.webhooks:
+            return
+        dead_letters = dead_letter_queue(self, "WebhookDeadLetters", name=f"{settings.prefix}-webhooks-dlq", key=key)
+        for name, webhook in settings.webhooks.items():
+            connection = events.Connection(
+                self,
+                f"Webhook{name.title()}Connection",
+                authorization=events.Authorization.api_key(
+                    webhook.api_key_header, SecretValue.secrets_manager(webhook.secret_name)
+                ),
+                description=f"Nudge webhook '{name}'",
+            )
+            destination = events.ApiDestination(
+                self,
+                f"Webhook{name.title()}",
+                connection=connection,
+                endpoint=webhook.endpoint,
+                http_method=events.HttpMethod[webhook.http_method],
+                rate_limit_per_second=webhook.rate_limit_per_second,
+            )
+            events.Rule(
+                self,
+                f"Webhook{name.title()}Route",
+                event_bus=self.bus,
+                event_pattern=events.EventPattern(
+                    source=["nudge"], detail_type=["nudge.webhook"], detail={"destination": [name]}
+                ),
+                targets=[
+                    targets.ApiDestination(
+                        destination,
+                        dead_letter_queue=dead_letters,
+                        retry_attempts=10,
+                        max_event_age=Duration.hours(6),
+                    )
+                ],
+            )

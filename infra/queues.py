@@ -28,7 +28,14 @@ def dead_letter_queue(scope: Construct, construct_id: str, *, name: str, key: km
 
 
 def work_queue(
-    scope: Construct, construct_id: str, *, name: str, key: kms.IKey, dlq: sqs.IQueue, visibility: Duration
+    scope: Construct,
+    construct_id: str,
+    *,
+    name: str,
+    key: kms.IKey,
+    dlq: sqs.IQueue,
+    visibility: Duration,
+    max_receive_count: int = 5,
 ) -> sqs.Queue:
     return sqs.Queue(
         scope,
@@ -39,5 +46,5 @@ def work_queue(
         enforce_ssl=True,
         retention_period=RETENTION,
         visibility_timeout=visibility,
-        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=5),
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
     )

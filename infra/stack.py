@@ -52,7 +52,9 @@ class NudgeStack(Stack):
         self.ingestion = Ingestion(self, "Ingestion", settings=settings, key=self.key)
         self.state = CustomerState(self, "State", settings=settings, key=self.key)
         self.timers = Timers(self, "Timers", settings=settings, key=self.key, stream=self.ingestion.stream)
-        self.delivery = Delivery(self, "Delivery", settings=settings, key=self.key, code=code)
+        self.delivery = Delivery(
+            self, "Delivery", settings=settings, key=self.key, code=code, stream=self.ingestion.stream
+        )
         self.evaluation = Evaluation(
             self,
             "Evaluation",
@@ -68,7 +70,8 @@ class NudgeStack(Stack):
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, key=self.key)
         self.monitoring.watch_mapping("EvaluatorDroppedRecords", self.evaluation.source.event_source_mapping_id)
         self.monitoring.watch_function("Evaluator", self.evaluation.function, iterator_age=True)
-        self.monitoring.watch_function("FiringsConsumer", self.delivery.function)
+        self.monitoring.watch_function("Delivery", self.delivery.function)
+        self.monitoring.watch_function("Unsubscribe", self.delivery.unsubscribe)
         for alarm_id, queue, what in (
             ("EvaluatorDeadLetters", self.evaluation.dead_letters, "the evaluator's dead-letter queue"),
             ("RejectedEvents", self.evaluation.rejected, "the rejected-events queue"),
@@ -82,21 +85,28 @@ class NudgeStack(Stack):
         CfnOutput(self, "StateTableName", value=self.state.table.table_name)
         CfnOutput(self, "FiringsQueueUrl", value=self.delivery.queue.queue_url)
         CfnOutput(self, "RejectedEventsQueueUrl", value=self.evaluation.rejected.queue_url)
+        CfnOutput(self, "UnsubscribeUrl", value=self.delivery.unsubscribe_url.url)
+        CfnOutput(self, "ActivationsTableName", value=self.delivery.activations.table_name)
+        CfnOutput(self, "FiringsDeadLetterQueueUrl", value=self.delivery.dead_letters.queue_url)
         CfnOutput(self, "RulesDeployed", value=",".join(rule.id for rule in plan.rules) or "(none)")
 
     def _acknowledge(self) -> None:
         """cdk-nag findings we accept, each with its reason."""
         basic_role = "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-        for function in (self.evaluation.function, self.delivery.function):
+        unscoped = {
+            self.evaluation.function: "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource.",
+            self.delivery.unsubscribe: "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource.",
+            self.delivery.function: (
+                "X-Ray's PutTraceSegments/PutTelemetryRecords and SNS Publish to a phone number take no resource."
+            ),
+        }
+        for function, reason in unscoped.items():
             Validations.of(function).acknowledge(
                 Acknowledgment(
                     id=f"AwsSolutions-IAM4[{basic_role}]",
                     reason="The AWS managed basic execution role only lets the function write its own logs.",
                 ),
-                Acknowledgment(
-                    id="AwsSolutions-IAM5[Resource::*]",
-                    reason="X-Ray's PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
-                ),
+                Acknowledgment(id="AwsSolutions-IAM5[Resource::*]", reason=reason),
                 Acknowledgment(
                     id="AwsSolutions-L1",
                     reason=(
@@ -104,16 +114,10 @@ class NudgeStack(Stack):
                         "the versions the project and its bundled wheels are tested on."
                     ),
                 ),
+                Acknowledgment(id="AwsSolutions-IAM5[Action::kms:ReEncrypt*]", reason=KMS_GRANT_REASON),
+                Acknowledgment(id="AwsSolutions-IAM5[Action::kms:GenerateDataKey*]", reason=KMS_GRANT_REASON),
             )
         Validations.of(self.evaluation.function).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Action::kms:ReEncrypt*]",
-                reason=KMS_GRANT_REASON,
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Action::kms:GenerateDataKey*]",
-                reason=KMS_GRANT_REASON,
-            ),
             Acknowledgment(
                 id=f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
                 f"schedule/{self.settings.names.schedule_group}/*]",

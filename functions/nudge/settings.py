@@ -14,6 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from .engine.durations import parse_duration
 
 
+class WebhookSettings(BaseModel):
+    """A marketing platform's HTTP API, called through an EventBridge API destination."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str = Field(pattern=r"^https://")
+    http_method: Literal["POST", "PUT"] = "POST"
+    api_key_header: str = "Authorization"
+    secret_name: str = Field(description="Secrets Manager secret holding the API key")
+    rate_limit_per_second: int = Field(default=10, ge=1, le=300)
+
+
 class StackSettings(BaseModel):
     """Tunables of a Nudge deployment; every field has a production-ready default."""
 
@@ -38,6 +50,17 @@ class StackSettings(BaseModel):
     evaluator_timeout_seconds: int = Field(default=60, ge=5, le=900)
     log_retention_days: int = 30
     alarm_email: str | None = None
+    # Delivery
+    email_from: str = "Nudge Shop <hello@shop.example.com>"
+    ses_identity: str = "shop.example.com"
+    site_url: str = "https://shop.example.com"
+    sms_provider: Literal["sns", "end_user_messaging"] = "sns"
+    sms_origination_identity: str = ""
+    sms_configuration_set: str = ""
+    push_application_id: str = ""
+    max_delivery_attempts: int = Field(default=5, ge=1, le=20)
+    activation_ttl_days: int = Field(default=400, ge=1)
+    webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
 
     @property
     def state_ttl_margin_ms(self) -> int:
@@ -66,4 +89,6 @@ class ResourceNames:
         self.schedule_group = f"{prefix}-timers"
         self.timers_dlq = f"{prefix}-timers-dlq"
         self.evaluator_function = f"{prefix}-evaluator"
-        self.firings_function = f"{prefix}-firings-consumer"
+        self.activations_table = f"{prefix}-activations"
+        self.event_bus = f"{prefix}-firings"
+        self.ses_configuration_set = f"{prefix}-email"

@@ -134,7 +134,11 @@ def test_schedule_group_and_scheduler_role_may_only_put_to_the_stream(template: 
 def test_functions_are_arm64_python_with_tracing(template: Template):
     functions = template.find_resources("AWS::Lambda::Function")
     handlers = {f["Properties"]["Handler"] for f in functions.values()}
-    assert handlers == {"nudge.handlers.evaluator.handler", "nudge.handlers.firings_consumer.handler"}
+    assert handlers == {
+        "nudge.handlers.evaluator.handler",
+        "nudge.handlers.delivery.handler",
+        "nudge.handlers.unsubscribe.handler",
+    }
     for function in functions.values():
         props = function["Properties"]
         assert props["Architectures"] == ["arm64"]
@@ -206,3 +210,39 @@ def test_event_filters_split_long_name_lists_and_refuse_what_cannot_fit():
     assert all(len(p) <= 4096 for p in patterns)
     with pytest.raises(ValueError, match="event names"):
         event_filter_patterns(plan_with([f"event_{i:03d}_{'x' * 100}" for i in range(200)]))
+
+
+def test_activations_table_keeps_the_audit_trail_for_400_days(template: Template):
+    template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "TableName": "nudge-activations",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": Match.object_like({"SSEEnabled": True, "SSEType": "KMS"}),
+        },
+    )
+    sender = only(template, "AWS::Lambda::Function", {"Handler": "nudge.handlers.delivery.handler"})
+    assert sender["Properties"]["Environment"]["Variables"]["NUDGE_ACTIVATION_TTL_DAYS"] == "400"
+
+
+def test_delivery_reads_the_firings_queue_with_partial_batch_responses(template: Template):
+    template.has_resource_properties(
+        "AWS::Lambda::EventSourceMapping",
+        {"BatchSize": 10, "FunctionResponseTypes": ["ReportBatchItemFailures"]},
+    )
+
+
+def test_email_has_a_configuration_set_and_a_bus_takes_webhooks_and_events(template: Template):
+    template.has_resource_properties("AWS::SES::ConfigurationSet", {"Name": "nudge-email"})
+    template.has_resource_properties("AWS::Events::EventBus", {"Name": "nudge-firings"})
+
+
+def test_unsubscribe_endpoint_is_a_public_function_url_with_a_signing_secret(template: Template):
+    template.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
+    template.has_resource_properties(
+        "AWS::SecretsManager::Secret", {"GenerateSecretString": Match.object_like({"PasswordLength": 48})}
+    )
+    unsubscribe = only(template, "AWS::Lambda::Function", {"Handler": "nudge.handlers.unsubscribe.handler"})
+    assert "NUDGE_UNSUBSCRIBE_SECRET_ARN" in unsubscribe["Properties"]["Environment"]["Variables"]

@@ -75,3 +75,31 @@ class SqsDeadLetters:
         ]
         failed = _send_batches(self.client, self.queue_url, entries)
         return [rejected[int(entry_id)] for entry_id in sorted(failed, key=int)]
+
+
+def redrive(client: Any, from_url: str, to_url: str, limit: int | None = None) -> int:
+    """Move messages from a dead-letter queue back to its source queue; return how many moved.
+
+    Each message is sent before it is deleted, so a crash can duplicate a message but never lose
+    one; delivery's idempotency on the firing id makes such a duplicate harmless.
+    """
+    moved = 0
+    while limit is None or moved < limit:
+        batch = min(SEND_BATCH_LIMIT, limit - moved) if limit is not None else SEND_BATCH_LIMIT
+        messages = client.receive_message(
+            QueueUrl=from_url, MaxNumberOfMessages=batch, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            break
+        entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)]
+        failed = _send_batches(client, to_url, entries)
+        done = [m for i, m in enumerate(messages) if str(i) not in failed]
+        if done:
+            client.delete_message_batch(
+                QueueUrl=from_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        moved += len(done)
+        if failed:
+            raise RuntimeError(f"{len(failed)} message(s) could not be sent back; they stay in the dead-letter queue")
+    return moved

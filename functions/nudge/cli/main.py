@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import replay_command, validate_command
+from . import redrive_command, replay_command, validate_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     validate_command.register(commands)
     replay_command.register(commands)
+    redrive_command.register(commands)
     return parser
 
 

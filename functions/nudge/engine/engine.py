@@ -69,6 +69,7 @@ class Firing:
     channel: str
     template: str | None
     events: tuple[MatchedEvent, ...]
+    destination: str | None = None
     profile: dict[str, Any] = field(default_factory=dict, compare=False)
     """The customer's traits when it fired: what delivery addresses and personalizes with."""
 
@@ -82,6 +83,7 @@ class Firing:
             "armed_at": iso(self.armed_at),
             "channel": self.channel,
             "template": self.template,
+            "destination": self.destination,
             "events": [event.to_json() for event in self.events],
         }
         if with_profile:
@@ -382,6 +384,7 @@ class Engine:
                 channel=action.channel,
                 template=action.template,
                 events=tuple(MatchedEvent(e.name, e.id, e.ts, _unflatten(e.props)) for e in matched),
+                destination=action.destination,
                 profile=state.traits(),
             )
         )

@@ -217,6 +217,8 @@ Unless = Annotated[
 class Action(_Strict):
     channel: Literal["email", "sms", "push", "webhook", "event"]
     template: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    destination: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    """For ``webhook``: which configured destination (a stack setting) receives the firing."""
     properties: list[str] = Field(default_factory=list)
 
     @field_validator("properties")

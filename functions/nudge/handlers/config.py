@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,10 +14,23 @@ def _default_rules_dir() -> str:
     return str(Path(__file__).resolve().parents[2] / "rules")
 
 
-class EvaluatorConfig(BaseModel):
-    """What the evaluator needs to know about its stack (set by CDK, or by ``nudge local``)."""
+class EnvConfig(BaseModel):
+    """A handler's settings, carried in ``NUDGE_<FIELD>`` environment variables."""
 
     model_config = ConfigDict(frozen=True)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        values = {name: env[f"NUDGE_{name.upper()}"] for name in cls.model_fields if f"NUDGE_{name.upper()}" in env}
+        return cls.model_validate(values)
+
+    def to_env(self) -> dict[str, str]:
+        return {f"NUDGE_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+
+
+class EvaluatorConfig(EnvConfig):
+    """What the evaluator needs to know about its stack (set by CDK, or by ``nudge local``)."""
 
     state_table: str
     events_stream_arn: str
@@ -38,3 +52,34 @@ class EvaluatorConfig(BaseModel):
 
     def to_env(self) -> dict[str, str]:
         return {f"NUDGE_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+
+
+class DeliveryConfig(EnvConfig):
+    """What the delivery function needs: queues, the activation log, channel settings, links."""
+
+    activations_table: str
+    firings_queue_url: str
+    firings_dlq_url: str
+    event_bus: str
+    site_url: str = "https://shop.example.com"
+    unsubscribe_url: str = "https://unsubscribe.example.com"
+    unsubscribe_secret: str = ""
+    unsubscribe_secret_arn: str = ""
+    rules_dir: str = Field(default_factory=_default_rules_dir)
+    email_from: str = "Nudge <hello@example.com>"
+    ses_configuration_set: str = ""
+    sms_provider: str = "sns"
+    sms_origination_identity: str = ""
+    sms_configuration_set: str = ""
+    push_application_id: str = ""
+    webhook_default_destination: str = ""
+    max_attempts: int = 5
+    activation_ttl_days: int = 400
+
+
+class UnsubscribeConfig(EnvConfig):
+    """The unsubscribe endpoint: where opt-outs go, and the key that signs the links."""
+
+    events_stream_name: str
+    unsubscribe_secret: str = ""
+    unsubscribe_secret_arn: str = ""

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..handlers.config import EvaluatorConfig
+from ..handlers.config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
 from ..settings import StackSettings
 
 _SCHEDULER_TRUST = {
@@ -28,6 +28,8 @@ class LocalResources:
     firings_queue_url: str
     firings_dlq_url: str
     evaluator_dlq_url: str
+    delivery: DeliveryConfig
+    unsubscribe: UnsubscribeConfig
 
 
 def _queue(sqs: Any, name: str, attributes: dict[str, str] | None = None) -> tuple[str, str]:
@@ -36,8 +38,14 @@ def _queue(sqs: Any, name: str, attributes: dict[str, str] | None = None) -> tup
     return url, arn
 
 
-def provision(session: Any, settings: StackSettings, rules_dir: str) -> LocalResources:
-    """Create stream, state table (with TTL), queues, schedule group and scheduler role."""
+LOCAL_UNSUBSCRIBE_SECRET = "local-unsubscribe-secret"
+
+
+def provision(
+    session: Any, settings: StackSettings, rules_dir: str, unsubscribe_url: str = "http://localhost/unsubscribe"
+) -> LocalResources:
+    """Create stream, state table (with TTL), queues, schedule group, scheduler role, the
+    activations table, the event bus, the SES identity and configuration set."""
     names = settings.names
     kinesis = session.client("kinesis")
     if settings.stream_mode == "provisioned":
@@ -74,6 +82,36 @@ def provision(session: Any, settings: StackSettings, rules_dir: str) -> LocalRes
         RoleName=f"{names.prefix}-scheduler", AssumeRolePolicyDocument=json.dumps(_SCHEDULER_TRUST)
     )["Role"]["Arn"]
 
+    dynamodb.create_table(
+        TableName=names.activations_table,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    session.client("events").create_event_bus(Name=names.event_bus)
+    sesv2 = session.client("sesv2")
+    sesv2.create_email_identity(EmailIdentity=settings.ses_identity)
+    sesv2.create_configuration_set(ConfigurationSetName=names.ses_configuration_set)
+    delivery = DeliveryConfig(
+        activations_table=names.activations_table,
+        firings_queue_url=firings_url,
+        firings_dlq_url=firings_dlq_url,
+        event_bus=names.event_bus,
+        site_url=settings.site_url,
+        unsubscribe_url=unsubscribe_url,
+        unsubscribe_secret=LOCAL_UNSUBSCRIBE_SECRET,
+        rules_dir=rules_dir,
+        email_from=settings.email_from,
+        ses_configuration_set=names.ses_configuration_set,
+        sms_provider=settings.sms_provider,
+        max_attempts=settings.max_delivery_attempts,
+        activation_ttl_days=settings.activation_ttl_days,
+    )
+    unsubscribe = UnsubscribeConfig(events_stream_name=names.stream, unsubscribe_secret=LOCAL_UNSUBSCRIBE_SECRET)
+
     config = EvaluatorConfig(
         state_table=names.state_table,
         events_stream_arn=stream_arn,
@@ -94,4 +132,6 @@ def provision(session: Any, settings: StackSettings, rules_dir: str) -> LocalRes
         firings_queue_url=firings_url,
         firings_dlq_url=firings_dlq_url,
         evaluator_dlq_url=evaluator_dlq_url,
+        delivery=delivery,
+        unsubscribe=unsubscribe,
     )

@@ -1,0 +1,73 @@
+"""What a template can use: the customer's traits, the firing, and the events that caused it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MatchedEventModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event: str
+    event_id: str
+    timestamp: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class FiringMessage(BaseModel):
+    """A firing as the evaluator queues it (``Firing.to_json(with_profile=True)``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    firing_id: str
+    rule: str
+    customer_id: str
+    key: str | None = None
+    fired_at: str
+    armed_at: str
+    channel: str
+    template: str | None = None
+    destination: str | None = None
+    variant: str = "default"
+    events: list[MatchedEventModel] = Field(default_factory=list)
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+def cart_lines(events: list[MatchedEventModel]) -> list[dict[str, Any]]:
+    """Cart lines from the matched ``add_to_cart`` events: one per sku, the latest add wins."""
+    lines: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.event == "add_to_cart":
+            sku = str(event.properties.get("sku", event.event_id))
+            lines.pop(sku, None)
+            lines[sku] = dict(event.properties)
+    return list(lines.values())
+
+
+def template_context(firing: FiringMessage, *, site_url: str, unsubscribe_url: str) -> dict[str, Any]:
+    """Traits at the top level (``first_name``), then what Nudge always provides, which wins."""
+    events = [
+        {**e.properties, "event": e.event, "timestamp": e.timestamp, "properties": e.properties} for e in firing.events
+    ]
+    return {
+        **firing.profile,
+        "customer_id": firing.customer_id,
+        "profile": firing.profile,
+        "firing": {
+            "id": firing.firing_id,
+            "rule": firing.rule,
+            "variant": firing.variant,
+            "fired_at": firing.fired_at,
+            "armed_at": firing.armed_at,
+            "channel": firing.channel,
+        },
+        "key": firing.key,
+        "events": events,
+        "cart": cart_lines(firing.events),
+        "products": [dict(e.properties) for e in firing.events if e.event == "product_viewed"],
+        "site_url": site_url.rstrip("/"),
+        "cart_url": site_url.rstrip("/") + "/cart",
+        "unsubscribe_url": unsubscribe_url,
+    }

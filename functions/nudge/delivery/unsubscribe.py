@@ -1,0 +1,35 @@
+"""Signed unsubscribe links: the endpoint trusts a customer id only with its HMAC token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from urllib.parse import urlencode
+
+from ..engine.timefmt import iso
+
+
+def token(secret: bytes, customer_id: str, channel: str) -> str:
+    message = f"unsubscribe\x1f{customer_id}\x1f{channel}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
+
+
+def verify(secret: bytes, customer_id: str, channel: str, candidate: str) -> bool:
+    return hmac.compare_digest(token(secret, customer_id, channel), candidate)
+
+
+def unsubscribe_url(base_url: str, secret: bytes, customer_id: str, channel: str) -> str:
+    query = urlencode({"c": customer_id, "ch": channel, "t": token(secret, customer_id, channel)})
+    return f"{base_url.rstrip('/')}/?{query}"
+
+
+def opt_out_event(customer_id: str, channel: str, now_ms: int) -> dict[str, object]:
+    """The event an unsubscribe click puts on the stream (deduplicated per customer, channel, second)."""
+    event_id = "unsub-" + hashlib.sha256(f"{customer_id}\x1f{channel}\x1f{now_ms // 1000}".encode()).hexdigest()[:24]
+    return {
+        "event_id": event_id,
+        "customer_id": customer_id,
+        "event": "unsubscribed",
+        "timestamp": iso(now_ms),
+        "properties": {"channel": channel, "source": "list_unsubscribe"},
+    }

@@ -1,0 +1,248 @@
+"""Delivery against moto: SES v2, SNS, EventBridge, SQS and DynamoDB read back through moto.
+
+Sent emails and SMS are read from moto's backends, because AWS has no API to read them back.
+Push (Pinpoint ``SendMessages``) and End User Messaging SMS (``SendTextMessage``) are not
+implemented by moto: those adapters are tested with botocore's Stubber against the real service
+models in ``test_channels_stubbed.py``.
+"""
+
+from __future__ import annotations
+
+import email
+import json
+from email import policy
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from botocore.exceptions import ClientError
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ses.models import ses_backends
+from moto.sns.models import sns_backends
+
+from nudge.adapters.activations import DynamoDBActivationLog
+from nudge.delivery.service import Status
+from nudge.delivery.unsubscribe import token
+from nudge.engine import compile_rules, load_rules_or_raise, replay
+from nudge.handlers.delivery import Deliverer, RetryLater
+from nudge.handlers.unsubscribe import Unsubscriber
+from nudge.local.provision import LOCAL_UNSUBSCRIBE_SECRET
+from tests.support import at, ev
+
+from .conftest import REGION, Clock, Stream
+
+PLAN = compile_rules(load_rules_or_raise("rules"))
+
+
+def firing_body(rule: str, events: list, **overrides: Any) -> str:
+    firings = [f for f in replay(PLAN, events) if f.rule == rule]
+    assert firings, f"{rule} did not fire"
+    body = firings[0].to_json(with_profile=True)
+    body.update(overrides)
+    return json.dumps(body)
+
+
+def cart_events(customer: str = "c-1", **traits: Any) -> list:
+    return [
+        ev("identify", "09:00", customer, traits={"email": "ana@example.com", "first_name": "Ana", **traits}),
+        ev("add_to_cart", "10:00", customer, sku="SKU-1", name="Yoga mat", price=29.9, url="/p/yoga-mat"),
+        ev("add_to_cart", "10:01", customer, sku="SKU-2", name="Cork blocks", price=9.5, quantity=2),
+        ev("checkout_viewed", "10:05", customer),
+    ]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(at("11:05"))
+
+
+@pytest.fixture
+def deliverer(session, resources, clock) -> Deliverer:  # type: ignore[no-untyped-def]
+    return Deliverer(resources.delivery, session, clock)
+
+
+def sent_emails() -> list[email.message.EmailMessage]:
+    backend = ses_backends[DEFAULT_ACCOUNT_ID][REGION]
+    return [
+        email.message_from_string(m.raw_data, policy=policy.default)  # type: ignore[misc]
+        for m in backend.sent_messages
+        if hasattr(m, "raw_data")
+    ]
+
+
+def sent_sms() -> list[tuple[str, str]]:
+    return list(sns_backends[DEFAULT_ACCOUNT_ID][REGION].sms_messages.values())
+
+
+def test_cart_email_lists_both_lines_with_unsubscribe_headers(deliverer: Deliverer):
+    result = deliverer.handle(firing_body("cart_abandonment", cart_events()), attempt=1)
+    assert result.status is Status.SENT
+    [message] = sent_emails()
+    assert message["To"] == "ana@example.com"
+    assert message["Subject"] == "Ana, your cart is waiting for you"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = message["List-Unsubscribe"].strip("<>")
+    query = parse_qs(urlparse(link).query)
+    assert query["c"] == ["c-1"]
+    assert query["t"] == [token(LOCAL_UNSUBSCRIBE_SECRET.encode(), "c-1", "email")]
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    html = message.get_body(preferencelist=("html",)).get_content()
+    for part in (text, html):
+        assert "Yoga mat" in part and "€29.90" in part
+        assert "Cork blocks" in part and "€9.50" in part
+        assert "https://shop.example.com/cart" in part
+    assert "Hi Ana," in text
+
+
+def test_same_firing_delivered_twice_sends_once(deliverer: Deliverer):
+    body = firing_body("cart_abandonment", cart_events())
+    assert deliverer.handle(body, attempt=1).status is Status.SENT
+    assert deliverer.handle(body, attempt=2).status is Status.DUPLICATE
+    assert len(sent_emails()) == 1
+
+
+def test_every_attempt_is_in_the_activations_table_without_the_address(deliverer: Deliverer, resources, session):  # type: ignore[no-untyped-def]
+    body = firing_body("cart_abandonment", cart_events())
+    deliverer.handle(body, attempt=1)
+    log = DynamoDBActivationLog(session.client("dynamodb"), resources.delivery.activations_table)
+    items = log.history(json.loads(body)["firing_id"])
+    head = next(i for i in items if i["sk"] == "firing")
+    assert head["status"] == "sent" and head["channel"] == "email" and head["rule"] == "cart_abandonment"
+    assert head["provider_message_id"]
+    assert int(head["expires_at"]) > at("11:05") // 1000 + 399 * 86_400
+    assert any(i["sk"].startswith("attempt#0001#sent") for i in items)
+    assert "ana@example.com" not in json.dumps(items)
+
+
+def test_sms_goes_through_sns(deliverer: Deliverer):
+    events = [ev("identify", "09:00", traits={"phone": "+351912345678", "first_name": "Rui"})]
+    events += [ev("purchase", at("10:00") + day * 86_400_000, sku="S") for day in (1, 8, 9, 15, 16, 17)]
+    body = firing_body("purchase_frequency_rising", events)
+    assert deliverer.handle(body, attempt=1).status is Status.SENT
+    [(phone, text)] = sent_sms()
+    assert phone == "+351912345678"
+    assert text.startswith("Rui, you've been on a roll") and "STOP" in text
+
+
+def test_webhook_and_event_firings_go_to_the_bus(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+    events_client = session.client("events")
+    sqs = session.client("sqs")
+    capture = sqs.create_queue(QueueName="capture")["QueueUrl"]
+    capture_arn = sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events_client.put_rule(
+        Name="crm", EventBusName=resources.delivery.event_bus, EventPattern=json.dumps({"source": ["nudge"]})
+    )
+    events_client.put_targets(
+        Rule="crm", EventBusName=resources.delivery.event_bus, Targets=[{"Id": "q", "Arn": capture_arn}]
+    )
+    events = [
+        ev("identify", "09:00", traits={"email": "lead@example.com", "first_name": "Lea", "company": "Acme"}),
+        ev("whitepaper_downloaded", "10:00"),
+        *[ev("page_viewed", f"1{h}:00", section="services") for h in (1, 2, 3)],
+    ]
+    assert deliverer.handle(firing_body("whitepaper_engaged_lead", events), attempt=1).status is Status.SENT
+    [message] = sqs.receive_message(QueueUrl=capture, MaxNumberOfMessages=10)["Messages"]
+    envelope = json.loads(message["Body"])
+    assert envelope["detail-type"] == "nudge.webhook"
+    detail = envelope["detail"]
+    assert detail["destination"] == "crm"
+    assert detail["payload"]["lead_email"] == "lead@example.com"
+    assert detail["payload"]["signal"] == "whitepaper + 3 service page visits"
+
+
+def test_template_that_cannot_render_goes_to_the_dead_letter_queue(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+    body = json.loads(firing_body("cart_abandonment", cart_events()))
+    body["events"][0]["properties"].pop("price")
+    body["events"][0]["properties"].pop("name")
+    body["events"][0]["properties"].pop("sku")
+    body["template"] = "yoga_bundle"
+    body["events"] = [{"event": "product_viewed", "event_id": "x", "timestamp": "2026-11-22T10:00:00Z"}]
+    result = deliverer.handle(json.dumps(body), attempt=1)
+    assert result.status is Status.DEAD_LETTER
+    assert "template" in (result.reason or "")
+    assert sent_emails() == []
+    [parked] = session.client("sqs").receive_message(
+        QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"]
+    )["Messages"]
+    assert "sku" in parked["MessageAttributes"]["reason"]["StringValue"]
+
+
+def test_throttling_then_success_sends_once(deliverer: Deliverer):
+    client = deliverer.service.channels["email"].client  # type: ignore[attr-defined]
+    calls = {"n": 0}
+
+    def throttle_once(**_: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "slow"}}, "SendEmail")
+
+    client.meta.events.register("before-call.sesv2.SendEmail", throttle_once)
+    body = firing_body("cart_abandonment", cart_events())
+    with pytest.raises(RetryLater):
+        deliverer.handle(body, attempt=1)
+    assert sent_emails() == []
+    assert deliverer.handle(body, attempt=2).status is Status.SENT
+    assert len(sent_emails()) == 1
+
+
+def test_throttling_past_max_attempts_is_parked(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+    client = deliverer.service.channels["email"].client  # type: ignore[attr-defined]
+
+    def throttle(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "Throttling", "Message": "Maximum sending rate exceeded"}}, "SendEmail")
+
+    client.meta.events.register("before-call.sesv2.SendEmail", throttle)
+    body = firing_body("cart_abandonment", cart_events())
+    result = deliverer.handle(body, attempt=resources.delivery.max_attempts)
+    assert result.status is Status.DEAD_LETTER
+    assert "gave up after 5 attempts: Throttling" in (result.reason or "")
+
+
+def test_permanent_error_is_recorded_and_not_retried(session, resources, clock):  # type: ignore[no-untyped-def]
+    config = resources.delivery.model_copy(update={"email_from": "someone@unverified.example.org"})
+    deliverer = Deliverer(config, session, clock)
+    body = firing_body("cart_abandonment", cart_events())
+    result = deliverer.handle(body, attempt=1)
+    assert result.status is Status.FAILED
+    assert "MessageRejected" in (result.reason or "")
+    assert deliverer.handle(body, attempt=2).status is Status.DUPLICATE  # settled: never retried
+
+
+def test_customer_without_an_address_is_recorded_not_sent(deliverer: Deliverer):
+    events = cart_events()
+    events[0] = ev("identify", "09:00", traits={"first_name": "Ana"})
+    assert deliverer.handle(firing_body("cart_abandonment", events), attempt=1).status is Status.NO_RECIPIENT
+    assert sent_emails() == []
+
+
+def test_unsubscribe_link_round_trip(deliverer: Deliverer, session, resources, clock):  # type: ignore[no-untyped-def]
+    deliverer.handle(firing_body("cart_abandonment", cart_events()), attempt=1)
+    [message] = sent_emails()
+    query = {k: v[0] for k, v in parse_qs(urlparse(message["List-Unsubscribe"].strip("<>")).query).items()}
+    stream = Stream(session, resources.stream_name)
+    unsubscriber = Unsubscriber(resources.unsubscribe, session, clock)
+
+    assert unsubscriber.handle("POST", {**query, "t": "0" * 32})["statusCode"] == 403
+    assert unsubscriber.handle("POST", {**query, "c": "someone-else"})["statusCode"] == 403
+    assert stream.read() == []
+    assert unsubscriber.handle("GET", query)["statusCode"] == 200
+    assert stream.read() == []  # a GET (link preview, scanner) records nothing
+    assert unsubscriber.handle("POST", query)["statusCode"] == 200
+    [record] = stream.read()
+    assert record.partition_key == "c-1"
+    opt_out = json.loads(record.data)
+    assert opt_out["event"] == "unsubscribed"
+    assert opt_out["properties"] == {"channel": "email", "source": "list_unsubscribe"}
+
+
+def test_redrive_puts_parked_firings_back_and_delivery_sends_them_once(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+    from nudge.cli.main import main
+
+    body = firing_body("cart_abandonment", cart_events())
+    deliverer.park(body, "template: fixed since")
+    assert main(["redrive", "--region", REGION]) == 0
+    sqs = session.client("sqs")
+    [message] = sqs.receive_message(QueueUrl=resources.delivery.firings_queue_url)["Messages"]
+    assert json.loads(message["Body"])["firing_id"] == json.loads(body)["firing_id"]
+    assert deliverer.handle(message["Body"], attempt=1).status is Status.SENT
+    assert sqs.receive_message(QueueUrl=resources.delivery.firings_dlq_url).get("Messages", []) == []
