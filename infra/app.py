@@ -40,6 +40,13 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
         rules_dir=rules_dir,
         description="Nudge: behavioural triggers evaluated in real time",
     )
+    for rule in plan.rules:
+        if rule.rule.action.channel == "push" and not settings.push_application_id:
+            cdk.Annotations.of(stack).add_warning_v2(
+                f"nudge:push:{rule.id}",
+                f"rule {rule.id} sends push, but push_application_id is not set (cdk.json, context.nudge): "
+                "its firings will be parked in the firings dead-letter queue",
+            )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack
 

@@ -11,11 +11,11 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from nudge.engine import Plan
+from nudge.evaluator.filters import event_filter_patterns
 from nudge.settings import StackSettings
 
 from .delivery import Delivery
 from .evaluation import Evaluation
-from .event_filters import event_filter_patterns
 from .ingestion import Ingestion
 from .monitoring import Monitoring
 from .state import CustomerState

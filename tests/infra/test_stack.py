@@ -13,8 +13,8 @@ import pytest
 from aws_cdk.assertions import Match, Template
 
 from infra.app import build_app
-from infra.event_filters import event_filter_patterns
 from nudge.engine import RuleLoadError, compile_rules, load_rules_or_raise
+from nudge.evaluator.filters import event_filter_patterns
 
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 

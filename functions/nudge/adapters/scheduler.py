@@ -28,8 +28,8 @@ def schedule_name(customer_id: str, rule: str, key: str | None) -> str:
     return f"t-{rule[:20]}-{digest}"
 
 
-def at_expression(due_ms: int, now_ms: int) -> str:
-    when = max(due_ms, now_ms + MIN_LEAD_MS)
+def at_expression(due_ms: int, now_ms: int, min_lead_ms: int = MIN_LEAD_MS) -> str:
+    when = max(due_ms, now_ms + min_lead_ms)
     seconds = -(-when // 1000)  # round up: never fire before the wait is over
     return "at(" + datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + ")"
 
@@ -47,8 +47,10 @@ class EventBridgeTimerScheduler:
         retry_attempts: int = 10,
         max_event_age_seconds: int = 86_400,
         clock: Callable[[], float] = time.time,
+        min_lead_ms: int = MIN_LEAD_MS,
     ) -> None:
         self.client = client
+        self.min_lead_ms = min_lead_ms
         self.group_name = group_name
         self.stream_arn = stream_arn
         self.role_arn = role_arn
@@ -69,7 +71,7 @@ class EventBridgeTimerScheduler:
         return {
             "Name": schedule_name(timer.customer_id, timer.rule, timer.key),
             "GroupName": self.group_name,
-            "ScheduleExpression": at_expression(timer.due, int(self.clock() * 1000)),
+            "ScheduleExpression": at_expression(timer.due, int(self.clock() * 1000), self.min_lead_ms),
             "ScheduleExpressionTimezone": "UTC",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": "DELETE",

@@ -11,7 +11,7 @@ then no-ops through event-id dedupe and arm-time monotonicity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..engine import Engine, Event, Firing, Timer, TimerCancel, TimerSet
@@ -111,9 +111,18 @@ class BatchEvaluator:
         self.ttl_margin_ms = ttl_margin_ms
         self.conflict_retries = conflict_retries
         self.horizon_ms = engine.plan.longest_horizon()
+        self._event_walls: Mapping[str, int] = {}
 
-    def evaluate(self, records: Sequence[InputRecord], wall: int) -> BatchReport:
+    def evaluate(
+        self, records: Sequence[InputRecord], wall: int, event_walls: Mapping[str, int] | None = None
+    ) -> BatchReport:
+        """Evaluate a batch at wall-clock time ``wall`` (ms).
+
+        ``event_walls`` (event id → ms) gives single events their own clock: ``nudge local``
+        uses it to reproduce replay's virtual clock, event by event, inside one batch.
+        """
         report = BatchReport(records=len(records))
+        self._event_walls = event_walls or {}
         customers: dict[str, _Customer] = {}
         rejected: list[tuple[int, Rejected]] = []
         for index, record in enumerate(records):
@@ -174,7 +183,7 @@ class BatchEvaluator:
             if isinstance(payload, Timer):
                 outcome = self.engine.on_timer(state, payload)
             else:
-                outcome = self.engine.process(state, payload, wall)
+                outcome = self.engine.process(state, payload, self._event_walls.get(payload.event_id, wall))
             customer.firings += outcome.firings
             customer.timers += outcome.timers
             customer.changed |= outcome.changed

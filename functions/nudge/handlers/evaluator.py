@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..adapters.dynamodb_state import DynamoDBStateStore
-from ..adapters.scheduler import EventBridgeTimerScheduler
+from ..adapters.scheduler import MIN_LEAD_MS, EventBridgeTimerScheduler
 from ..adapters.sqs import SqsDeadLetters, SqsFiringSink
 from ..engine import Engine, compile_rules, load_rules_or_raise
 from ..evaluator import BatchEvaluator, BatchReport, InputRecord
@@ -33,7 +33,10 @@ tracer = Tracer(service="nudge-evaluator")
 
 
 def build_evaluator(
-    config: EvaluatorConfig, session: Any = None, clock: Callable[[], float] = time.time
+    config: EvaluatorConfig,
+    session: Any = None,
+    clock: Callable[[], float] = time.time,
+    timer_min_lead_ms: int = MIN_LEAD_MS,
 ) -> BatchEvaluator:
     """Compile the rules and wire the adapters (once per cold start); tests and replays pin ``clock``."""
     session = session or boto3.session.Session()
@@ -50,6 +53,7 @@ def build_evaluator(
             retry_attempts=config.timer_retry_attempts,
             max_event_age_seconds=config.timer_max_event_age_seconds,
             clock=clock,
+            min_lead_ms=timer_min_lead_ms,
         ),
         sink=SqsFiringSink(session.client("sqs"), config.firings_queue_url),
         dead_letters=SqsDeadLetters(session.client("sqs"), config.rejected_queue_url),

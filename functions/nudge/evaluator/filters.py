@@ -1,5 +1,8 @@
 """Lambda event filters for the evaluator's stream mapping, generated from the deployed rules.
 
+Shared by ``infra/`` (which writes them into the event source mapping) and ``nudge local`` (which
+applies them itself, because moto does not evaluate filter criteria).
+
 A mapping takes at most 5 filters (ORed), each pattern at most 4096 characters. Records pass if:
 - ``data.event`` names an event some rule references (or ``identify``, which feeds the profile);
 - ``data.type`` is ``nudge.timer`` (a wait coming due);
@@ -12,9 +15,10 @@ function (counted in the mapping's metrics). The README lists what is and is not
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from nudge.engine import IDENTIFY, Plan
-from nudge.evaluator.records import TIMER_TYPE
+from ..engine import IDENTIFY, Plan
+from .records import TIMER_TYPE
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096
@@ -48,3 +52,37 @@ def event_filter_patterns(plan: Plan) -> list[str]:
             f"filter(s) of {MAX_PATTERN_CHARS} characters; shorten event names or ask AWS for 10 filters"
         )
     return patterns
+
+
+def _value_matches(value: Any, present: bool, rules: list[Any]) -> bool:
+    for rule in rules:
+        if isinstance(rule, dict) and "exists" in rule:
+            if present is bool(rule["exists"]):
+                return True
+        elif present and value == rule and type(value) is type(rule):
+            return True
+    return False
+
+
+def _pattern_matches(pattern: dict[str, Any], document: Any) -> bool:
+    if not isinstance(document, dict):
+        return False
+    for field, expected in pattern.items():
+        present = field in document
+        if isinstance(expected, dict):
+            if not present or not _pattern_matches(expected, document[field]):
+                return False
+        elif not _value_matches(document.get(field), present, expected):
+            return False
+    return True
+
+
+def record_passes(patterns: list[str], data: bytes) -> bool:
+    """What Lambda does with a Kinesis record and these filters (the subset Nudge generates):
+    data that is not a JSON object matches no data filter and is dropped."""
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    wrapped = {"data": document}
+    return any(_pattern_matches(json.loads(pattern), wrapped) for pattern in patterns)
