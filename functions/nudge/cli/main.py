@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import redrive_command, replay_command, validate_command
+from . import local_command, preview_command, redrive_command, replay_command, validate_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate_command.register(commands)
     replay_command.register(commands)
     redrive_command.register(commands)
+    preview_command.register(commands)
+    local_command.register(commands)
     return parser
 
 

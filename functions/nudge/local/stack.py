@@ -132,7 +132,7 @@ class LocalStack:
         self.session = self.aws.session
         self.plan = compile_rules(load_rules_or_raise(self.rules_dir))
         self.resources: LocalResources = provision(
-            self.session, self.settings, self.rules_dir, unsubscribe_url=f"{self.aws.endpoint_url}/unsubscribe"
+            self.session, self.settings, self.rules_dir, unsubscribe_url=f"{self.settings.site_url}/unsubscribe"
         )
         self.evaluator: BatchEvaluator = build_evaluator(
             self.resources.config, self.session, self.clock, timer_min_lead_ms=0
