@@ -1,4 +1,4 @@
-"""``nudge validate [PATH ...]``: check rule files and print problems as file:line messages."""
+"""``nudge validate [PATH ...]``: check rule files and their templates, and print problems as file:line messages."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-from ..engine import load_rules
+from ..delivery.validation import validate_paths
 
 
 def register(commands: Any) -> None:
     parser = commands.add_parser(
         "validate",
-        help="check rule files; exit 1 on any error",
-        description="Check rule files (a folder or files) and report each problem as file:line: message.",
+        help="check rule files and their templates; exit 1 on any error",
+        description=(
+            "Check rule files (a folder or files) and the message templates in the templates folder beside "
+            "them, and report each problem as file:line: message."
+        ),
     )
     parser.add_argument("paths", nargs="*", default=["rules"], help="rule folders or files (default: rules)")
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
@@ -21,14 +24,15 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = load_rules(args.paths)
+    result = validate_paths(args.paths)
     for diagnostic in sorted(result.diagnostics, key=lambda d: (d.file, d.line)):
         print(diagnostic, file=sys.stderr)
     errors = len(result.errors) + (len(result.warnings) if args.strict else 0)
     if errors:
         print(f"{len(result.errors)} error(s), {len(result.warnings)} warning(s)", file=sys.stderr)
         return 1
-    enabled = sum(1 for rule in result.rules if rule.enabled)
+    rules = result.rules.rules
+    enabled = sum(1 for rule in rules if rule.enabled)
     suffix = f", {len(result.warnings)} warning(s)" if result.warnings else ""
-    print(f"{len(result.rules)} rule(s) valid ({enabled} enabled){suffix}")
+    print(f"{len(rules)} rule(s) valid ({enabled} enabled){suffix}")
     return 0

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -136,6 +136,8 @@ class MessageTemplate:
             try:
                 rendered = env.from_string(text).render(values)
                 out[part] = rendered if part == "html" else rendered.strip()
+                if part in ("subject", "title"):  # one line: a line break in a header is refused by the mail library
+                    out[part] = " ".join(out[part].split())
             except UndefinedError as exc:
                 raise RenderError(f"{self.channel} template {self.name}, {part}: {exc.message}") from None
             except SecurityError as exc:
@@ -144,7 +146,7 @@ class MessageTemplate:
                 raise RenderError(f"{self.channel} template {self.name}, {part}: {type(exc).__name__}: {exc}") from None
         text = out.get("text") or out.get("body")
         if self.channel == "sms" and text and len(text) > SMS_MAX_CHARS:
-            text = text[: SMS_MAX_CHARS - 1] + "…"
+            text = text[: SMS_MAX_CHARS - 3] + "..."  # not "…": it is not GSM-7 and would make it 7 UCS-2 segments
         return Rendered(
             channel=self.channel,
             template=self.name,
@@ -176,7 +178,8 @@ def _field_lines(path: Path, text: str) -> dict[str, int]:
             lines[str(key_node.value)] = value_node.start_mark.line + (2 if block else 1)
             if isinstance(value_node, yaml.MappingNode):
                 for sub_key, sub_value in value_node.value:
-                    lines[f"{key_node.value}.{sub_key.value}"] = sub_value.start_mark.line + 1
+                    sub_block = isinstance(sub_value, yaml.ScalarNode) and sub_value.style in ("|", ">")
+                    lines[f"{key_node.value}.{sub_key.value}"] = sub_value.start_mark.line + (2 if sub_block else 1)
     return lines
 
 
@@ -225,14 +228,19 @@ def _check_parts(template: MessageTemplate, label: str, result: TemplateSet) -> 
         base = template.lines.get(part, 1)
         try:
             tree = env.parse(text)
+            env.compile(tree)  # an unknown filter or test (`| moneyy`) is found here; parse() lets it through
         except TemplateSyntaxError as exc:
             result.diagnostics.append(Diagnostic(label, base + (exc.lineno or 1) - 1, f"{part}: {exc.message}"))
             continue
+        first_use: dict[str, int] = {}
+        for node in tree.find_all(nodes.Name):
+            if node.ctx == "load":
+                first_use[node.name] = min(node.lineno, first_use.get(node.name, node.lineno))
         for name in sorted(meta.find_undeclared_variables(tree) - known):
             result.diagnostics.append(
                 Diagnostic(
                     label,
-                    base,
+                    base + first_use.get(name, 1) - 1,
                     f"{part} uses `{name}`, which the context does not always provide: "
                     f"give it a default (defaults: {{{name}: ...}}) or use one of {', '.join(sorted(CONTEXT_KEYS))}",
                 )

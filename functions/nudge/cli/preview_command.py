@@ -1,0 +1,472 @@
+"""``nudge preview RULE --customer FILE.json``: render what a firing of RULE would send, without sending it.
+
+The customer file describes one customer and, optionally, the events a firing would carry::
+
+    {"customer_id": "c-ana",
+     "traits": {"email": "ana@example.com", "first_name": "Ana"},
+     "events": [{"event": "add_to_cart", "timestamp": "2026-11-21T10:04:00Z", "properties": {"sku": "..."}}]}
+
+Without ``events`` the firing's events come from replaying ``--events`` (the rule's first firing for
+that customer), or there are none. Events keep only the properties the rule keeps (its ``where``
+paths, ``key`` and ``action.properties``), as a real firing would; what is dropped is noted on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..delivery.context import FiringMessage, MatchedEventModel, template_context
+from ..delivery.templates import MessageTemplate, Rendered, RenderError, load_templates
+from ..delivery.unsubscribe import unsubscribe_url
+from ..delivery.validation import templates_dir
+from ..engine import IDENTIFY, Event, Rule, compile_rules, firing_id, iso, load_rules, parse_iso, replay
+from ..engine.conditions import key_of
+from ..engine.operators import MISSING, resolve
+from .replay_command import read_events
+
+DEFAULT_SITE_URL = "https://shop.example.com"
+PREVIEW_SECRET = b"preview"
+
+
+def register(commands: Any) -> None:
+    parser = commands.add_parser(
+        "preview",
+        help="render what a firing of a rule would send to a customer, without sending it",
+        description=(
+            "Render the message a firing of RULE would send on the rule's channel (email, sms, push, webhook "
+            "or event) to the customer described by --customer, with the templates beside the rules. "
+            "Nothing is sent."
+        ),
+    )
+    parser.add_argument("rule", metavar="RULE", help="the rule id")
+    parser.add_argument(
+        "--customer",
+        required=True,
+        type=Path,
+        metavar="FILE.json",
+        help='JSON file: {"customer_id": ..., "traits": {...}, "events": [{event, timestamp, properties}]}',
+    )
+    parser.add_argument(
+        "--rules", default=Path("rules"), type=Path, metavar="DIR", help="rule folder or file (default: rules)"
+    )
+    parser.add_argument(
+        "--events",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="JSON-lines events to replay when the customer file has no events: preview the first firing",
+    )
+    parser.add_argument(
+        "--site-url", default=DEFAULT_SITE_URL, metavar="URL", help=f"the shop's URL (default: {DEFAULT_SITE_URL})"
+    )
+    parser.add_argument(
+        "--unsubscribe-url", metavar="URL", help="the unsubscribe endpoint (default: SITE_URL/unsubscribe)"
+    )
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument("--html-only", action="store_true", help="email: print only the HTML part")
+    parts.add_argument("--text-only", action="store_true", help="email: print the subject and the text part only")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+class PreviewError(Exception):
+    """A preview that cannot be made: ``code`` 2 for unreadable input, 1 for a rule that cannot render."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CustomerEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event: str = Field(min_length=1)
+    event_id: str | None = None
+    timestamp: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class CustomerFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = ""
+    customer_id: str = Field(min_length=1)
+    key: str | None = None
+    traits: dict[str, Any] = Field(default_factory=dict)
+    events: list[CustomerEvent] | None = None
+
+
+@dataclass
+class Preview:
+    rule: Rule
+    firing: FiringMessage
+    template: MessageTemplate | None
+    rendered: Rendered | None
+    unsubscribe_url: str
+    recipient: Any
+    detail: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        preview = build_preview(args)
+        if (args.html_only or args.text_only) and preview.firing.channel != "email":
+            flag = "--html-only" if args.html_only else "--text-only"
+            raise PreviewError(f"{flag} is for email rules; {preview.rule.id} sends {preview.firing.channel}", 2)
+    except PreviewError as exc:
+        print(f"nudge preview: {exc}", file=sys.stderr)
+        return exc.code
+    for note in preview.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        json.dump(as_json(preview, args), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(as_text(preview, args))
+    return 0
+
+
+# -- building the firing -------------------------------------------------------------------------------------------
+
+
+def build_preview(args: argparse.Namespace) -> Preview:
+    rule = _load_rule(args.rules, args.rule)
+    customer = _load_customer(args.customer)
+    notes: list[str] = []
+    if customer.events is not None:
+        if args.events is not None:
+            notes.append(f"--events ignored: {args.customer} has its own events")
+        firing = _firing_from_file(rule, customer, notes)
+    elif args.events is not None:
+        firing = _firing_from_replay(rule, customer, args.events, notes)
+    else:
+        firing = _firing_from_file(rule, customer, notes)
+    template = _template(rule, args.rules)
+    base = args.unsubscribe_url or args.site_url.rstrip("/") + "/unsubscribe"
+    link = unsubscribe_url(base, PREVIEW_SECRET, firing.customer_id, firing.channel)
+    rendered = None
+    if template is not None:
+        context = template_context(firing, site_url=args.site_url, unsubscribe_url=link)
+        try:
+            rendered = template.render(context)
+        except RenderError as exc:
+            raise PreviewError(f"{rule.id}: cannot render: {exc}") from None
+    preview = Preview(rule, firing, template, rendered, link, None, notes=notes)
+    _address(preview)
+    return preview
+
+
+def _load_rule(path: Path, rule_id: str) -> Rule:
+    if not path.exists():
+        raise PreviewError(f"{path}: no such rules folder or file", 2)
+    loaded = load_rules(path)
+    rule = next((r for r in loaded.rules if r.id == rule_id), None)
+    if rule is None:
+        known = ", ".join(sorted(r.id for r in loaded.rules)) or "none"
+        message = f"unknown rule '{rule_id}' in {path}; known rules: {known}"
+        if loaded.errors:
+            message += f" ({len(loaded.errors)} rule error(s): run nudge validate {path})"
+        raise PreviewError(message)
+    file, _ = loaded.sources[rule.id]
+    own = [d for d in loaded.errors if d.file == file]
+    if own:
+        raise PreviewError("invalid rule:\n" + "\n".join(str(d) for d in own), 2)
+    return rule
+
+
+def _load_customer(path: Path) -> CustomerFile:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise PreviewError(f"{path}: cannot read the customer file: {exc.strerror or exc}", 2) from None
+    except json.JSONDecodeError as exc:
+        raise PreviewError(f"{path}:{exc.lineno}: not JSON: {exc.msg}", 2) from None
+    try:
+        customer = CustomerFile.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{path}: {'.'.join(str(p) for p in e['loc']) or 'customer'}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        ]
+        raise PreviewError("invalid customer file:\n" + "\n".join(problems), 2) from None
+    for index, event in enumerate(customer.events or ()):
+        if event.timestamp is not None:
+            try:
+                parse_iso(event.timestamp)
+            except ValueError as exc:
+                raise PreviewError(f"{path}: events[{index}].timestamp: {exc}", 2) from None
+    return customer
+
+
+def _traits(customer: CustomerFile) -> dict[str, Any]:
+    """Traits as the engine keeps them: a trait set to null is no trait."""
+    return {name: value for name, value in customer.traits.items() if value is not None}
+
+
+def _firing_from_file(rule: Rule, customer: CustomerFile, notes: list[str]) -> FiringMessage:
+    retention = compile_rules([rule.model_copy(update={"enabled": True})]).retention
+    now = int(datetime.now(UTC).timestamp()) * 1000
+    events: list[MatchedEventModel] = []
+    times: list[int] = []
+    unused: dict[str, int] = {}
+    dropped: dict[str, set[str]] = {}
+    key = customer.key
+    for index, given in enumerate(customer.events or ()):
+        kept = retention.get(given.event)
+        if kept is None:
+            unused[given.event] = unused.get(given.event, 0) + 1
+            continue
+        props = _nest({path: value for path in kept.paths if (value := resolve(given.properties, path)) is not MISSING})
+        for name in given.properties:
+            if not any(path == name or path.startswith(name + ".") for path in kept.paths):
+                dropped.setdefault(given.event, set()).add(name)
+        ts = parse_iso(given.timestamp) if given.timestamp else now
+        times.append(ts)
+        events.append(
+            MatchedEventModel(
+                event=given.event,
+                event_id=given.event_id or f"preview-{index + 1}",
+                timestamp=iso(ts),
+                properties=props,
+            )
+        )
+        if rule.key and customer.key is None and (found := key_of(resolve(given.properties, rule.key))) is not None:
+            key = found
+    for name, count in unused.items():
+        notes.append(f"{count} {name} event(s) left out: rule {rule.id} does not use {name} events")
+    for name, properties in dropped.items():
+        notes.append(
+            f"{name} properties {', '.join(sorted(properties))} left out: rule {rule.id} keeps only its where "
+            "paths, key and action.properties, so a firing would not carry them"
+        )
+    armed = max(times, default=now)
+    fired = armed + (rule.wait or 0)
+    return FiringMessage(
+        firing_id=firing_id(rule.id, customer.customer_id, key, armed),
+        rule=rule.id,
+        customer_id=customer.customer_id,
+        key=key,
+        fired_at=iso(fired),
+        armed_at=iso(armed),
+        channel=rule.action.channel,
+        template=rule.action.template,
+        destination=rule.action.destination,
+        events=events,
+        profile=_traits(customer),
+    )
+
+
+def _firing_from_replay(rule: Rule, customer: CustomerFile, path: Path, notes: list[str]) -> FiringMessage:
+    plan = compile_rules([rule.model_copy(update={"enabled": True})])
+    bad = [0]
+    try:
+        with path.open("rb") as stream:
+            events = [event for _, event in read_events(stream, str(path), sys.stderr, bad)]
+    except OSError as exc:
+        raise PreviewError(f"{path}: cannot read events: {exc.strerror or exc}", 2) from None
+    if bad[0]:
+        notes.append(f"{bad[0]} bad event line(s) in {path} skipped")
+    mine = [event for event in events if event.customer_id == customer.customer_id]
+    if not mine:
+        others = sorted({event.customer_id for event in events})
+        shown = ", ".join(others[:10]) + (", ..." if len(others) > 10 else "")
+        raise PreviewError(
+            f"{path} has no events for customer '{customer.customer_id}' (customers there: {shown or 'none'})"
+        )
+    traits = _traits(customer)
+    if traits:  # first, so the audience sees them; later identify events in the file still update them
+        start = min(event.ts for event in mine) - 1
+        mine.insert(
+            0,
+            Event(event_id="preview-traits", customer_id=customer.customer_id, name=IDENTIFY, ts=start, traits=traits),
+        )
+    firings = list(replay(plan, mine))
+    if not firings:
+        raise PreviewError(f"rule {rule.id} does not fire for customer '{customer.customer_id}' in {path}")
+    if len(firings) > 1:
+        notes.append(f"previewing the first of {len(firings)} firings of {rule.id} for {customer.customer_id}")
+    firing = FiringMessage.model_validate(firings[0].to_json(with_profile=True))
+    return firing.model_copy(update={"profile": {**firing.profile, **traits}})
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``: matched events carry nested properties, as sent."""
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        target = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return nested
+
+
+def _template(rule: Rule, rules_path: Path) -> MessageTemplate | None:
+    name, channel = rule.action.template, rule.action.channel
+    if name is None:
+        if channel in ("email", "sms", "push"):
+            raise PreviewError(f"rule {rule.id} has no template: a {channel} action needs `action.template`")
+        return None
+    folder = templates_dir(rules_path)
+    templates = load_templates(folder)
+    expected = folder / channel / f"{name}.yaml"
+    problems = [d for d in templates.diagnostics if Path(d.file) == expected]
+    if problems:
+        listed = "\n".join(str(d) for d in problems)
+        raise PreviewError(f"template {expected} of rule {rule.id} is not valid:\n{listed}")
+    template = templates.get(channel, name)
+    if template is None:
+        raise PreviewError(f"rule {rule.id} has no template: {expected} does not exist")
+    return template
+
+
+def _address(preview: Preview) -> None:
+    """Who the channel would send to, and for webhook/event the exact EventBridge detail, by the real adapters."""
+    from ..adapters.channels import (  # noqa: PLC0415 - botocore loads only for previews
+        EventBridgeChannel,
+        PushChannel,
+        SesEmailChannel,
+        SnsSmsChannel,
+    )
+    from ..delivery.service import Outgoing  # noqa: PLC0415
+
+    firing = preview.firing
+    channel = firing.channel
+    if channel == "email":
+        preview.recipient = SesEmailChannel(None, "").recipient(firing)
+    elif channel == "sms":
+        preview.recipient = SnsSmsChannel(None).recipient(firing)
+    elif channel == "push":
+        preview.recipient = PushChannel(None, "").recipient(firing)
+    else:
+        capture = _CaptureEvents()
+        adapter = EventBridgeChannel(capture, "nudge-preview", channel)
+        preview.recipient = adapter.recipient(firing)
+        adapter.send(Outgoing(firing, preview.recipient, preview.rendered, preview.unsubscribe_url))
+        preview.detail = json.loads(capture.entries[0]["Detail"])
+        if channel == "event":
+            preview.recipient = None  # the stack's bus, whose name the preview does not know
+
+
+class _CaptureEvents:
+    """Stands in for the EventBridge client: keeps the entry instead of putting it on a bus."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # boto3's argument name
+        self.entries.extend(Entries)
+        return {"Entries": [{"EventId": "preview"}]}
+
+
+# -- SMS length --------------------------------------------------------------------------------------------------------
+
+_GSM7 = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿"
+    "abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def sms_segments(text: str) -> tuple[int, str, int]:
+    """(length in the encoding's units, encoding, segments): GSM-7 160/153 per segment, else UCS-2 70/67."""
+    if all(c in _GSM7 or c in _GSM7_EXTENDED for c in text):
+        units = sum(2 if c in _GSM7_EXTENDED else 1 for c in text)
+        return units, "GSM-7", 1 if units <= 160 else math.ceil(units / 153)
+    units = len(text.encode("utf-16-le")) // 2
+    return units, "UCS-2", 1 if units <= 70 else math.ceil(units / 67)
+
+
+# -- output ------------------------------------------------------------------------------------------------------------
+
+
+def _recipient_text(preview: Preview) -> str:
+    recipient, channel = preview.recipient, preview.firing.channel
+    if channel == "push" and isinstance(recipient, dict):
+        kinds = ", ".join(sorted(set(recipient.values())))
+        return f"{len(recipient)} device token(s) ({kinds})"
+    if channel == "webhook":
+        return f"destination {recipient}" if recipient else "the stack's default webhook destination"
+    if channel == "event":
+        return "the stack's event bus"
+    if recipient:
+        return str(recipient)
+    trait = {"email": "email", "sms": "phone (+country code)", "push": "push_tokens"}[channel]
+    return f"nobody: the profile has no usable {trait} trait, so delivery would record no_recipient and send nothing"
+
+
+def as_text(preview: Preview, args: argparse.Namespace) -> str:
+    rendered, firing = preview.rendered, preview.firing
+    if args.html_only:
+        return (rendered.html or "") if rendered else ""
+    template = f"template {firing.template}" if firing.template else "no template"
+    lines = [
+        f"Rule {preview.rule.id}: {firing.channel} message ({template}) for customer {firing.customer_id}",
+        f"To: {_recipient_text(preview)}",
+    ]
+    if firing.channel == "email" and rendered is not None:
+        lines += [f"Subject: {rendered.subject}", "", "--- text part ---", rendered.text or ""]
+        if not args.text_only:
+            lines += ["", "--- html part ---", (rendered.html or "").rstrip("\n")]
+    elif firing.channel == "sms" and rendered is not None:
+        text = rendered.text or ""
+        units, encoding, segments = sms_segments(text)
+        size = f"{len(text)} characters" + (f" ({units} GSM-7 units)" if units != len(text) else "")
+        lines += ["", text, "", f"{size}, {encoding}, {segments} segment{'s' if segments != 1 else ''}"]
+    elif firing.channel == "push" and rendered is not None:
+        lines += [
+            "",
+            f"Title: {rendered.title}",
+            f"Body: {rendered.text}",
+            f"Data: {json.dumps(rendered.data, ensure_ascii=False)}",
+        ]
+    else:
+        lines += [
+            "",
+            "EventBridge detail (nudge." + firing.channel + "):",
+            json.dumps(preview.detail, ensure_ascii=False, indent=2),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(preview: Preview, args: argparse.Namespace) -> dict[str, Any]:
+    rendered, firing = preview.rendered, preview.firing
+    message: dict[str, Any] = {}
+    if firing.channel == "email" and rendered is not None:
+        message = {"subject": rendered.subject}
+        if not args.html_only:
+            message["text"] = rendered.text
+        if not args.text_only:
+            message["html"] = rendered.html
+    elif firing.channel == "sms" and rendered is not None:
+        units, encoding, segments = sms_segments(rendered.text or "")
+        message = {
+            "text": rendered.text,
+            "characters": len(rendered.text or ""),
+            "encoding": encoding,
+            "units": units,
+            "segments": segments,
+        }
+    elif firing.channel == "push" and rendered is not None:
+        message = {"title": rendered.title, "body": rendered.text, "data": rendered.data}
+    else:
+        message = {"detail_type": f"nudge.{firing.channel}", "detail": preview.detail}
+    return {
+        "rule": preview.rule.id,
+        "channel": firing.channel,
+        "template": firing.template,
+        "customer_id": firing.customer_id,
+        "recipient": preview.recipient,
+        "unsubscribe_url": preview.unsubscribe_url,
+        "message": message,
+        "firing": firing.model_dump(mode="json"),
+    }

@@ -1,0 +1,93 @@
+"""Check a rules folder as deployment sees it: the rules, the templates beside them, and the links between.
+
+``nudge validate`` and ``cdk synth`` share this, so a rule whose template is missing or does not compile
+fails both the same way, as ``file:line: message`` diagnostics::
+
+    >>> problems = [d for d in validate_all("rules") if d.severity == "error"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from ..engine.loader import Diagnostic, RuleSet, _line_of, _RuleLoader, load_rules
+from ..engine.rules import Rule
+from .templates import TemplateSet, check_rule_templates, load_templates
+
+TEMPLATES_FOLDER = "templates"
+
+
+def templates_dir(path: Path | str) -> Path:
+    """Where the templates of a rules folder (or of a rule file's folder) live: ``<folder>/templates``."""
+    path = Path(path)
+    return (path if path.is_dir() else path.parent) / TEMPLATES_FOLDER
+
+
+@dataclass
+class Validation:
+    """Rules and templates loaded together, with every diagnostic of both, sorted by file and line."""
+
+    rules: RuleSet
+    templates: dict[Path, TemplateSet] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+
+def validate_paths(paths: Path | str | Iterable[Path | str]) -> Validation:
+    """Load rules from folders or files, then the ``templates`` folder beside each, and check that every
+    rule's template exists for its channel (rules are matched with the folder their file is in)."""
+    given = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    rules = load_rules(given)
+    result = Validation(rules, diagnostics=list(rules.diagnostics))
+    folders = [templates_dir(p) for p in given if p.exists()]
+    folders += [Path(file).parent / TEMPLATES_FOLDER for file, _ in rules.sources.values()]
+    seen: dict[Path, TemplateSet] = {}
+    for folder in folders:
+        if folder.resolve() not in seen:
+            templates = seen[folder.resolve()] = load_templates(folder)
+            result.templates[folder] = templates
+            result.diagnostics.extend(templates.diagnostics)
+    for rule in rules.rules:
+        file, _ = rules.sources[rule.id]
+        folder = Path(file).parent / TEMPLATES_FOLDER
+        for problem in check_rule_templates([rule], seen[folder.resolve()], rules.sources):
+            result.diagnostics.append(_missing_template(problem, rule, folder))
+    result.diagnostics.sort(key=lambda d: (d.file, d.line))
+    return result
+
+
+def validate_all(path: Path | str | Iterable[Path | str]) -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) of the rules at ``path`` and of their templates."""
+    return validate_paths(path).diagnostics
+
+
+def _missing_template(problem: Diagnostic, rule: Rule, folder: Path) -> Diagnostic:
+    """Point at the rule's ``template:`` line and name the file that was looked for."""
+    channel, name = rule.action.channel, rule.action.template
+    message = f"no {channel} template '{name}': expected {folder / channel / f'{name}.yaml'}"
+    return replace(problem, line=_template_line(Path(problem.file), rule.id) or problem.line, message=message)
+
+
+def _template_line(file: Path, rule_id: str) -> int | None:
+    try:
+        root = yaml.compose(file.read_text(encoding="utf-8"), Loader=_RuleLoader)
+    except (OSError, yaml.YAMLError):
+        return None
+    documents = root.value if isinstance(root, yaml.SequenceNode) else [root]
+    for node in documents:
+        if isinstance(node, yaml.MappingNode) and any(
+            key.value == "id" and getattr(value, "value", None) == rule_id for key, value in node.value
+        ):
+            return _line_of(node, ("action", "template"))
+    return None
