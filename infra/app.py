@@ -11,8 +11,8 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from nudge.delivery.templates import check_rule_templates, load_templates
-from nudge.engine import RuleLoadError, compile_rules, load_rules
+from nudge.delivery.validation import validate_paths
+from nudge.engine import RuleLoadError, compile_rules
 from nudge.settings import StackSettings
 
 from .bundling import PROJECT_ROOT, function_code
@@ -24,12 +24,11 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     app = cdk.App(context=context, outdir=outdir)
     settings = StackSettings.from_context(app.node.try_get_context("nudge") or _cdk_json_settings())
     rules_dir = (PROJECT_ROOT / settings.rules_dir).resolve()
-    loaded = load_rules(rules_dir)
-    templates = load_templates(rules_dir / "templates")
-    problems = loaded.errors + templates.diagnostics + check_rule_templates(loaded.rules, templates, loaded.sources)
-    if problems:
-        raise RuleLoadError(problems)
-    plan = compile_rules(rule for rule in loaded.rules if rule.enabled)
+    # The very checks `nudge validate` runs: rules, their templates, and the links between them.
+    validation = validate_paths(rules_dir)
+    if validation.errors:
+        raise RuleLoadError(validation.errors)
+    plan = compile_rules(rule for rule in validation.rules.rules if rule.enabled)
     code = function_code(rules_dir, settings.architecture, settings.python_version)
     stack = NudgeStack(
         app,
