@@ -246,3 +246,75 @@ def test_redrive_puts_parked_firings_back_and_delivery_sends_them_once(deliverer
     assert json.loads(message["Body"])["firing_id"] == json.loads(body)["firing_id"]
     assert deliverer.handle(message["Body"], attempt=1).status is Status.SENT
     assert sqs.receive_message(QueueUrl=resources.delivery.firings_dlq_url).get("Messages", []) == []
+
+
+@pytest.mark.parametrize("channel", ["email", "sms", "push", "webhook", "event"])
+def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, resources, clock):  # type: ignore[no-untyped-def]
+    """One cart firing (two lines), rendered and sent on each channel through its real adapter."""
+    from botocore.stub import Stubber
+
+    from nudge.adapters.channels import PushChannel
+
+    events = cart_events(phone="+351912345678", push_tokens=[{"token": "apns-1", "platform": "ios"}])
+    body = json.loads(firing_body("cart_abandonment", events))
+    body["channel"] = channel
+    body["template"] = None if channel == "event" else "cart_reminder"
+    if channel == "webhook":
+        body["destination"] = "crm"
+    deliverer = Deliverer(resources.delivery, session, clock)
+    stub = None
+    if channel == "push":
+        pinpoint = session.client("pinpoint")  # moto has no SendMessages: Stubber against the real model
+        deliverer.service.channels["push"] = PushChannel(pinpoint, "app-1")  # type: ignore[index]
+        stub = Stubber(pinpoint)
+        stub.add_response(
+            "send_messages",
+            {
+                "MessageResponse": {
+                    "ApplicationId": "app-1",
+                    "RequestId": "r-1",
+                    "Result": {"apns-1": {"DeliveryStatus": "SUCCESSFUL", "StatusCode": 200}},
+                }
+            },
+        )
+        stub.activate()
+    capture = None
+    if channel in ("webhook", "event"):
+        sqs = session.client("sqs")
+        capture = sqs.create_queue(QueueName="capture")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=capture, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        bus = session.client("events")
+        bus.put_rule(
+            Name="all", EventBusName=resources.delivery.event_bus, EventPattern=json.dumps({"source": ["nudge"]})
+        )
+        bus.put_targets(Rule="all", EventBusName=resources.delivery.event_bus, Targets=[{"Id": "q", "Arn": arn}])
+
+    result = deliverer.handle(json.dumps(body), attempt=1)
+
+    assert result.status is Status.SENT
+    if channel == "email":
+        [message] = sent_emails()
+        assert "Yoga mat" in message.get_body(preferencelist=("plain",)).get_content()
+    elif channel == "sms":
+        [(phone, text)] = sent_sms()
+        assert phone == "+351912345678"
+        assert text == (
+            "Ana, your cart is waiting: Yoga mat €29.90, Cork blocks €9.50. https://shop.example.com/cart "
+            "Reply STOP to opt out."
+        )
+    elif channel == "push":
+        assert result.rendered is not None
+        assert result.rendered.title == "Ana, your cart is waiting"
+        assert result.rendered.text == "2 items: Yoga mat (€29.90), Cork blocks (€9.50)"
+        assert stub is not None
+        stub.assert_no_pending_responses()
+    else:
+        assert capture is not None
+        [message] = session.client("sqs").receive_message(QueueUrl=capture)["Messages"]
+        detail = json.loads(message["Body"])["detail"]
+        names = [e["properties"].get("name") for e in detail["events"]]
+        assert names == ["Yoga mat", "Cork blocks", None]
+        if channel == "webhook":
+            assert detail["destination"] == "crm"
+            assert detail["payload"]["cart_total"] == "39.4"
+            assert detail["payload"]["email"] == "ana@example.com"
