@@ -171,13 +171,12 @@ def generate(customers: int, seed: int) -> list[dict]:
         else:
             regular(w, rng, customer, at)
     ordered = sorted(w.events, key=lambda item: (item[0], item[1]))
-    # A few phones were offline: their events arrive late, in one burst, after others' events.
-    late = [i for i, (_, _, body) in enumerate(ordered) if body["customer_id"].endswith("7") and rng.random() < 0.3]
-    moved = [ordered[i] for i in late]
-    kept = [item for i, item in enumerate(ordered) if i not in set(late)]
-    for item in moved:
-        kept.insert(min(len(kept), kept.index(next(k for k in kept if k[0] >= item[0])) + rng.randint(1, 25)), item)
-    return [body for _, _, body in kept]
+    # A few phones were offline: some of their events arrive a little late, after others' events.
+    arrival = []
+    for position, (_, _, body) in enumerate(ordered):
+        delay = rng.randint(1, 25) if body["customer_id"].endswith("7") and rng.random() < 0.3 else 0
+        arrival.append((position + delay + (0.5 if delay else 0), body))
+    return [body for _, body in sorted(arrival, key=lambda item: item[0])]
 
 
 def main() -> None:
