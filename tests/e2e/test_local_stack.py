@@ -19,9 +19,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from nudge.cli.main import main
-from nudge.engine import compile_rules, iso, load_rules_or_raise, parse_event, replay
+from nudge.engine import compile_rules, load_rules_or_raise, parse_event, replay
 from nudge.local.embedded import REGION, EmbeddedAws
-from nudge.local.stack import LocalStack, VirtualClock
+from nudge.local.stack import LocalStack, VirtualClock, sender
 from nudge.sdk import Tracker
 
 SCENARIOS = sorted(Path("examples/scenarios").glob("*.jsonl"))
@@ -56,18 +56,7 @@ def sent_emails() -> list[email.message.EmailMessage]:
 
 def run_stack(stack: LocalStack, path: Path):  # type: ignore[no-untyped-def]
     tracker = Tracker(stack.resources.stream_name, client=stack.session.client("kinesis"), flush_at_exit=False)
-
-    def send(events: list) -> None:
-        for event in events:
-            if event.name == "identify":
-                tracker.identify(event.customer_id, event.traits, timestamp=iso(event.ts), event_id=event.event_id)
-            else:
-                tracker.track(
-                    event.customer_id, event.name, event.properties, timestamp=iso(event.ts), event_id=event.event_id
-                )
-        tracker.flush()
-
-    return stack.run_events(events_of(path), send)
+    return stack.run_events(events_of(path), sender(tracker))
 
 
 def key(firing: dict) -> tuple:

@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..engine import Event, RuleLoadError, iso
+from ..engine import Event, RuleLoadError
 from ..settings import StackSettings
 from .replay_command import read_events
 
@@ -35,20 +35,6 @@ def register(commands: Any) -> None:
     parser.add_argument("--speed", type=float, default=1.0, help="live mode: run the clock this many times faster")
     parser.add_argument("--port", type=int, default=0, help="live mode: the endpoint's port (default: any free one)")
     parser.set_defaults(run=run)
-
-
-def _send(tracker: Any) -> Any:
-    def send(events: list[Event]) -> None:
-        for event in events:
-            if event.name == "identify":
-                tracker.identify(event.customer_id, event.traits, timestamp=iso(event.ts), event_id=event.event_id)
-            else:
-                tracker.track(
-                    event.customer_id, event.name, event.properties, timestamp=iso(event.ts), event_id=event.event_id
-                )
-        tracker.flush()
-
-    return send
 
 
 class Printer:
@@ -90,7 +76,7 @@ class Printer:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..local.stack import LocalStack, VirtualClock  # noqa: PLC0415 - moto only loads for this command
+    from ..local.stack import LocalStack, VirtualClock, sender  # noqa: PLC0415 - moto only loads for this command
     from ..sdk import Tracker  # noqa: PLC0415
 
     out = sys.stdout
@@ -123,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     tracker = Tracker(stack.resources.stream_name, client=stack.session.client("kinesis"), flush_at_exit=False)
     try:
         if args.events is not None:
-            stack.run_events(events, _send(tracker))
+            stack.run_events(events, sender(tracker))
             if not args.json:
                 printer.summary([rule.id for rule in stack.plan.rules])
         else:

@@ -11,12 +11,14 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
     Tag,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -34,21 +36,32 @@ Duration = Annotated[int, BeforeValidator(parse_duration)]
 Loc = tuple[str | int, ...]
 
 
+class OperatorError(ValueError):
+    """A problem with one operator of a test (``gtt: 5``, ``in: PT``) or of a count.
+
+    pydantic locates the error at the whole test; the loader reads ``operator`` to point at its own line.
+    """
+
+    def __init__(self, operator: str, message: str) -> None:
+        super().__init__(message)
+        self.operator = operator
+
+
 def _check_operator_value(op: str, value: Any) -> None:
     if op in ("in", "not_in"):
         if not isinstance(value, list):
-            raise ValueError(f"operator '{op}' takes a list, e.g. {op}: [PT, ES]")
+            raise OperatorError(op, f"operator '{op}' takes a list, e.g. {op}: [PT, ES], not {value!r}")
     elif op == "exists":
         if not isinstance(value, bool):
-            raise ValueError("operator 'exists' takes true or false")
+            raise OperatorError(op, f"operator 'exists' takes true or false, not {value!r}")
     elif op == "prefix":
         if not isinstance(value, str):
-            raise ValueError("operator 'prefix' takes a string")
+            raise OperatorError(op, f"operator 'prefix' takes a string, not {value!r}")
     elif op in ("gt", "gte", "lt", "lte"):
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ValueError(f"operator '{op}' compares with a number or a string, not {value!r}")
+            raise OperatorError(op, f"operator '{op}' compares with a number or a string, not {value!r}")
     elif op == "contains" and isinstance(value, dict | list):
-        raise ValueError("operator 'contains' takes a single value (a substring or a list element)")
+        raise OperatorError(op, "operator 'contains' takes a single value (a substring or a list element)")
 
 
 def normalize_test(value: Any) -> dict[str, Any]:
@@ -59,7 +72,7 @@ def normalize_test(value: Any) -> dict[str, Any]:
         raise ValueError(f"an empty test: give an operator, one of {', '.join(OPERATORS)}")
     for op, operand in value.items():
         if op not in OPERATORS:
-            raise ValueError(f"unknown operator '{op}': use one of {', '.join(OPERATORS)}")
+            raise OperatorError(str(op), f"unknown operator '{op}': use one of {', '.join(OPERATORS)}")
         _check_operator_value(op, operand)
     return dict(value)
 
@@ -71,9 +84,9 @@ def _normalize_count(value: Any) -> dict[str, int]:
         raise ValueError("count takes a comparison such as {gte: 3}")
     for op, operand in value.items():
         if op not in COUNT_OPERATORS:
-            raise ValueError(f"unknown count operator '{op}': use one of {', '.join(COUNT_OPERATORS)}")
+            raise OperatorError(str(op), f"unknown count operator '{op}': use one of {', '.join(COUNT_OPERATORS)}")
         if isinstance(operand, bool) or not isinstance(operand, int) or operand < 0:
-            raise ValueError(f"count {op} takes a whole number ≥ 0, not {operand!r}")
+            raise OperatorError(op, f"count {op} takes a whole number ≥ 0, not {operand!r}")
     return dict(value)
 
 
@@ -84,6 +97,15 @@ def _check_path(value: str, what: str) -> str:
 
 
 PropertyTest = Annotated[dict[str, Any], BeforeValidator(normalize_test)]
+
+
+def _check_where(value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    for path in value:
+        _check_path(path, "where key")
+    return value
+
+
+Where = Annotated[dict[str, PropertyTest], AfterValidator(_check_where)]
 CountTest = Annotated[dict[str, int], BeforeValidator(_normalize_count)]
 
 
@@ -95,7 +117,7 @@ class EventFilter(_Strict):
     """``{event: NAME, where: ..., count: {gte: N}, within: DURATION}``."""
 
     event: str
-    where: dict[str, PropertyTest] = Field(default_factory=dict)
+    where: Where = Field(default_factory=dict)
     count: CountTest | None = None
     within: Duration | None = None
 
@@ -104,13 +126,6 @@ class EventFilter(_Strict):
     def _event_name(cls, value: str) -> str:
         if not EVENT_NAME.match(value):
             raise ValueError(f"event name {value!r} may hold letters, digits and _ . : - only")
-        return value
-
-    @field_validator("where")
-    @classmethod
-    def _where_paths(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for path in value:
-            _check_path(path, "where key")
         return value
 
 
@@ -155,17 +170,10 @@ class AttributeCondition(_Strict):
 
 class TrendSpec(_Strict):
     event: str
-    where: dict[str, PropertyTest] = Field(default_factory=dict)
+    where: Where = Field(default_factory=dict)
     period: Duration
     periods: int = Field(ge=2, le=52)
     direction: Literal["increasing", "decreasing"]
-
-    @field_validator("where")
-    @classmethod
-    def _where_paths(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        for path in value:
-            _check_path(path, "where key")
-        return value
 
 
 class TrendCondition(_Strict):
@@ -216,10 +224,24 @@ Unless = Annotated[
 
 class Action(_Strict):
     channel: Literal["email", "sms", "push", "webhook", "event"]
-    template: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
-    destination: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    template: str | None = None
+    destination: str | None = None
     """For ``webhook``: which configured destination (a stack setting) receives the firing."""
     properties: list[str] = Field(default_factory=list)
+
+    @field_validator("channel", mode="before")
+    @classmethod
+    def _channel(cls, value: Any) -> Any:
+        if value not in CHANNELS:
+            raise ValueError(f"unknown channel {value!r}: use one of {', '.join(CHANNELS)}")
+        return value
+
+    @field_validator("template", "destination")
+    @classmethod
+    def _names(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not RULE_ID.match(value):
+            raise ValueError(f"{info.field_name} {value!r} may hold only lowercase letters, digits and _")
+        return value
 
     @field_validator("properties")
     @classmethod
@@ -284,7 +306,17 @@ def _walk_when(cond: ConditionModel, loc: Loc, top: bool, negated: bool, out: li
     """Check history bounds under ``when``; return whether a non-negated event condition exists."""
     positive = False
     if isinstance(cond, EventFilter):
-        if cond.within is None and not (top and cond.count is None):
+        if cond.within is None and top and cond.count is not None:
+            out.append(
+                Problem(
+                    loc=(*loc, "count"),
+                    message=(
+                        f"event filter '{cond.event}' has a `count`, so it needs `within` (e.g. within: 1d): "
+                        "events are counted over a bounded window"
+                    ),
+                )
+            )
+        elif cond.within is None and not top:
             out.append(
                 Problem(
                     loc=(*loc, "event"),

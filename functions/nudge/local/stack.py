@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..delivery.service import DeliveryResult, Status
-from ..engine import Event, compile_rules, load_rules_or_raise
+from ..engine import Event, compile_rules, iso, load_rules_or_raise
 from ..evaluator import BatchEvaluator, InputRecord
 from ..evaluator.filters import event_filter_patterns, record_passes
 from ..handlers.delivery import Deliverer, RetryLater
@@ -104,6 +104,22 @@ class ShardPoller:
             ShardIteratorType="AT_SEQUENCE_NUMBER",
             StartingSequenceNumber=sequence_number,
         )["ShardIterator"]
+
+
+def sender(tracker: Any) -> Callable[[list[Event]], None]:
+    """Send events as they are (their own ids and times) through an SDK ``Tracker``, then flush."""
+
+    def send(events: list[Event]) -> None:
+        for event in events:
+            if event.name == "identify":
+                tracker.identify(event.customer_id, event.traits, timestamp=iso(event.ts), event_id=event.event_id)
+            else:
+                tracker.track(
+                    event.customer_id, event.name, event.properties, timestamp=iso(event.ts), event_id=event.event_id
+                )
+        tracker.flush()
+
+    return send
 
 
 def recipient_text(result: DeliveryResult) -> Any:
