@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,8 @@ from typing import Any
 
 from ..engine import Timer, TimerCancel, TimerSet
 from ..evaluator.records import encode_timer
+
+logger = logging.getLogger(__name__)
 
 MIN_LEAD_MS = 60_000
 """Scheduler delivers one-time schedules with minute granularity; nearer timers go a minute out."""
@@ -97,7 +100,8 @@ class EventBridgeTimerScheduler:
                 self.client.update_schedule(**definition)
                 return
             except errors.ResourceNotFoundException:
-                pass  # it already fired or was never created (a retried batch): create it
+                # It already fired, or a retried batch never created it: create it below.
+                logger.debug("timer to move was gone; creating it")
         try:
             self.client.create_schedule(**definition)
         except errors.ConflictException:

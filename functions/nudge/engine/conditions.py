@@ -7,6 +7,7 @@ what makes a pattern arm exactly once, with the same arm time, whatever order it
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
@@ -80,13 +81,14 @@ class Matcher:
         return True
 
 
-class Node:
+class Node(ABC):
     """A compiled condition."""
 
     __slots__ = ()
 
+    @abstractmethod
     def evaluate(self, ctx: Context) -> Evidence | None:
-        raise NotImplementedError  # pragma: no cover - every node overrides it
+        """The evidence of a satisfying match at ``ctx.now``, or ``None`` when not satisfied."""
 
     def window(self) -> int:
         """The longest look-back (ms) this condition needs from ``now``."""
