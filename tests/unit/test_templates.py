@@ -122,7 +122,7 @@ def test_every_shipped_template_belongs_to_a_rule_on_some_channel():
 
 @pytest.mark.parametrize("channel_name", sorted(RULE_BY_TEMPLATE), ids=lambda c: f"{c[0]}/{c[1]}")
 def test_every_shipped_template_renders_for_its_rule(channel_name):
-    channel, name = channel_name
+    channel, _ = channel_name
     rule = RULE_BY_TEMPLATE[channel_name]
     firing = scenario_firing(rule.id)
     rendered = render(SHIPPED.templates[channel_name], firing)

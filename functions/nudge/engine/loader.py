@@ -1,8 +1,9 @@
 """Read rule files and report every problem as ``file:line: where: what``, like a compiler.
 
 YAML is composed into nodes first so that each pydantic error location (``loc``) can be walked
-back to the line that holds it; values are then built with a YAML 1.2-style boolean resolver,
-so that ``NO`` (Norway) in ``in: [PT, NO]`` stays a string instead of turning into ``false``.
+back to the line that holds it; values are then built with YAML 1.2-style resolvers, so that
+``NO`` (Norway) in ``in: [PT, NO]`` stays a string instead of turning into ``false``, and a date
+such as ``2024-01-01`` stays the string an event's JSON property holds instead of a ``date``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .rules import OPERATORS, Loc, Problem, Rule, check_rule
+from .rules import OPERATORS, Loc, OperatorError, Problem, Rule, check_rule
 
 RULE_SUFFIXES = (".yaml", ".yml")
 _KNOWN_KEYS = (
@@ -37,21 +38,32 @@ _KNOWN_KEYS = (
     "direction",
     "channel",
     "template",
+    "destination",
     "properties",
     *OPERATORS,
 )
 
 
 class _RuleLoader(yaml.SafeLoader):
-    """SafeLoader whose booleans are only ``true``/``false`` (YAML 1.2), never yes/no/on/off."""
+    """SafeLoader with YAML 1.2's plain scalars: booleans are only ``true``/``false`` (never
+    yes/no/on/off), there are no implicit timestamps (events are JSON, where a date is a string),
+    and integers are plain decimals — so a SKU ``012345`` or a time ``10:30`` stays a string instead
+    of YAML 1.1's octal 5349 or sexagesimal 630."""
 
 
 _RuleLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _RuleLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_RuleLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
 
 
@@ -116,7 +128,12 @@ def _line_of(node: yaml.Node, loc: Loc) -> int:
     return line
 
 
-def _duplicate_keys(node: yaml.Node, loc: Loc = ()) -> Iterable[tuple[Loc, int, str]]:
+def _duplicate_keys(node: yaml.Node, loc: Loc = (), visited: set[int] | None = None) -> Iterable[tuple[Loc, int, str]]:
+    # An alias (*name) shares its anchor's node: visit each node once, which also ends a cycle.
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -124,10 +141,10 @@ def _duplicate_keys(node: yaml.Node, loc: Loc = ()) -> Iterable[tuple[Loc, int, 
             if key in seen:
                 yield (*loc, key), key_node.start_mark.line + 1, f"duplicate key '{key}'"
             seen.add(key)
-            yield from _duplicate_keys(value_node, (*loc, key))
+            yield from _duplicate_keys(value_node, (*loc, key), visited)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*loc, index))
+            yield from _duplicate_keys(item, (*loc, index), visited)
 
 
 def _dotted(loc: Loc) -> str:
@@ -148,11 +165,41 @@ def _message(error: Any, data: Any) -> tuple[Loc, Loc, str]:
     kind = error["type"]
     if kind == "extra_forbidden":
         key = str(raw[-1])
+        if key in _KNOWN_KEYS:
+            place = "here" if loc[:-1] else "at the top level of a rule"
+            return loc, loc[:-1], f"'{key}' is a known key but does not belong {place}"
         hint = difflib.get_close_matches(key, _KNOWN_KEYS, n=1)
         return loc, loc[:-1], f"unknown key '{key}'" + (f" (did you mean '{hint[0]}'?)" if hint else "")
     if kind == "missing":
         return loc, loc, f"missing required key '{raw[-1]}'"
-    return loc, loc, str(error["msg"]).removeprefix("Value error, ")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, OperatorError):
+        # The test as a whole is at `loc`; the line is the operator's own.
+        return _clean_loc((*raw, cause.operator), data), loc, message
+    given = error.get("input")
+    if kind == "condition_kind" and isinstance(given, list):
+        message += "; got a list: to combine conditions, put them under `all:` or `any:`"
+    elif kind == "condition_kind" and isinstance(given, str):
+        message += f"; got {given!r} (for one event write `event: {given}`)"
+    elif kind == "condition_kind" and not isinstance(given, dict):
+        message += f"; got {_shown(given)}"
+    elif kind in ("model_type", "dict_type"):
+        message = f"expected a mapping (key: value), not {_shown(given)}"
+    elif message.startswith("Input should"):
+        message += f", not {_shown(given)}"
+    return loc, loc, message
+
+
+def _shown(value: Any) -> str:
+    """A value as a message names it: scalars as written, collections by their kind."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "an empty value"
+    return repr(value)
 
 
 def _clean_loc(loc: Loc, doc: Any) -> Loc:
@@ -187,10 +234,7 @@ def _load_document(path: Path, label: str, result: RuleSet) -> list[tuple[Any, y
     try:
         root = yaml.compose(text, Loader=_RuleLoader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        result.diagnostics.append(Diagnostic(label, line, f"not valid YAML: {problem}"))
+        result.diagnostics.append(_yaml_diagnostic(exc, label, text))
         return []
     if root is None:
         result.diagnostics.append(
@@ -201,10 +245,63 @@ def _load_document(path: Path, label: str, result: RuleSet) -> list[tuple[Any, y
         result.diagnostics.append(
             Diagnostic(label, line, message, where=_dotted(loc[1:] if isinstance(loc[0], int) else loc))
         )
-    data = yaml.load(text, Loader=_RuleLoader)
+    try:
+        data = _RuleLoader("").construct_document(root)
+    except yaml.YAMLError as exc:  # an unknown tag (!custom), an unhashable key
+        result.diagnostics.append(_yaml_diagnostic(exc, label, text))
+        return []
+    except (ValueError, TypeError, OverflowError) as exc:  # a typed scalar that does not parse: !!int x
+        bad = _unreadable_scalar(root, set())
+        culprit = root if bad is None else bad
+        shown = f"{bad.value!r} is not a valid {bad.tag.rsplit(':', 1)[-1]}" if bad is not None else "a value"
+        result.diagnostics.append(Diagnostic(label, culprit.start_mark.line + 1, f"not valid YAML: {shown} ({exc})"))
+        return []
     if isinstance(root, yaml.SequenceNode):
         return list(zip(data, root.value, strict=True))
     return [(data, root)]
+
+
+def _yaml_diagnostic(exc: yaml.YAMLError, label: str, text: str) -> Diagnostic:
+    """Where PyYAML gave up, and what it was reading; an unclosed quote or bracket is located at its start."""
+    problem = getattr(exc, "problem", None) or str(exc)
+    mark = getattr(exc, "problem_mark", None)
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    last_line = max(1, len(text.splitlines()))
+    line = min(mark.line + 1, last_line) if mark is not None else 1
+    message = f"not valid YAML: {problem}"
+    if context and not context.startswith("while"):
+        message = f"not valid YAML: {context}, {problem}"  # "expected a single document..., but found another"
+    elif context and context_mark is not None:
+        started = context_mark.line + 1
+        if mark is not None and mark.index >= len(text.rstrip()):
+            # The file ended inside something left open: its start is where the fix belongs.
+            line = started
+        message += f" ({context} that starts at line {started})"
+    return Diagnostic(label, line, message)
+
+
+def _unreadable_scalar(node: yaml.Node, seen: set[int]) -> yaml.ScalarNode | None:
+    """The first scalar whose explicit tag does not accept its text (``!!int soon``, ``!!float x``)."""
+    if id(node) in seen:
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.ScalarNode):
+        try:
+            _RuleLoader("").construct_object(node)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError):
+            return node
+        return None
+    children: list[yaml.Node] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    for child in children:
+        found = _unreadable_scalar(child, seen)
+        if found is not None:
+            return found
+    return None
 
 
 def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
