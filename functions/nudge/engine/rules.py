@@ -254,7 +254,7 @@ class Action(_Strict):
 class Rule(_Strict):
     id: str
     description: str = ""
-    enabled: bool = True
+    enabled: bool = Field(default=True, strict=True)  # `yes` is not a boolean in a rule file
     key: str | None = None
     when: Condition
     unless: Unless | None = None
