@@ -318,3 +318,11 @@ def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, 
             assert detail["destination"] == "crm"
             assert detail["payload"]["cart_total"] == "39.4"
             assert detail["payload"]["email"] == "ana@example.com"
+
+
+def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+    assert deliverer.handle(json.dumps({"rule": "cart_abandonment"}), attempt=1) is None
+    [parked] = session.client("sqs").receive_message(
+        QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"]
+    )["Messages"]
+    assert parked["MessageAttributes"]["reason"]["StringValue"].startswith("not a firing (firing_id")

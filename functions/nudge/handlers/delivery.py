@@ -22,6 +22,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
 
 from ..adapters.activations import DynamoDBActivationLog
 from ..adapters.channels import (
@@ -104,9 +105,18 @@ class Deliverer:
             ),
         )
 
-    def handle(self, body: str, attempt: int, receipt_handle: str | None = None) -> DeliveryResult:
-        """Deliver one queue message; raise ``RetryLater`` to leave it on the queue."""
-        firing = FiringMessage.model_validate_json(body)
+    def handle(self, body: str, attempt: int, receipt_handle: str | None = None) -> DeliveryResult | None:
+        """Deliver one queue message; raise ``RetryLater`` to leave it on the queue.
+
+        A message that is not a firing is parked at once with the reason (``None`` is returned):
+        retrying it could never help.
+        """
+        try:
+            firing = FiringMessage.model_validate_json(body)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors())
+            self.park(body, f"not a firing ({fields})")
+            return None
         result = self.service.deliver(firing, attempt, int(self.clock() * 1000))
         if result.status is Status.RETRY:
             if receipt_handle is not None:
@@ -135,6 +145,9 @@ def deliverer() -> Deliverer:
 def deliver_record(record: SQSRecord) -> None:
     attempt = int(record.attributes.approximate_receive_count or 1)
     result = deliverer().handle(record.body, attempt, record.receipt_handle)
+    if result is None:
+        metrics.add_metric(name="Delivery.malformed", unit=MetricUnit.Count, value=1)
+        return
     metrics.add_metric(name=f"Delivery.{result.status.value}", unit=MetricUnit.Count, value=1)
     logger.info(
         "delivery",

@@ -217,7 +217,8 @@ class LocalStack:
                 except RetryLater:
                     continue  # stays on the queue; redelivered after its visibility timeout
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                self._report(result)
+                if result is not None:
+                    self._report(result)
 
     def _report(self, result: DeliveryResult) -> None:
         rendered = result.rendered
