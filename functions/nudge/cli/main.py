@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import local_command, preview_command, redrive_command, replay_command, validate_command
+from . import bench_command, local_command, preview_command, redrive_command, replay_command, validate_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     redrive_command.register(commands)
     preview_command.register(commands)
     local_command.register(commands)
+    bench_command.register(commands)
     return parser
 
 

@@ -68,6 +68,10 @@ def _contains(operand: Any) -> Predicate:
 def compile_operator(op: str, operand: Any) -> Predicate:
     """One operator as a predicate over a property value (``MISSING`` when absent)."""
     if op == "eq":
+        if type(operand) is str:
+            # Same result as ``equal`` (a string only equals a string), without its type checks:
+            # string equality is the commonest test on the hot path (``sku: X``, ``section: Y``).
+            return lambda value: type(value) is str and value == operand
         return lambda value: value is not MISSING and equal(value, operand)
     if op == "ne":
         return lambda value: value is MISSING or not equal(value, operand)

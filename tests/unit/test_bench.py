@@ -1,0 +1,139 @@
+"""``nudge bench`` on a tiny workload: the JSON document's shape, and counts that are real.
+
+No timing is asserted anywhere: only that every figure is there, and that the request counts
+agree with what each design must do (the per-event design reads and writes once per record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nudge.bench.measure import RequestCounter, item_size, percentile
+from nudge.bench.report import RATIO_METRICS, print_document
+from nudge.bench.stream import Batcher, TimerQueue
+from nudge.bench.variants import generate_rules
+from nudge.bench.workload import WorkloadSpec, generate
+from nudge.cli import bench_command
+from nudge.engine import load_rules_or_raise
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "rules"
+TINY = ["--events", "3000", "--customers", "300", "--evaluator-events", "400", "--cold-start-runs", "1"]
+METRICS = (
+    "engine_events_per_s",
+    "evaluator_events_per_s",
+    "batch_latency_ms",
+    "aws_requests_per_event",
+    "aws_requests_by_operation",
+    "dynamodb_read_units_per_event",
+    "dynamodb_write_units_per_event",
+    "state_bytes",
+    "cold_start_ms",
+    "usd_per_million_events",
+    "usd_itemized",
+)
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    """One run for the module's tests (``capsys`` is per test, so stdout is redirected here)."""
+    parser = argparse.ArgumentParser(prog="nudge")
+    bench_command.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["bench", "--rules", str(RULES), "--quiet", "--json", *TINY])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert args.run(args) == 0
+    return json.loads(out.getvalue())
+
+
+def test_document_has_both_designs_every_metric_and_the_ratios(document: dict[str, Any]) -> None:
+    assert set(document) >= {"workload", "nudge", "baseline", "ratios", "targets"}
+    assert document["workload"]["events"] == 3000
+    assert document["workload"]["evaluator_events"] == 400
+    for design in ("nudge", "baseline"):
+        metrics = document[design]
+        assert set(metrics) >= set(METRICS)
+        assert set(metrics["batch_latency_ms"]) == {"p50", "p99"}
+        assert metrics["state_bytes"]["p50"] <= metrics["state_bytes"]["p99"] <= metrics["state_bytes"]["max"]
+        assert metrics["engine"]["events"] == 3000
+        assert metrics["evaluator"]["events"] == 400
+        assert metrics["usd_per_million_events"] == pytest.approx(sum(metrics["usd_itemized"].values()), abs=1e-3)
+    assert set(document["ratios"]) == set(RATIO_METRICS)
+    assert all(target["met"] in (True, False) for target in document["targets"])
+
+
+def test_counts_are_what_each_design_must_do(document: dict[str, Any]) -> None:
+    nudge, baseline = document["nudge"], document["baseline"]
+    records = baseline["evaluator"]["records"]
+    assert records >= 400  # every event, plus the timers that came back
+    by_operation = baseline["aws_requests_by_operation"]
+    assert by_operation["dynamodb.GetItem"]["requests"] == records  # one read per record...
+    assert by_operation["dynamodb.PutItem"]["requests"] == records  # ...and one unconditional write
+    assert "dynamodb.BatchGetItem" not in by_operation
+    mine = nudge["aws_requests_by_operation"]
+    assert mine["dynamodb.BatchGetItem"]["requests"] >= nudge["evaluator"]["batches"]
+    writes = mine["dynamodb.PutItem"]["requests"] + mine.get("dynamodb.DeleteItem", {}).get("requests", 0)
+    assert 0 < writes < nudge["evaluator"]["records"]
+    assert "dynamodb.GetItem" not in mine and "sqs.SendMessage" not in mine
+    assert nudge["aws_requests_per_event"] < baseline["aws_requests_per_event"]
+    assert baseline["dynamodb_write_units_per_event"] >= by_operation["dynamodb.PutItem"]["per_event"]
+    assert nudge["evaluator"]["failed_batches"] == baseline["evaluator"]["failed_batches"] == 0
+    # both designs make the same decisions: the same engine over the same records
+    assert nudge["engine"]["firings"] == baseline["engine"]["firings"]
+
+
+def test_tables_print_every_metric_and_the_targets(document: dict[str, Any]) -> None:
+    printed = io.StringIO()
+    print_document(document, printed)
+    out = printed.getvalue()
+    for label in ("engine events/s", "AWS requests per event", "state bytes p99", "cold start", "USD per million"):
+        assert label in out
+    assert "dynamodb.PutItem" in out and "target" in out
+
+
+def test_workload_is_reproducible_and_mostly_page_views() -> None:
+    spec = WorkloadSpec(events=2000, customers=200, seed=7)
+    first, second = generate(spec), generate(spec)
+    assert [e.event_id for e in first.events] == [e.event_id for e in second.events]
+    assert len(first.events) == 2000
+    assert max(first.mix, key=first.mix.__getitem__) == "page_viewed"
+    assert [e.event_id for e in generate(WorkloadSpec(events=2000, customers=200, seed=8)).events] != [
+        e.event_id for e in first.events
+    ]
+
+
+def test_generated_rule_sets_have_distinct_ids(tmp_path: Path) -> None:
+    for count, mode in ((10, "narrowed"), (200, "narrowed"), (50, "copies")):
+        rules = load_rules_or_raise(generate_rules(RULES, count, tmp_path / f"{mode}{count}", mode))
+        assert len({rule.id for rule in rules}) == count
+
+
+def test_dynamodb_units_follow_item_sizes() -> None:
+    item = {"pk": {"S": "c-1"}, "state": {"B": b"x" * 2000}, "version": {"N": "12"}}
+    assert item_size(item) == 2 + 3 + 5 + 2000 + 7 + 2
+    counter = RequestCounter()
+    counter.remember("t", item)
+    assert counter._read_units("t", {"pk": {"S": "c-1"}}, consistent=True) == 1
+    assert counter._read_units("t", {"pk": {"S": "c-1"}}, consistent=False) == 0.5
+    assert counter._dynamodb_units("PutItem", {"TableName": "t", "Item": item}, {}, failed=False) == (0.0, 2.0)
+    assert percentile([5, 1, 3, 2, 4], 0.5) == 3 and percentile([], 0.99) == 0
+
+
+def test_timers_come_back_in_due_order_once() -> None:
+    queue: TimerQueue[str] = TimerQueue()
+    queue.put("a", 3000, "a1")
+    queue.put("b", 1000, "b1")
+    queue.put("a", 2000, "a2")  # moved: the first a is stale
+    queue.put("c", 1500, "c1")
+    queue.cancel("c")
+    assert queue.due(2500) == ["b1", "a2"] and queue.due(10_000) == [] and queue.fired == 2
+    events = generate(WorkloadSpec(events=1200, customers=100)).events
+    batches = list(Batcher(TimerQueue(), size=500).batches(events))
+    assert [len(b.events) for b in batches] == [500, 500, 200]
