@@ -29,6 +29,7 @@ from ..adapters.sqs import firing_message
 from ..engine import CustomerState, Engine, Outcome, compile_rules, load_rules_or_raise
 from ..evaluator.records import InputRecord, Rejected, TimerRecord, decode_record
 from ..handlers.config import EvaluatorConfig
+from ..handlers.evaluator import timer_scheduler
 
 
 @dataclass
@@ -118,16 +119,7 @@ def build_per_event_evaluator(
         engine=engine,
         dynamodb=session.client("dynamodb"),
         table_name=config.state_table,
-        scheduler=EventBridgeTimerScheduler(
-            session.client("scheduler"),
-            group_name=config.schedule_group,
-            stream_arn=config.events_stream_arn,
-            role_arn=config.scheduler_role_arn,
-            dead_letter_arn=config.timers_dlq_arn,
-            retry_attempts=config.timer_retry_attempts,
-            max_event_age_seconds=config.timer_max_event_age_seconds,
-            clock=clock,
-        ),
+        scheduler=timer_scheduler(config, session, clock),
         sqs=session.client("sqs"),
         firings_queue_url=config.firings_queue_url,
         rejected_queue_url=config.rejected_queue_url,

@@ -44,20 +44,27 @@ def build_evaluator(
     return BatchEvaluator(
         engine=engine,
         store=DynamoDBStateStore(session.client("dynamodb"), config.state_table),
-        scheduler=EventBridgeTimerScheduler(
-            session.client("scheduler"),
-            group_name=config.schedule_group,
-            stream_arn=config.events_stream_arn,
-            role_arn=config.scheduler_role_arn,
-            dead_letter_arn=config.timers_dlq_arn,
-            retry_attempts=config.timer_retry_attempts,
-            max_event_age_seconds=config.timer_max_event_age_seconds,
-            clock=clock,
-            min_lead_ms=timer_min_lead_ms,
-        ),
+        scheduler=timer_scheduler(config, session, clock, timer_min_lead_ms),
         sink=SqsFiringSink(session.client("sqs"), config.firings_queue_url),
         dead_letters=SqsDeadLetters(session.client("sqs"), config.rejected_queue_url),
         ttl_margin_ms=config.state_ttl_margin_ms,
+    )
+
+
+def timer_scheduler(
+    config: EvaluatorConfig, session: Any, clock: Callable[[], float] = time.time, min_lead_ms: int = MIN_LEAD_MS
+) -> EventBridgeTimerScheduler:
+    """The Scheduler adapter for this stack's group, stream, role and dead-letter queue."""
+    return EventBridgeTimerScheduler(
+        session.client("scheduler"),
+        group_name=config.schedule_group,
+        stream_arn=config.events_stream_arn,
+        role_arn=config.scheduler_role_arn,
+        dead_letter_arn=config.timers_dlq_arn,
+        retry_attempts=config.timer_retry_attempts,
+        max_event_age_seconds=config.timer_max_event_age_seconds,
+        clock=clock,
+        min_lead_ms=min_lead_ms,
     )
 
 
