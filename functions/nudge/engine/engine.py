@@ -177,6 +177,9 @@ class Engine:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
+        # needs() and process() are called back to back for the same event by the evaluator:
+        # the projection needs() made is reused instead of being computed twice.
+        self._projected: tuple[Event | None, dict[str, Any]] = (None, {})
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -191,6 +194,7 @@ class Engine:
         if retention is None:
             return False
         props = self._project(event.properties, retention.paths)
+        self._projected = (event, props)
         return any(m.matches(props) for m in self.plan.matchers[event.name])
 
     @staticmethod
@@ -236,7 +240,10 @@ class Engine:
         retention = self.plan.retention.get(event.name)
         if retention is None:
             return None
-        props = self._project(event.properties, retention.paths)
+        last, props = self._projected
+        if last is not event:
+            props = self._project(event.properties, retention.paths)
+        self._projected = (None, {})
         if not any(m.matches(props) for m in self.plan.matchers[event.name]):
             return None
         items = state.events.get(event.name)
