@@ -12,6 +12,21 @@ from nudge.engine import Event, Firing, Plan, Rule, compile_rules, replay
 from nudge.engine.loader import _RuleLoader
 
 DAY = "2026-11-22"
+
+VOCABULARY = (
+    "identify",
+    "page_viewed",
+    "product_viewed",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_viewed",
+    "purchase",
+    "whitepaper_downloaded",
+    "trial_started",
+    "onboarding_viewed",
+    "upgraded",
+)
+"""The one event vocabulary of the examples, docs and tests."""
 _ids = itertools.count(1)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from nudge.engine import Engine, Event, Firing, Replayer, compile_rules, iso, load_rules_or_raise, parse_event, replay
+from tests.support import VOCABULARY as SHARED_VOCABULARY
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "rules"
@@ -24,19 +25,7 @@ SCENARIOS = ROOT / "examples" / "scenarios"
 PLAN = compile_rules(load_rules_or_raise(RULES_DIR))
 RULE_IDS = [rule.id for rule in PLAN.rules]
 
-VOCABULARY = {
-    "identify",
-    "page_viewed",
-    "product_viewed",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_viewed",
-    "purchase",
-    "whitepaper_downloaded",
-    "trial_started",
-    "onboarding_viewed",
-    "upgraded",
-}
+VOCABULARY = set(SHARED_VOCABULARY)
 PRODUCT_EVENTS = {"product_viewed", "add_to_cart", "remove_from_cart", "purchase"}
 KINDS = ("fires", "quiet")
 

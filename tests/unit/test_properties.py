@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nudge.engine import CustomerState, Engine, Event, Plan, compile_rules, load_rules_or_raise, replay
+from tests.support import VOCABULARY as SHARED_VOCABULARY
 from tests.support import at, plan
 
 BASE = at("00:00")
@@ -113,18 +114,7 @@ def test_pattern_events_in_any_order_arm_once_with_the_same_arm_time(
 
 
 SHIPPED = compile_rules(load_rules_or_raise("rules"))
-VOCABULARY = [
-    "page_viewed",
-    "product_viewed",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_viewed",
-    "purchase",
-    "whitepaper_downloaded",
-    "trial_started",
-    "onboarding_viewed",
-    "upgraded",
-]
+VOCABULARY = [name for name in SHARED_VOCABULARY if name != "identify"]
 
 
 @st.composite
