@@ -128,7 +128,7 @@ def unreferenced_cost_us(engine: Engine, events: Sequence[Event], states: States
     Nudge: one ``Engine.needs`` (on AWS the mapping's filter drops it before Lambda even runs).
     Per-event design: decode the customer's state, evaluate, encode it back, as it does for any event.
     """
-    names = engine.plan.retention
+    names = engine.plan.routes
     sample = [e for e in events if e.name not in names and e.name != "identify"][:50_000]
     if not sample:
         return 0.0

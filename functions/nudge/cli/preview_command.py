@@ -213,7 +213,7 @@ def _traits(customer: CustomerFile) -> dict[str, Any]:
 
 
 def _firing_from_file(rule: Rule, customer: CustomerFile, notes: list[str]) -> FiringMessage:
-    retention = compile_rules([rule.model_copy(update={"enabled": True})]).retention
+    routes = compile_rules([rule.model_copy(update={"enabled": True})]).routes
     now = int(datetime.now(UTC).timestamp()) * 1000
     events: list[MatchedEventModel] = []
     times: list[int] = []
@@ -221,7 +221,7 @@ def _firing_from_file(rule: Rule, customer: CustomerFile, notes: list[str]) -> F
     dropped: dict[str, set[str]] = {}
     key = customer.key
     for index, given in enumerate(customer.events or ()):
-        kept = retention.get(given.event)
+        kept = routes.get(given.event)
         if kept is None:
             unused[given.event] = unused.get(given.event, 0) + 1
             continue

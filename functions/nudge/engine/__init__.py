@@ -9,7 +9,7 @@ replay``, the local stack and the benchmark all run this one implementation.
 >>> outcome = engine.process(CustomerState("c-42"), event, wall=event.ts)  # doctest: +SKIP
 """
 
-from .compiler import CompiledRule, Plan, Retention, compile_rules
+from .compiler import CompiledRule, Plan, compile_rules
 from .durations import DurationError, format_duration, parse_duration
 from .engine import (
     Decision,
@@ -25,6 +25,7 @@ from .engine import (
 from .envelope import IDENTIFY, Event, EventEnvelope, EventError, parse_event
 from .loader import Diagnostic, RuleLoadError, RuleSet, load_rules, load_rules_or_raise
 from .replay import Replayer, ReplayStats, RuleTally, replay
+from .routing import Route
 from .rules import Rule
 from .state import CustomerState
 from .timefmt import iso, parse_iso
@@ -46,7 +47,7 @@ __all__ = [
     "Plan",
     "ReplayStats",
     "Replayer",
-    "Retention",
+    "Route",
     "Rule",
     "RuleLoadError",
     "RuleSet",

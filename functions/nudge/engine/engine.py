@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from .compiler import MAX_MATCHED_EVENTS, CompiledRule, Plan
 from .conditions import Context, key_of
 from .envelope import IDENTIFY, Event
 from .operators import MISSING, resolve
+from .routing import Filter, Route
 from .state import CustomerState, Pending, RuleState, StoredEvent
 from .timefmt import iso
 
@@ -168,6 +170,24 @@ def _tiebreak(value: Any) -> str:
     return repr(value)
 
 
+_NOTHING: tuple[Event | None, dict[str, Any], list[Filter]] = (None, {}, [])
+
+
+def _in_plan_order(groups: Iterable[tuple[CompiledRule, ...]]) -> tuple[CompiledRule, ...]:
+    """The rules of several filters, each once, in plan order (the order their firings follow)."""
+    unique = {rule.index: rule for group in groups for rule in group}
+    return tuple(unique[index] for index in sorted(unique))
+
+
+def _ts(event: StoredEvent) -> int:
+    return event.ts
+
+
+def _still_kept(route: Route, event: StoredEvent, now: int) -> bool:
+    horizon = route.horizon_of(event.props)
+    return horizon is not None and event.ts >= now - horizon
+
+
 class Engine:
     """Runs a compiled ``Plan`` over one customer's state at a time.
 
@@ -178,8 +198,8 @@ class Engine:
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
         # needs() and process() are called back to back for the same event by the evaluator:
-        # the projection needs() made is reused instead of being computed twice.
-        self._projected: tuple[Event | None, dict[str, Any]] = (None, {})
+        # the projection and the filters needs() found are reused instead of being computed twice.
+        self._matched: tuple[Event | None, dict[str, Any], list[Filter]] = _NOTHING
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -190,12 +210,13 @@ class Engine:
         """
         if event.name == IDENTIFY and event.traits:
             return True
-        retention = self.plan.retention.get(event.name)
-        if retention is None:
+        route = self.plan.routes.get(event.name)
+        if route is None:
             return False
-        props = self._project(event.properties, retention.paths)
-        self._projected = (event, props)
-        return any(m.matches(props) for m in self.plan.matchers[event.name])
+        props = self._project(event.properties, route.paths)
+        filters = route.match(props)
+        self._matched = (event, props, filters)
+        return bool(filters)
 
     @staticmethod
     def _project(source: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
@@ -210,14 +231,20 @@ class Engine:
         outcome = Outcome()
         if event.name == IDENTIFY and event.traits:
             outcome.changed = self._apply_traits(state, event)
-        stored = self._accept(state, event)
-        if stored is None:
+        accepted = self._accept(state, event)
+        if accepted is None:
             return outcome
+        stored, filters = accepted
         outcome.accepted = outcome.changed = True
-        self._cancel_waits(state, stored, outcome)
-        for rule, matchers in self.plan.triggers.get(event.name, ()):
-            if any(m.matches(stored.props) for m in matchers):
-                self._evaluate(rule, state, stored, wall, outcome)
+        if len(filters) == 1:
+            cancels, triggers = filters[0].cancels, filters[0].triggers
+        else:
+            cancels = _in_plan_order(item.cancels for item in filters)
+            triggers = _in_plan_order(item.triggers for item in filters)
+        for rule in cancels:
+            self._cancel_wait(rule, state, stored, outcome)
+        for rule in triggers:
+            self._evaluate(rule, state, stored, wall, outcome)
         self.prune(state)
         return outcome
 
@@ -235,31 +262,33 @@ class Engine:
             changed = True
         return changed
 
-    def _accept(self, state: CustomerState, event: Event) -> StoredEvent | None:
+    def _accept(self, state: CustomerState, event: Event) -> tuple[StoredEvent, list[Filter]] | None:
         """Store the event if some filter matches it and it is not a duplicate or already forgotten."""
-        retention = self.plan.retention.get(event.name)
-        if retention is None:
+        route = self.plan.routes.get(event.name)
+        if route is None:
             return None
-        last, props = self._projected
+        last, props, filters = self._matched
         if last is not event:
-            props = self._project(event.properties, retention.paths)
-        self._projected = (None, {})
-        if not any(m.matches(props) for m in self.plan.matchers[event.name]):
+            props = self._project(event.properties, route.paths)
+            filters = route.match(props)
+        self._matched = _NOTHING
+        if not filters:
             return None
         items = state.events.get(event.name)
         if items is not None and any(e.id == event.event_id for e in items):
             return None
         now = event.ts if state.now is None else max(state.now, event.ts)
-        if event.ts < now - retention.horizon:
+        horizon = filters[0].horizon if len(filters) == 1 else max(item.horizon for item in filters)
+        if event.ts < now - horizon:
             return None
         stored = StoredEvent(event.event_id, event.name, event.ts, props)
         if items is None:
             items = state.events[event.name] = []
-        if len(items) >= retention.cap and stored.sort_key() < items[-retention.cap].sort_key():
+        if len(items) >= route.cap and stored.sort_key() < items[-route.cap].sort_key():
             return None  # older than every event the cap keeps: it would be forgotten at once
         bisect.insort(items, stored, key=StoredEvent.sort_key)
         state.now = now
-        return stored
+        return stored, filters
 
     def _key(self, rule: CompiledRule, stored: StoredEvent) -> tuple[bool, str | None]:
         if rule.key_path is None:
@@ -267,19 +296,16 @@ class Engine:
         key = key_of(stored.props.get(rule.key_path, MISSING))
         return key is not None, key
 
-    def _cancel_waits(self, state: CustomerState, stored: StoredEvent, outcome: Outcome) -> None:
-        for rule, matchers in self.plan.unless.get(stored.name, ()):
-            if not any(m.matches(stored.props) for m in matchers):
-                continue
-            has_key, key = self._key(rule, stored)
-            if not has_key:
-                continue
-            rule_state = state.rules.get((rule.id, key))
-            pending = rule_state.pending if rule_state is not None else None
-            if pending is not None and pending.arm <= stored.ts <= pending.due:
-                rule_state.pending = None  # type: ignore[union-attr]
-                outcome.timers.append(TimerCancel(state.customer_id, rule.id, key))
-                outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts))
+    def _cancel_wait(self, rule: CompiledRule, state: CustomerState, stored: StoredEvent, outcome: Outcome) -> None:
+        has_key, key = self._key(rule, stored)
+        if not has_key:
+            return
+        rule_state = state.rules.get((rule.id, key))
+        pending = rule_state.pending if rule_state is not None else None
+        if pending is not None and pending.arm <= stored.ts <= pending.due:
+            rule_state.pending = None  # type: ignore[union-attr]
+            outcome.timers.append(TimerCancel(state.customer_id, rule.id, key))
+            outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts))
 
     def _evaluate(
         self, rule: CompiledRule, state: CustomerState, stored: StoredEvent, wall: int, outcome: Outcome
@@ -424,19 +450,21 @@ class Engine:
         now = state.now
         if now is None:
             return
-        retention = self.plan.retention
+        routes = self.plan.routes
         for name in list(state.events):
-            spec = retention.get(name)
+            route = routes.get(name)
             items = state.events[name]
-            if spec is None:
+            if route is None:
                 del state.events[name]
                 continue
-            cutoff = now - spec.horizon
-            if items and items[0].ts < cutoff:
-                start = bisect.bisect_left(items, cutoff, key=lambda e: e.ts)
-                del items[:start]
-            if len(items) > spec.cap:
-                del items[: len(items) - spec.cap]
+            if items and items[0].ts < now - route.floor:
+                # Past the shortest horizon of the name, each event is kept for the longest
+                # horizon among the filters it matches itself.
+                oldest = bisect.bisect_left(items, now - route.horizon, key=_ts)
+                kept_all = bisect.bisect_left(items, now - route.floor, key=_ts)
+                items[:kept_all] = [e for e in items[oldest:kept_all] if _still_kept(route, e, now)]
+            if len(items) > route.cap:
+                del items[: len(items) - route.cap]
             if not items:
                 del state.events[name]
         by_id = self.plan.by_id

@@ -1,0 +1,109 @@
+"""Per event name: every distinct filter of the plan, what the rules do with its matches, and an index.
+
+Everything the engine does with an arriving event follows from one question, *which filters match
+it?*: whether it is stored and for how long (the longest window among the filters it matches),
+which rules it may arm, and which waits it cancels. ``Route.match`` answers that in one pass.
+
+Most filters are never tested. A filter that pins a property to strings (``sku: SKU-1``,
+``plan: {in: [pro, team]}``) is filed under those strings, and an event only meets the filters
+filed under its own values plus the few that pin nothing. So a shop with a rule per product pays
+for the rules about the product viewed, not for the catalogue: matching cost follows the number of
+filters that *could* match, not the number of rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .conditions import Matcher
+
+if TYPE_CHECKING:
+    from .compiler import CompiledRule
+
+
+class Filter:
+    """One distinct ``event`` + ``where`` of the plan and its uses across every rule.
+
+    ``horizon`` is how long (ms) an event matching it must be kept; ``triggers`` the rules whose
+    condition it is part of (so a match may arm them), ``cancels`` the rules whose ``unless`` it is.
+    Both are in plan order, which is the order firings of one event follow.
+    """
+
+    __slots__ = ("cancels", "horizon", "matcher", "triggers")
+
+    def __init__(self, matcher: Matcher) -> None:
+        self.matcher = matcher
+        self.horizon = 0
+        self.triggers: tuple[CompiledRule, ...] = ()
+        self.cancels: tuple[CompiledRule, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"Filter({self.matcher.name!r}, {self.matcher.paths!r}, horizon={self.horizon})"
+
+
+def pinned_strings(where: Mapping[str, Mapping[str, Any]]) -> tuple[str, tuple[str, ...]] | None:
+    """The first property ``where`` requires to be one of some strings, with those strings.
+
+    ``eq`` with a string operand and ``in`` with only strings qualify: the test can only hold for
+    an event whose value is one of them, whatever the other operators of the test say.
+    """
+    for path, test in where.items():
+        operand = test.get("eq")
+        if type(operand) is str:
+            return path, (operand,)
+        options = test.get("in")
+        if isinstance(options, list) and options and all(type(option) is str for option in options):
+            return path, tuple(options)
+    return None
+
+
+class Route:
+    """The filters of one event name, the properties to keep, and how many of its events."""
+
+    __slots__ = ("_indexed", "_scan", "cap", "filters", "floor", "horizon", "name", "paths")
+
+    def __init__(
+        self,
+        name: str,
+        filters: Sequence[tuple[Filter, tuple[str, tuple[str, ...]] | None]],
+        paths: Iterable[str],
+        cap: int,
+    ) -> None:
+        self.name = name
+        self.filters = tuple(item for item, _ in filters)
+        self.paths = tuple(sorted(paths))
+        self.cap = cap
+        self.horizon = max(item.horizon for item in self.filters)
+        """Nothing of this name is kept longer than this."""
+        self.floor = min(item.horizon for item in self.filters)
+        """Anything of this name that is stored at all is kept at least this long."""
+        scan: list[Filter] = []
+        indexed: dict[str, dict[str, list[Filter]]] = {}
+        for item, pinned in filters:
+            if pinned is None:
+                scan.append(item)
+                continue
+            path, values = pinned
+            by_value = indexed.setdefault(path, {})
+            for value in values:
+                by_value.setdefault(value, []).append(item)
+        self._scan = tuple(scan)
+        self._indexed = tuple(
+            (path, {value: tuple(items) for value, items in by_value.items()}) for path, by_value in indexed.items()
+        )
+
+    def match(self, props: Mapping[str, Any]) -> list[Filter]:
+        """Every filter of this name that an event with these (projected) properties matches."""
+        found = [item for item in self._scan if item.matcher.matches(props)]
+        for path, by_value in self._indexed:
+            value = props.get(path)
+            if type(value) is str:
+                for item in by_value.get(value, ()):
+                    if item.matcher.matches(props):
+                        found.append(item)
+        return found
+
+    def horizon_of(self, props: Mapping[str, Any]) -> int | None:
+        """How long an event with these properties is kept, or ``None`` when no filter wants it."""
+        return max((item.horizon for item in self.match(props)), default=None)
