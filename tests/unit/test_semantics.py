@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from nudge.engine import CustomerState, Engine, Timer, TimerCancel, TimerSet, compile_rules
+import pytest
+
+from nudge.engine import CustomerState, Engine, EventError, Timer, TimerCancel, TimerSet, compile_rules, parse_event
 from tests.support import at, ev, fired, plan, rule, run
 
 CART = """
@@ -519,3 +521,18 @@ def test_late_event_of_a_pending_arming_joins_its_firing_without_rearming():
     [firing] = run(p, events)
     assert firing.fired_at == at("11:05")
     assert [e.properties.get("name") for e in firing.events] == ["Yoga mat", "Blocks", None]
+
+
+def test_event_text_must_be_strict_json_and_big_integers_read_as_floats():
+    base = '{"event_id": "e1", "customer_id": "c-1", "event": "purchase", "timestamp": "2026-11-22T10:00:00Z"'
+    with pytest.raises(EventError, match="not JSON"):
+        parse_event(base + ', "properties": {"total": NaN}}')
+    big = parse_event(base + ', "properties": {"total": 18446744073709551616}}')
+    assert big.properties == {"total": 1.8446744073709552e19}
+
+
+def test_state_with_integers_beyond_64_bits_still_encodes():
+    state = CustomerState("c-1")
+    engine = Engine(plan(CART))
+    engine.process(state, ev("add_to_cart", "10:00", sku=2**70), at("10:00"))
+    assert CustomerState.decode(state.encode()).events["add_to_cart"][0].props == {"sku": 2**70}

@@ -6,10 +6,10 @@ then works on a small slotted ``Event`` so the hot path pays for validation once
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .timefmt import to_ms
@@ -103,9 +103,11 @@ def parse_event(data: bytes | str | dict[str, Any]) -> Event:
         if len(data) > MAX_EVENT_BYTES:
             raise EventError(f"event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}")
         try:
-            decoded = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise EventError(f"not JSON: {exc.msg if isinstance(exc, json.JSONDecodeError) else exc}") from None
+            # Strict JSON: NaN and Infinity are refused, as the standard says and as the SDKs
+            # never write them; integers beyond 64 bits are read as floats.
+            decoded = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise EventError(f"not JSON: {exc.msg}") from None
     else:
         decoded = data
     if not isinstance(decoded, dict):
