@@ -19,38 +19,63 @@ Evidence = list[StoredEvent]
 
 
 class Context:
-    """What one evaluation sees: the customer's events (for one key), profile, now and arrival."""
+    """What evaluations at one instant see: the customer's events (for one key), profile, now, arrival.
 
-    __slots__ = ("_cache", "_events", "arriving", "key", "key_path", "now", "profile")
+    The engine makes one per arriving event and key, and every rule that event may arm is
+    evaluated against it, so work the rules share is done once: the events of one key, and the
+    events one filter matches inside one window (``hits``). Filters shared by several rules are one
+    ``Matcher`` object, so eleven cart reminders that differ in their product category scan the
+    checkout views once. Evidence lists may come from that cache: nodes never mutate them.
+    """
+
+    __slots__ = ("_events", "_hits", "_keyed", "_profile", "_traits", "arriving", "key", "key_path", "now")
 
     def __init__(
         self,
         events: Mapping[str, list[StoredEvent]],
         now: int,
-        profile: Mapping[str, Any],
+        traits: Callable[[], Mapping[str, Any]],
         arriving: StoredEvent | None,
         key_path: str | None = None,
         key: str | None = None,
     ) -> None:
         self._events = events
-        self._cache: dict[str, list[StoredEvent]] = {}
+        self._keyed: dict[str, list[StoredEvent]] = {}
+        self._hits: dict[tuple[Matcher, int], list[StoredEvent]] = {}
+        self._traits = traits
+        self._profile: Mapping[str, Any] | None = None
         self.now = now
-        self.profile = profile
         self.arriving = arriving
         self.key_path = key_path
         self.key = key
+
+    @property
+    def profile(self) -> Mapping[str, Any]:
+        """The customer's traits, built on first use: most rules never read them."""
+        if self._profile is None:
+            self._profile = self._traits()
+        return self._profile
 
     def events(self, name: str) -> list[StoredEvent]:
         """Events named ``name``, oldest first; for a keyed rule only those with this key value."""
         items = self._events.get(name, [])
         if self.key_path is None:
             return items
-        cached = self._cache.get(name)
-        if cached is None:
+        keyed = self._keyed.get(name)
+        if keyed is None:
             path, key = self.key_path, self.key
-            cached = [e for e in items if key_of(e.props.get(path, MISSING)) == key]
-            self._cache[name] = cached
-        return cached
+            keyed = [e for e in items if key_of(e.props.get(path, MISSING)) == key]
+            self._keyed[name] = keyed
+        return keyed
+
+    def hits(self, matcher: Matcher, low: int) -> list[StoredEvent]:
+        """The events ``matcher`` matches in ``[low, now]``, oldest first."""
+        found = self._hits.get((matcher, low))
+        if found is None:
+            now, matches = self.now, matcher.matches
+            found = [e for e in self.events(matcher.name) if low <= e.ts <= now and matches(e.props)]
+            self._hits[(matcher, low)] = found
+        return found
 
 
 def key_of(value: Any) -> str | None:
@@ -111,8 +136,7 @@ class FilterNode(Node):
             if arriving is not None and arriving.name == self.matcher.name and self.matcher.matches(arriving.props):
                 return [arriving]
             return None
-        low, now, matcher = ctx.now - self.within, ctx.now, self.matcher
-        hits = [e for e in ctx.events(matcher.name) if low <= e.ts <= now and matcher.matches(e.props)]
+        hits = ctx.hits(self.matcher, ctx.now - self.within)
         satisfied = self.count(len(hits)) if self.count is not None else bool(hits)
         return hits if satisfied else None
 
@@ -136,17 +160,18 @@ class SequenceNode(Node):
 
     def evaluate(self, ctx: Context) -> Evidence | None:
         low, now = ctx.now - self.within, ctx.now
-        candidates = [
-            [e for e in ctx.events(step.name) if low <= e.ts <= now and step.matches(e.props)] for step in self.steps
-        ]
-        count = len(candidates)
         # done[i]: the earliest time steps 0..i-1 can all be complete (greedy earliest is optimal).
+        # Steps are looked at in order, so a chain broken early costs no scan of later steps.
+        count = len(self.steps)
+        candidates: list[list[StoredEvent]] = []
         done = [low - 1] * (count + 1)
-        for index, items in enumerate(candidates):
+        for index, step in enumerate(self.steps):
+            items = ctx.hits(step, low)
             previous = done[index]
             found = next((e.ts for e in items if e.ts > previous), None)
             if found is None:
                 return None
+            candidates.append(items)
             done[index + 1] = found
         # start[i]: the latest time steps i..count-1 can all still begin.
         start = [now + 1] * (count + 1)

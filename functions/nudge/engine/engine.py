@@ -243,8 +243,9 @@ class Engine:
             triggers = _in_plan_order(item.triggers for item in filters)
         for rule in cancels:
             self._cancel_wait(rule, state, stored, outcome)
+        contexts: dict[str | None, Context] = {}  # by key path: shared by the rules this event may arm
         for rule in triggers:
-            self._evaluate(rule, state, stored, wall, outcome)
+            self._evaluate(rule, state, stored, wall, outcome, contexts)
         self.prune(state)
         return outcome
 
@@ -308,13 +309,21 @@ class Engine:
             outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts))
 
     def _evaluate(
-        self, rule: CompiledRule, state: CustomerState, stored: StoredEvent, wall: int, outcome: Outcome
+        self,
+        rule: CompiledRule,
+        state: CustomerState,
+        stored: StoredEvent,
+        wall: int,
+        outcome: Outcome,
+        contexts: dict[str | None, Context],
     ) -> None:
         has_key, key = self._key(rule, stored)
         if not has_key:
             return
-        assert state.now is not None
-        ctx = Context(state.events, state.now, state.traits(), stored, rule.key_path, key)
+        ctx = contexts.get(rule.key_path)
+        if ctx is None:
+            assert state.now is not None
+            ctx = contexts[rule.key_path] = Context(state.events, state.now, state.traits, stored, rule.key_path, key)
         evidence = rule.when.evaluate(ctx)
         if evidence is None or not any(e is stored for e in evidence):
             return
@@ -393,7 +402,7 @@ class Engine:
         outcome: Outcome,
     ) -> None:
         if rule.audience is not None:
-            ctx = Context(state.events, state.now or fired_at, state.traits(), None)
+            ctx = Context(state.events, state.now or fired_at, state.traits, None)
             if rule.audience.evaluate(ctx) is None:
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_audience", fired_at))
                 return
