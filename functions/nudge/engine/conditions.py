@@ -64,7 +64,12 @@ class Context:
         keyed = self._keyed.get(name)
         if keyed is None:
             path, key = self.key_path, self.key
-            keyed = [e for e in items if key_of(e.props.get(path, MISSING)) == key]
+            # Keys are strings: a string value selects by plain equality, others in key_of's form.
+            keyed = [
+                e
+                for e in items
+                if (value := e.props.get(path)) == key or (type(value) is not str and key_of(value) == key)
+            ]
             self._keyed[name] = keyed
         return keyed
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -173,19 +172,15 @@ def _tiebreak(value: Any) -> str:
 _NOTHING: tuple[Event | None, dict[str, Any], list[Filter]] = (None, {}, [])
 
 
-def _in_plan_order(groups: Iterable[tuple[CompiledRule, ...]]) -> tuple[CompiledRule, ...]:
-    """The rules of several filters, each once, in plan order (the order their firings follow)."""
-    unique = {rule.index: rule for group in groups for rule in group}
-    return tuple(unique[index] for index in sorted(unique))
-
-
 def _ts(event: StoredEvent) -> int:
     return event.ts
 
 
 def _still_kept(route: Route, event: StoredEvent, now: int) -> bool:
-    horizon = route.horizon_of(event.props)
-    return horizon is not None and event.ts >= now - horizon
+    horizon = event.horizon
+    if horizon is None:
+        horizon = event.horizon = route.horizon_of(event.props)
+    return event.ts >= now - horizon
 
 
 class Engine:
@@ -236,11 +231,7 @@ class Engine:
             return outcome
         stored, filters = accepted
         outcome.accepted = outcome.changed = True
-        if len(filters) == 1:
-            cancels, triggers = filters[0].cancels, filters[0].triggers
-        else:
-            cancels = _in_plan_order(item.cancels for item in filters)
-            triggers = _in_plan_order(item.triggers for item in filters)
+        cancels, triggers = self.plan.routes[event.name].uses(filters)
         for rule in cancels:
             self._cancel_wait(rule, state, stored, outcome)
         contexts: dict[str | None, Context] = {}  # by key path: shared by the rules this event may arm
@@ -282,7 +273,7 @@ class Engine:
         horizon = filters[0].horizon if len(filters) == 1 else max(item.horizon for item in filters)
         if event.ts < now - horizon:
             return None
-        stored = StoredEvent(event.event_id, event.name, event.ts, props)
+        stored = StoredEvent(event.event_id, event.name, event.ts, props, horizon)
         if items is None:
             items = state.events[event.name] = []
         if len(items) >= route.cap and stored.sort_key() < items[-route.cap].sort_key():
@@ -294,7 +285,8 @@ class Engine:
     def _key(self, rule: CompiledRule, stored: StoredEvent) -> tuple[bool, str | None]:
         if rule.key_path is None:
             return True, None
-        key = key_of(stored.props.get(rule.key_path, MISSING))
+        value = stored.props.get(rule.key_path, MISSING)
+        key = value if type(value) is str else key_of(value)
         return key is not None, key
 
     def _cancel_wait(self, rule: CompiledRule, state: CustomerState, stored: StoredEvent, outcome: Outcome) -> None:

@@ -7,6 +7,7 @@ and ``exists: false``, which ask for absence.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -101,11 +102,22 @@ def compile_test(test: Mapping[str, Any]) -> Predicate:
     return lambda value: all(check(value) for check in checks)
 
 
+_COUNT_COMPARISONS: Final[dict[str, Callable[[int, int], bool]]] = {
+    "eq": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
 def compile_count(test: Mapping[str, int]) -> Callable[[int], bool]:
-    checks: list[Callable[[int], bool]] = []
-    for op, n in test.items():
-        checks.append(compile_operator(op, n))
-    return lambda count: all(check(count) for check in checks)
+    """A count test; counts and operands are whole numbers, so no type checks are needed."""
+    checks = [(_COUNT_COMPARISONS[op], n) for op, n in test.items()]
+    if len(checks) == 1:
+        [(compare, n)] = checks
+        return lambda count: compare(count, n)
+    return lambda count: all(compare(count, n) for compare, n in checks)
 
 
 def count_capacity(test: Mapping[str, int]) -> int:

@@ -61,7 +61,7 @@ def pinned_strings(where: Mapping[str, Mapping[str, Any]]) -> tuple[str, tuple[s
 class Route:
     """The filters of one event name, the properties to keep, and how many of its events."""
 
-    __slots__ = ("_indexed", "_scan", "cap", "filters", "floor", "horizon", "name", "paths")
+    __slots__ = ("_indexed", "_scan", "_uses", "cap", "filters", "floor", "horizon", "name", "paths")
 
     def __init__(
         self,
@@ -89,6 +89,7 @@ class Route:
             for value in values:
                 by_value.setdefault(value, []).append(item)
         self._scan = tuple(scan)
+        self._uses: dict[tuple[int, ...], tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]] = {}
         self._indexed = tuple(
             (path, {value: tuple(items) for value, items in by_value.items()}) for path, by_value in indexed.items()
         )
@@ -104,6 +105,24 @@ class Route:
                         found.append(item)
         return found
 
-    def horizon_of(self, props: Mapping[str, Any]) -> int | None:
-        """How long an event with these properties is kept, or ``None`` when no filter wants it."""
-        return max((item.horizon for item in self.match(props)), default=None)
+    def horizon_of(self, props: Mapping[str, Any]) -> int:
+        """How long an event with these properties is kept (-1 when no filter wants it any more)."""
+        return max((item.horizon for item in self.match(props)), default=-1)
+
+    def uses(self, filters: Sequence[Filter]) -> tuple[tuple[CompiledRule, ...], tuple[CompiledRule, ...]]:
+        """The rules whose waits these matched filters cancel and those they may arm, each once, in plan order."""
+        if len(filters) == 1:
+            return filters[0].cancels, filters[0].triggers
+        combination = tuple(sorted(id(item) for item in filters))
+        found = self._uses.get(combination)
+        if found is None:
+            found = self._uses[combination] = (
+                _in_plan_order(item.cancels for item in filters),
+                _in_plan_order(item.triggers for item in filters),
+            )
+        return found
+
+
+def _in_plan_order(groups: Iterable[tuple[CompiledRule, ...]]) -> tuple[CompiledRule, ...]:
+    unique = {rule.index: rule for group in groups for rule in group}
+    return tuple(unique[index] for index in sorted(unique))

@@ -22,13 +22,15 @@ _SEP = "|"  # rule ids are [a-z0-9_]+, so the first "|" always splits rule id fr
 class StoredEvent:
     """An event the rules reference, reduced to the properties they read (flat dotted paths)."""
 
-    __slots__ = ("id", "name", "props", "ts")
+    __slots__ = ("horizon", "id", "name", "props", "ts")
 
-    def __init__(self, id: str, name: str, ts: int, props: dict[str, Any]) -> None:
+    def __init__(self, id: str, name: str, ts: int, props: dict[str, Any], horizon: int | None = None) -> None:
         self.id = id
         self.name = name
         self.ts = ts
         self.props = props
+        self.horizon = horizon
+        """How long the rules keep it (ms): the engine's memo, never encoded, since rules change."""
 
     def sort_key(self) -> tuple[int, str]:
         return (self.ts, self.id)
