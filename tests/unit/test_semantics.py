@@ -535,4 +535,4 @@ def test_state_with_integers_beyond_64_bits_still_encodes():
     state = CustomerState("c-1")
     engine = Engine(plan(CART))
     engine.process(state, ev("add_to_cart", "10:00", sku=2**70), at("10:00"))
-    assert CustomerState.decode(state.encode()).events["add_to_cart"][0].props == {"sku": 2**70}
+    assert CustomerState.decode(state.encode()).unpack()["add_to_cart"][0].props == {"sku": 2**70}

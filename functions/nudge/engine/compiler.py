@@ -10,6 +10,7 @@ needs it: a product view is not kept for a week because one rule wants yoga-mat 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,6 +171,11 @@ class Plan:
     def __init__(self, rules: list[CompiledRule], uses: _Uses) -> None:
         self.rules = tuple(rules)
         self.by_id = {rule.id: rule for rule in rules}
+        digest = hashlib.sha256()
+        for compiled in rules:
+            digest.update(repr(compiled.rule).encode())
+        self.fingerprint = digest.hexdigest()[:16]
+        """Identifies the rule set: a state's prune memo is only trusted by the plan that made it."""
         grouped: dict[str, list[tuple[Filter, tuple[str, tuple[str, ...]] | None]]] = {}
         for use in uses.filters.values():
             item = use.filter

@@ -32,7 +32,7 @@ class Context:
 
     def __init__(
         self,
-        events: Mapping[str, list[StoredEvent]],
+        events: Callable[[str], list[StoredEvent] | None],
         now: int,
         traits: Callable[[], Mapping[str, Any]],
         arriving: StoredEvent | None,
@@ -58,7 +58,7 @@ class Context:
 
     def events(self, name: str) -> list[StoredEvent]:
         """Events named ``name``, oldest first; for a keyed rule only those with this key value."""
-        items = self._events.get(name, [])
+        items = self._events(name) or []
         if self.key_path is None:
             return items
         keyed = self._keyed.get(name)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from .compiler import MAX_MATCHED_EVENTS, CompiledRule, Plan
 from .conditions import Context, key_of
 from .envelope import IDENTIFY, Event
-from .operators import MISSING, resolve
+from .operators import MISSING
 from .routing import Filter, Route
 from .state import CustomerState, Pending, RuleState, StoredEvent
 from .timefmt import iso
@@ -169,7 +169,7 @@ def _tiebreak(value: Any) -> str:
     return repr(value)
 
 
-_NOTHING: tuple[Event | None, dict[str, Any], list[Filter]] = (None, {}, [])
+_NEVER = 1 << 62  # later than any epoch-ms timestamp
 
 
 def _ts(event: StoredEvent) -> int:
@@ -192,9 +192,6 @@ class Engine:
 
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
-        # needs() and process() are called back to back for the same event by the evaluator:
-        # the projection and the filters needs() found are reused instead of being computed twice.
-        self._matched: tuple[Event | None, dict[str, Any], list[Filter]] = _NOTHING
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -206,21 +203,23 @@ class Engine:
         if event.name == IDENTIFY and event.traits:
             return True
         route = self.plan.routes.get(event.name)
-        if route is None:
+        if route is None or not route.may_match(event.properties):
             return False
-        props = self._project(event.properties, route.paths)
-        filters = route.match(props)
-        self._matched = (event, props, filters)
-        return bool(filters)
+        return bool(self._read(event, route)[1])
 
-    @staticmethod
-    def _project(source: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
-        props = {}
-        for path in paths:
-            value = resolve(source, path)
-            if value is not MISSING:
-                props[path] = value
-        return props
+    def _read(self, event: Event, route: Route) -> tuple[dict[str, Any], list[Filter]]:
+        """The event's projection and the filters it matches, made once per event and plan.
+
+        The evaluator asks ``needs`` of a whole batch before it processes any of it, so the
+        reading is kept on the event itself rather than in the engine.
+        """
+        memo = event.memo
+        if memo is not None and memo[0] is self:
+            return memo[1], memo[2]
+        props = route.project(event.properties)
+        filters = route.match(props)
+        event.memo = (self, props, filters)
+        return props, filters
 
     def process(self, state: CustomerState, event: Event, wall: int) -> Outcome:
         outcome = Outcome()
@@ -237,6 +236,8 @@ class Engine:
         contexts: dict[str | None, Context] = {}  # by key path: shared by the rules this event may arm
         for rule in triggers:
             self._evaluate(rule, state, stored, wall, outcome, contexts)
+        if outcome.decisions:
+            state.prune_at = None  # every change to a rule's state comes with a decision
         self.prune(state)
         return outcome
 
@@ -259,14 +260,11 @@ class Engine:
         route = self.plan.routes.get(event.name)
         if route is None:
             return None
-        last, props, filters = self._matched
-        if last is not event:
-            props = self._project(event.properties, route.paths)
-            filters = route.match(props)
-        self._matched = _NOTHING
+        props, filters = self._read(event, route)
+        event.memo = None  # read for the last time: the event may outlive its batch
         if not filters:
             return None
-        items = state.events.get(event.name)
+        items = state.events_of(event.name)
         if items is not None and any(e.id == event.event_id for e in items):
             return None
         now = event.ts if state.now is None else max(state.now, event.ts)
@@ -279,7 +277,12 @@ class Engine:
         if len(items) >= route.cap and stored.sort_key() < items[-route.cap].sort_key():
             return None  # older than every event the cap keeps: it would be forgotten at once
         bisect.insort(items, stored, key=StoredEvent.sort_key)
+        if len(items) > route.cap:
+            del items[0]
         state.now = now
+        if state.prune_at is not None:
+            plan, due = state.prune_at
+            state.prune_at = (plan, min(due, stored.ts + route.floor + 1))
         return stored, filters
 
     def _key(self, rule: CompiledRule, stored: StoredEvent) -> tuple[bool, str | None]:
@@ -315,7 +318,8 @@ class Engine:
         ctx = contexts.get(rule.key_path)
         if ctx is None:
             assert state.now is not None
-            ctx = contexts[rule.key_path] = Context(state.events, state.now, state.traits, stored, rule.key_path, key)
+            ctx = Context(state.events_of, state.now, state.traits, stored, rule.key_path, key)
+            contexts[rule.key_path] = ctx
         evidence = rule.when.evaluate(ctx)
         if evidence is None or not any(e is stored for e in evidence):
             return
@@ -373,7 +377,7 @@ class Engine:
 
     def _unless_known(self, rule: CompiledRule, state: CustomerState, key: str | None, arm: int, due: int) -> bool:
         for name, matchers in rule.unless.items():
-            for e in state.events.get(name, ()):
+            for e in state.events_of(name) or ():
                 if (
                     arm <= e.ts <= due
                     and any(m.matches(e.props) for m in matchers)
@@ -394,7 +398,7 @@ class Engine:
         outcome: Outcome,
     ) -> None:
         if rule.audience is not None:
-            ctx = Context(state.events, state.now or fired_at, state.traits, None)
+            ctx = Context(state.events_of, state.now or fired_at, state.traits, None)
             if rule.audience.evaluate(ctx) is None:
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_audience", fired_at))
                 return
@@ -436,6 +440,7 @@ class Engine:
             outcome.decisions.append(Decision(timer.rule, timer.key, "stale_timer", timer.due))
             return outcome
         rule_state.pending = None
+        state.prune_at = None
         outcome.changed = True
         if self._unless_known(rule, state, timer.key, pending.arm, pending.due):
             outcome.decisions.append(Decision(rule.id, timer.key, "cancelled", pending.due))
@@ -451,38 +456,71 @@ class Engine:
         now = state.now
         if now is None:
             return
+        memo = state.prune_at
+        if memo is not None and now < memo[1] and memo[0] == self.plan.fingerprint:
+            return
+        next_due = _NEVER
         routes = self.plan.routes
         for name in list(state.events):
             route = routes.get(name)
-            items = state.events[name]
             if route is None:
                 del state.events[name]
                 continue
-            if items and items[0].ts < now - route.floor:
-                # Past the shortest horizon of the name, each event is kept for the longest
-                # horizon among the filters it matches itself.
-                oldest = bisect.bisect_left(items, now - route.horizon, key=_ts)
-                kept_all = bisect.bisect_left(items, now - route.floor, key=_ts)
-                items[:kept_all] = [e for e in items[oldest:kept_all] if _still_kept(route, e, now)]
-            if len(items) > route.cap:
-                del items[: len(items) - route.cap]
-            if not items:
-                del state.events[name]
+            items = state.events[name]
+            self._prune_events(state, route, items, now)
+            if items:
+                next_due = min(next_due, items[0].ts + route.floor + 1)
+        for name, packed in list(state.packed.items()):
+            route = routes.get(name)
+            if route is None:
+                del state.packed[name]
+            elif packed[0][1] < now - route.floor or len(packed) > route.cap:
+                # Something to forget: unpack it (rarely; a packed list is otherwise left as it is).
+                items = state.events_of(name) or []
+                self._prune_events(state, route, items, now)
+                if items:
+                    next_due = min(next_due, items[0].ts + route.floor + 1)
+            else:
+                next_due = min(next_due, packed[0][1] + route.floor + 1)
         by_id = self.plan.by_id
         for rule_key in list(state.rules):
             rule = by_id.get(rule_key[0])
             rule_state = state.rules[rule_key]
-            if rule is None or (rule_state.pending is None and not self._still_needed(rule, rule_state, now)):
+            if rule is None:
                 del state.rules[rule_key]
+            elif rule_state.pending is None:
+                released = self._released_at(rule, rule_state)
+                if released is None or released <= now:
+                    del state.rules[rule_key]
+                else:
+                    next_due = min(next_due, released)
+        state.prune_at = (self.plan.fingerprint, next_due)
 
     @staticmethod
-    def _still_needed(rule: CompiledRule, rule_state: RuleState, now: int) -> bool:
-        # last_arm guards against re-arming on events still inside the rule's window.
-        if rule_state.last_arm is not None and rule_state.last_arm >= now - rule.window:
-            return True
-        # last_fired is needed while a cooldown could still suppress a future firing.
-        return (
-            rule.cooldown is not None
-            and rule_state.last_fired is not None
-            and rule_state.last_fired + rule.cooldown > now - rule.window
-        )
+    def _prune_events(state: CustomerState, route: Route, items: list[StoredEvent], now: int) -> None:
+        if items and items[0].ts < now - route.floor:
+            # Past the shortest horizon of the name, each event is kept for the longest
+            # horizon among the filters it matches itself. Nothing is forgotten before
+            # items[0].ts + floor, which is what prune's memo relies on.
+            oldest = bisect.bisect_left(items, now - route.horizon, key=_ts)
+            kept_all = bisect.bisect_left(items, now - route.floor, key=_ts)
+            items[:kept_all] = [e for e in items[oldest:kept_all] if _still_kept(route, e, now)]
+        if len(items) > route.cap:
+            del items[: len(items) - route.cap]
+        if not items:
+            del state.events[route.name]
+
+    @staticmethod
+    def _released_at(rule: CompiledRule, rule_state: RuleState) -> int | None:
+        """The first ``now`` at which an idle (rule, key) state is of no more use (None: already).
+
+        ``last_arm`` guards against re-arming on events still inside the rule's window;
+        ``last_fired`` is needed while a cooldown could still suppress a future firing.
+        """
+        released = None
+        if rule_state.last_arm is not None:
+            released = rule_state.last_arm + rule.window + 1
+        if rule.cooldown is not None and rule_state.last_fired is not None:
+            until = rule_state.last_fired + rule.cooldown + rule.window
+            released = until if released is None else max(released, until)
+        return released

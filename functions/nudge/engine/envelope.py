@@ -53,7 +53,7 @@ class EventEnvelope(BaseModel):
 class Event:
     """A validated event in engine form: ``ts`` is epoch milliseconds of the event's own time."""
 
-    __slots__ = ("customer_id", "event_id", "name", "properties", "traits", "ts")
+    __slots__ = ("customer_id", "event_id", "memo", "name", "properties", "traits", "ts")
 
     def __init__(
         self,
@@ -71,6 +71,9 @@ class Event:
         self.ts = ts
         self.properties = properties or {}
         self.traits = traits or {}
+        self.memo: Any = None
+        """One engine's reading of this event (its projection and the filters it matches):
+        ``Engine.needs`` makes it when a batch is sorted, ``Engine.process`` reuses it."""
 
     def __repr__(self) -> str:
         return f"Event({self.name!r}, customer={self.customer_id!r}, ts={self.ts}, id={self.event_id!r})"

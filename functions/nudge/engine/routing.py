@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .conditions import Matcher
+from .operators import MISSING, resolve
 
 if TYPE_CHECKING:
     from .compiler import CompiledRule
@@ -54,14 +55,26 @@ def pinned_strings(where: Mapping[str, Mapping[str, Any]]) -> tuple[str, tuple[s
             return path, (operand,)
         options = test.get("in")
         if isinstance(options, list) and options and all(type(option) is str for option in options):
-            return path, tuple(options)
+            return path, tuple(dict.fromkeys(options))  # each once: a filter is filed once per value
     return None
 
 
 class Route:
     """The filters of one event name, the properties to keep, and how many of its events."""
 
-    __slots__ = ("_indexed", "_scan", "_uses", "cap", "filters", "floor", "horizon", "name", "paths")
+    __slots__ = (
+        "_dotted",
+        "_indexed",
+        "_plain",
+        "_scan",
+        "_uses",
+        "cap",
+        "filters",
+        "floor",
+        "horizon",
+        "name",
+        "paths",
+    )
 
     def __init__(
         self,
@@ -73,6 +86,8 @@ class Route:
         self.name = name
         self.filters = tuple(item for item, _ in filters)
         self.paths = tuple(sorted(paths))
+        self._plain = tuple(path for path in self.paths if "." not in path)
+        self._dotted = tuple(path for path in self.paths if "." in path)
         self.cap = cap
         self.horizon = max(item.horizon for item in self.filters)
         """Nothing of this name is kept longer than this."""
@@ -93,6 +108,30 @@ class Route:
         self._indexed = tuple(
             (path, {value: tuple(items) for value, items in by_value.items()}) for path, by_value in indexed.items()
         )
+
+    def project(self, properties: Mapping[str, Any]) -> dict[str, Any]:
+        """The properties the rules read from an event of this name, as flat dotted paths."""
+        props = {path: value for path in self._plain if (value := properties.get(path, MISSING)) is not MISSING}
+        for path in self._dotted:
+            value = resolve(properties, path)
+            if value is not MISSING:
+                props[path] = value
+        return props
+
+    def may_match(self, properties: Mapping[str, Any]) -> bool:
+        """False when no filter can match an event with these (raw) properties, decided cheaply.
+
+        When every filter of the name pins a property to strings, an event whose values are none
+        of those strings is dropped before it is projected: most page views are not about the
+        ``services`` section a rule asks for.
+        """
+        if self._scan:
+            return True
+        for path, by_value in self._indexed:
+            value = resolve(properties, path)
+            if type(value) is str and value in by_value:
+                return True
+        return False
 
     def match(self, props: Mapping[str, Any]) -> list[Filter]:
         """Every filter of this name that an event with these (projected) properties matches."""

@@ -69,16 +69,49 @@ class CustomerState:
 
     ``now`` is the latest timestamp among the customer's events that rules reference: it is the
     instant at which windows are evaluated (event time, not arrival time).
+
+    Decoding leaves each event name's list *packed* (as the JSON gave it) until something asks
+    for it with ``events_of``: an event usually touches one or two names, and a busy customer's
+    state holds eight, so the rest go back into the encoding as they came out of it.
     """
 
-    __slots__ = ("customer_id", "events", "now", "profile", "rules")
+    __slots__ = ("customer_id", "events", "now", "packed", "profile", "prune_at", "rules")
 
     def __init__(self, customer_id: str) -> None:
         self.customer_id = customer_id
         self.now: int | None = None
         self.events: dict[str, list[StoredEvent]] = {}
+        """Unpacked event lists by name, oldest first; use ``events_of`` to read."""
+        self.packed: dict[str, list[list[Any]]] = {}
+        """Event lists not unpacked since decoding: ``[id, ts, props]`` items, oldest first."""
         self.profile: dict[str, list[Any]] = {}  # trait -> [value, ts]; value None is a tombstone
         self.rules: dict[RuleKey, RuleState] = {}
+        self.prune_at: tuple[str, int] | None = None
+        """(plan fingerprint, t): under that plan there is nothing to forget before ``now`` reaches t.
+
+        Pruning after every event would otherwise rescan every list and rule of a busy customer
+        to find, nearly always, nothing. It is encoded, so the first event of the next batch need
+        not rescan either; a deployment with other rules has another fingerprint and rescans.
+        """
+
+    def events_of(self, name: str) -> list[StoredEvent] | None:
+        """The stored events named ``name``, oldest first (unpacked on first use), or ``None``."""
+        items = self.events.get(name)
+        if items is None:
+            packed = self.packed.pop(name, None)
+            if packed is None:
+                return None
+            items = self.events[name] = [StoredEvent(id_, name, ts, props) for id_, ts, props in packed]
+        return items
+
+    def event_names(self) -> list[str]:
+        return [*self.events, *self.packed]
+
+    def unpack(self) -> dict[str, list[StoredEvent]]:
+        """Every stored event by name: for tools and tests, which want to see it all."""
+        for name in list(self.packed):
+            self.events_of(name)
+        return self.events
 
     def traits(self) -> dict[str, Any]:
         return {name: entry[0] for name, entry in self.profile.items() if entry[0] is not None}
@@ -87,7 +120,7 @@ class CustomerState:
         return [(key, rs.pending) for key, rs in self.rules.items() if rs.pending is not None]
 
     def is_empty(self) -> bool:
-        return not self.events and not self.profile and not self.rules
+        return not self.events and not self.packed and not self.profile and not self.rules
 
     # -- encoding -------------------------------------------------------------------------------
 
@@ -98,14 +131,23 @@ class CustomerState:
             if rs.pending is not None:
                 pending = [rs.pending.arm, rs.pending.due, [_encode_event(e) for e in rs.pending.matched]]
             rules[rule_id if key is None else f"{rule_id}{_SEP}{key}"] = [rs.last_arm, rs.last_fired, pending]
-        return {
+        data = {
             "v": SCHEMA_VERSION,
             "c": self.customer_id,
             "n": self.now,
-            "e": {name: [[e.id, e.ts, e.props] for e in items] for name, items in self.events.items()},
+            # Names in sorted order, so the same state always encodes to the same bytes.
+            "e": {
+                name: [[e.id, e.ts, e.props] for e in items]
+                if (items := self.events.get(name)) is not None
+                else self.packed[name]
+                for name in sorted(self.event_names())
+            },
             "p": self.profile,
             "r": rules,
         }
+        if self.prune_at is not None:
+            data["x"] = list(self.prune_at)
+        return data
 
     def encode(self) -> bytes:
         data = self.to_dict()
@@ -127,9 +169,10 @@ class CustomerState:
             raise ValueError(f"customer state schema v{version} is not supported (expected v{SCHEMA_VERSION})")
         state = cls(data["c"])
         state.now = data["n"]
-        state.events = {
-            name: [StoredEvent(id_, name, ts, props) for id_, ts, props in items] for name, items in data["e"].items()
-        }
+        state.packed = data["e"]
+        memo = data.get("x")
+        if memo is not None:
+            state.prune_at = (memo[0], memo[1])
         state.profile = data["p"]
         for packed_key, (last_arm, last_fired, pending) in data["r"].items():
             rule_id, _, key = packed_key.partition(_SEP)
