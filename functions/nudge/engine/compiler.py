@@ -58,21 +58,17 @@ class CompiledRule:
     unless: dict[str, list[Matcher]]
     window: int
 
-    @property
-    def id(self) -> str:
-        return self.rule.id
+    id: str = field(init=False)
+    key_path: str | None = field(init=False)
+    wait: int | None = field(init=False)
+    cooldown: int | None = field(init=False)
 
-    @property
-    def key_path(self) -> str | None:
-        return self.rule.key
-
-    @property
-    def wait(self) -> int | None:
-        return self.rule.wait
-
-    @property
-    def cooldown(self) -> int | None:
-        return self.rule.cooldown
+    def __post_init__(self) -> None:
+        # Copied from the model: read on every evaluation, where a property lookup shows.
+        self.id = self.rule.id
+        self.key_path = self.rule.key
+        self.wait = self.rule.wait
+        self.cooldown = self.rule.cooldown
 
 
 @dataclass

@@ -172,6 +172,20 @@ def _tiebreak(value: Any) -> str:
 _NEVER = 1 << 62  # later than any epoch-ms timestamp
 
 
+def _released_at(rule: CompiledRule, rule_state: RuleState) -> int | None:
+    """The first ``now`` at which an idle (rule, key) state is of no more use (None: already).
+
+    ``last_arm`` guards against re-arming on events still inside the rule's window;
+    ``last_fired`` is needed while a cooldown could still suppress a future firing.
+    """
+    last_arm, last_fired, cooldown = rule_state.last_arm, rule_state.last_fired, rule.cooldown
+    released = None if last_arm is None else last_arm + rule.window + 1
+    if cooldown is not None and last_fired is not None:
+        until = last_fired + cooldown + rule.window
+        released = until if released is None or until > released else released
+    return released
+
+
 def _ts(event: StoredEvent) -> int:
     return event.ts
 
@@ -489,7 +503,7 @@ class Engine:
             if rule is None:
                 del state.rules[rule_key]
             elif rule_state.pending is None:
-                released = self._released_at(rule, rule_state)
+                released = _released_at(rule, rule_state)
                 if released is None or released <= now:
                     del state.rules[rule_key]
                 else:
@@ -509,18 +523,3 @@ class Engine:
             del items[: len(items) - route.cap]
         if not items:
             del state.events[route.name]
-
-    @staticmethod
-    def _released_at(rule: CompiledRule, rule_state: RuleState) -> int | None:
-        """The first ``now`` at which an idle (rule, key) state is of no more use (None: already).
-
-        ``last_arm`` guards against re-arming on events still inside the rule's window;
-        ``last_fired`` is needed while a cooldown could still suppress a future firing.
-        """
-        released = None
-        if rule_state.last_arm is not None:
-            released = rule_state.last_arm + rule.window + 1
-        if rule.cooldown is not None and rule_state.last_fired is not None:
-            until = rule_state.last_fired + rule.cooldown + rule.window
-            released = until if released is None else max(released, until)
-        return released
