@@ -9,7 +9,6 @@ price the counted usage. ``--scaling`` repeats this for other sizes and rule cou
 
 from __future__ import annotations
 
-import gc
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine import Engine, Timer, compile_rules, load_rules_or_raise
+from ..evaluator.collector import tuned_collector
 from ..settings import StackSettings
 from . import report
 from .aws import Seed, moto_stack, run_design
@@ -89,9 +89,9 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
     progress(f"generating {options.workload.events:,} events over {options.workload.customers:,} customers")
     workload = generate(options.workload)
     events = workload.events
-    gc.collect()
-    gc.freeze()  # the workload is input, not the evaluator's memory: keep it out of collections
-    try:
+    # The evaluator's collector settings (nudge.evaluator.collector); the workload, which is
+    # input and not the evaluator's memory, is frozen with the rest of what exists now.
+    with tuned_collector():
         cut = max(0, len(events) - options.evaluator_events)
 
         progress("Nudge's batched loop in memory")
@@ -117,8 +117,6 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
             nudge_aws = run_design(stack, "nudge", slice_events, payloads, seed, plan, prices, memory_mb)
             progress(f"the per-event design on moto over the same {len(slice_events):,} events")
             baseline_aws = run_design(stack, "baseline", slice_events, payloads, seed, plan, prices, memory_mb)
-    finally:
-        gc.unfreeze()
 
     progress(f"cold starts ({options.cold_start_runs} fresh interpreters each)")
     nudge_cold = cold_start_ms(_NUDGE_COLD_START.format(rules=rules_dir), options.cold_start_runs)

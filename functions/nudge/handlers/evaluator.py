@@ -25,6 +25,7 @@ from ..adapters.scheduler import MIN_LEAD_MS, EventBridgeTimerScheduler
 from ..adapters.sqs import SqsDeadLetters, SqsFiringSink
 from ..engine import Engine, compile_rules, load_rules_or_raise
 from ..evaluator import BatchEvaluator, BatchReport, InputRecord
+from ..evaluator.collector import tune_collector
 from .config import EvaluatorConfig
 
 logger = Logger(service="nudge-evaluator")
@@ -119,3 +120,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
     evaluator()  # compile rules and create clients during init, not on the first batch
+    tune_collector()
