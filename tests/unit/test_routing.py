@@ -11,6 +11,7 @@ from nudge.engine import CustomerState, Engine
 from nudge.engine.compiler import compile_rules
 from nudge.engine.routing import pinned_strings
 from tests.support import at, ev, fired, plan, rule
+from tests.unit.test_semantics import CART
 
 DAY_MS = 86_400_000
 
@@ -27,16 +28,6 @@ id: views
 key: sku
 when: {event: product_viewed, count: {gte: 3}, within: 3d}
 action: {channel: push, template: still_thinking, properties: [sku]}
-"""
-
-CART = """
-id: cart
-when:
-  sequence: [{event: add_to_cart}, {event: checkout_viewed}]
-  within: 1h
-unless: {event: purchase}
-wait: 1h
-action: {channel: email, template: cart_reminder}
 """
 
 TREND = """
