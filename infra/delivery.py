@@ -16,7 +16,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
-from nudge.handlers.config import DeliveryConfig, UnsubscribeConfig
+from nudge.config import DeliveryConfig, UnsubscribeConfig
 from nudge.settings import StackSettings
 
 from .functions import nudge_function

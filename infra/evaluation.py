@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from nudge.handlers.config import EvaluatorConfig
+from nudge.config import EvaluatorConfig
 from nudge.settings import StackSettings
 
 from .functions import nudge_function

@@ -45,7 +45,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from .engine.envelope import IDENTIFY, MAX_EVENT_BYTES, EventEnvelope
-from .engine.timefmt import iso, to_ms
+from .timefmt import iso, to_ms
 
 __all__ = [
     "MAX_BATCH_BYTES",

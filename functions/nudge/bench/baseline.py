@@ -28,7 +28,7 @@ from ..adapters.scheduler import EventBridgeTimerScheduler
 from ..adapters.sqs import firing_message
 from ..engine import CustomerState, Engine, Outcome, compile_rules, load_rules_or_raise
 from ..evaluator.records import InputRecord, Rejected, TimerRecord, decode_record
-from ..handlers.config import EvaluatorConfig
+from ..config import EvaluatorConfig
 from ..handlers.evaluator import timer_scheduler
 
 

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
-from ..engine.timefmt import iso
+from ..timefmt import iso
 
 
 def token(secret: bytes, customer_id: str, channel: str) -> str:

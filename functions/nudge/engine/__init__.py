@@ -28,7 +28,7 @@ from .replay import Replayer, ReplayStats, RuleTally, replay
 from .routing import Route
 from .rules import Rule
 from .state import CustomerState
-from .timefmt import iso, parse_iso
+from ..timefmt import iso, parse_iso
 
 __all__ = [
     "IDENTIFY",

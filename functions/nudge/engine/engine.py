@@ -26,7 +26,7 @@ from .envelope import IDENTIFY, Event
 from .operators import MISSING
 from .routing import Filter, Route
 from .state import CustomerState, Pending, RuleState, StoredEvent
-from .timefmt import iso
+from ..timefmt import iso
 
 DecisionKind = Literal[
     "armed",

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .timefmt import to_ms
+from ..timefmt import to_ms
 
 IDENTIFY = "identify"
 MAX_EVENT_BYTES = 64 * 1024

@@ -26,7 +26,7 @@ from ..adapters.sqs import SqsDeadLetters, SqsFiringSink
 from ..engine import Engine, compile_rules, load_rules_or_raise
 from ..evaluator import BatchEvaluator, BatchReport, InputRecord
 from ..evaluator.collector import tune_collector
-from .config import EvaluatorConfig
+from ..config import EvaluatorConfig
 
 logger = Logger(service="nudge-evaluator")
 metrics = Metrics(namespace="Nudge", service="evaluator")

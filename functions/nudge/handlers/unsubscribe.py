@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..delivery.unsubscribe import opt_out_event, verify
-from .config import UnsubscribeConfig
+from ..config import UnsubscribeConfig
 
 logger = Logger(service="nudge-unsubscribe")
 metrics = Metrics(namespace="Nudge", service="unsubscribe")

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..handlers.config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
+from ..config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
 from ..settings import StackSettings
 
 _SCHEDULER_TRUST = {

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 def _default_rules_dir() -> str:
     # In the Lambda bundle, rules/ sits beside the nudge package at the root of the code asset.
-    return str(Path(__file__).resolve().parents[2] / "rules")
+    return str(Path(__file__).resolve().parents[1] / "rules")
 
 
 class EnvConfig(BaseModel):

@@ -1,0 +1,336 @@
+"""The wire contracts, each defined once: the event envelope, the firing message, the timer message.
+
+Every process that writes or reads one of these goes through this module: the SDK and replay
+validate envelopes with ``parse_event``; the Lambda evaluator decodes stream records with the same
+function; the evaluator queues firings with ``encode_firing`` and delivery reads them back with
+``decode_firing``; the Scheduler adapter writes ``encode_timer`` and the evaluator reads
+``decode_timer``. A field added here is seen on both sides, or refused with a reason.
+
+JSON is read by one strict decoder (``loads``): NaN and Infinity are refused, as the JSON standard
+says and as no SDK writes them, and integers beyond 64 bits are read as floats, as orjson does.
+
+Versions: the firing message and the timer message carry ``v``. A consumer refuses a version it
+does not know with a reason rather than guessing, so a message parked in a dead-letter queue for
+two weeks is still read correctly, or parked again saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .timefmt import iso, to_ms
+
+IDENTIFY = "identify"
+"""The event name that carries profile ``traits`` rather than behaviour."""
+
+MAX_EVENT_BYTES = 64 * 1024
+"""The largest envelope accepted, in bytes of JSON."""
+
+FIRING_MESSAGE_VERSION = 1
+TIMER_MESSAGE_VERSION = 1
+TIMER_TYPE = "nudge.timer"
+"""The ``type`` of a timer record on the events stream (what the stream mapping's filter lets in)."""
+
+_NAME_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
+
+
+class ContractError(ValueError):
+    """Input that does not meet its contract; ``reason`` is safe to log (it never echoes values)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class EventError(ContractError):
+    """An event that cannot be accepted."""
+
+
+def loads(data: bytes | str) -> Any:
+    """The one JSON decoder of every wire format: strict, and the same in every process."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError(f"not JSON: {exc.msg}") from None
+
+
+def _describe(error: ValidationError, whole: str) -> str:
+    parts = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in item["loc"]) or whole
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+# -- the event envelope --------------------------------------------------------------------------
+
+
+class EventEnvelope(BaseModel):
+    """One behavioural event, as an application sends it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: str = Field(min_length=1, max_length=128)
+    customer_id: str = Field(min_length=1, max_length=256)
+    event: str = Field(pattern=_NAME_PATTERN)
+    timestamp: datetime
+    properties: dict[str, Any] = Field(default_factory=dict)
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _needs_offset(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a UTC offset (Z or +HH:MM): event time must be unambiguous")
+        return value
+
+    def to_event(self) -> Event:
+        return Event(
+            event_id=self.event_id,
+            customer_id=self.customer_id,
+            name=self.event,
+            ts=to_ms(self.timestamp),
+            properties=self.properties,
+            traits=self.traits,
+        )
+
+
+class Event:
+    """A validated envelope, as the engine reads it: ``ts`` is epoch milliseconds of the event's own time."""
+
+    __slots__ = ("customer_id", "event_id", "name", "properties", "traits", "ts")
+
+    def __init__(
+        self,
+        *,
+        event_id: str,
+        customer_id: str,
+        name: str,
+        ts: int,
+        properties: dict[str, Any] | None = None,
+        traits: dict[str, Any] | None = None,
+    ) -> None:
+        self.event_id = event_id
+        self.customer_id = customer_id
+        self.name = name
+        self.ts = ts
+        self.properties = properties or {}
+        self.traits = traits or {}
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, customer={self.customer_id!r}, ts={self.ts}, id={self.event_id!r})"
+
+
+def parse_event(data: bytes | str | dict[str, Any]) -> Event:
+    """Validate one envelope (JSON text or an already-decoded object) into an ``Event``.
+
+    Raises ``EventError`` naming each bad field and why, e.g.
+    ``timestamp: timestamp needs a UTC offset (Z or +HH:MM)...``.
+    """
+    if isinstance(data, bytes | str):
+        if len(data) > MAX_EVENT_BYTES:
+            raise EventError(f"event is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}")
+        try:
+            decoded = loads(data)
+        except ContractError as exc:
+            raise EventError(exc.reason) from None
+    else:
+        decoded = data
+    if not isinstance(decoded, dict):
+        raise EventError(f"an event must be a JSON object, not {type(decoded).__name__}")
+    try:
+        return EventEnvelope.model_validate(decoded).to_event()
+    except ValidationError as exc:
+        raise EventError(_describe(exc, "event")) from None
+
+
+# -- the timer message ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A wait coming due: identifies the pending arming it was set for (``arm``), so a stale one is a no-op."""
+
+    customer_id: str
+    rule: str
+    key: str | None
+    arm: int
+    due: int
+
+
+def encode_timer(timer: Timer) -> str:
+    """The Scheduler target's ``Input``: the record that lands on the stream when the wait is over."""
+    return orjson.dumps(
+        {
+            "type": TIMER_TYPE,
+            "v": TIMER_MESSAGE_VERSION,
+            "customer_id": timer.customer_id,
+            "rule": timer.rule,
+            "key": timer.key,
+            "arm": timer.arm,
+            "due": timer.due,
+        }
+    ).decode()
+
+
+def is_timer(decoded: Any) -> bool:
+    return isinstance(decoded, dict) and decoded.get("type") == TIMER_TYPE
+
+
+def decode_timer(data: dict[str, Any]) -> Timer:
+    """A timer record's payload (already decoded by ``loads``), or ``ContractError`` with the reason."""
+    version = data.get("v", TIMER_MESSAGE_VERSION)
+    if version != TIMER_MESSAGE_VERSION:
+        raise ContractError(f"timer message v{version} is not supported (expected v{TIMER_MESSAGE_VERSION})")
+    try:
+        key = data.get("key")
+        return Timer(
+            customer_id=str(data["customer_id"]),
+            rule=str(data["rule"]),
+            key=None if key is None else str(key),
+            arm=int(data["arm"]),
+            due=int(data["due"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ContractError(f"malformed timer: {type(exc).__name__} on {exc}") from None
+
+
+# -- the firing message --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchedEvent:
+    """An event that took part in a match, with the properties the rules keep (nested again)."""
+
+    event: str
+    event_id: str
+    timestamp: int
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A decision to contact a customer: everything delivery needs, with a deterministic id."""
+
+    firing_id: str
+    rule: str
+    customer_id: str
+    key: str | None
+    armed_at: int
+    fired_at: int
+    channel: str
+    template: str | None
+    events: tuple[MatchedEvent, ...]
+    destination: str | None = None
+    profile: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The customer's traits when it fired: what delivery addresses and personalizes with."""
+
+    def to_json(self, *, with_profile: bool = False) -> dict[str, Any]:
+        """The decision as data: what ``nudge replay --json`` prints; with the profile, the queued message."""
+        body: dict[str, Any] = {
+            "firing_id": self.firing_id,
+            "rule": self.rule,
+            "customer_id": self.customer_id,
+            "key": self.key,
+            "fired_at": iso(self.fired_at),
+            "armed_at": iso(self.armed_at),
+            "channel": self.channel,
+            "template": self.template,
+            "destination": self.destination,
+            "events": [
+                {
+                    "event": e.event,
+                    "event_id": e.event_id,
+                    "timestamp": iso(e.timestamp),
+                    "properties": e.properties,
+                }
+                for e in self.events
+            ],
+        }
+        if with_profile:
+            body["profile"] = self.profile
+        return body
+
+
+class MatchedEventMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event: str
+    event_id: str
+    timestamp: str
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class FiringMessage(BaseModel):
+    """A firing on the firings queue, as delivery reads it: the consumer side of ``encode_firing``.
+
+    ``extra="forbid"``: producer and consumer share this definition, so an unknown field means a
+    message from another version, and it is refused with a reason rather than read in part.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Literal[1] = FIRING_MESSAGE_VERSION
+    firing_id: str
+    rule: str
+    customer_id: str
+    key: str | None = None
+    fired_at: str
+    armed_at: str
+    channel: str
+    template: str | None = None
+    destination: str | None = None
+    events: list[MatchedEventMessage] = Field(default_factory=list)
+    profile: dict[str, Any] = Field(default_factory=dict)
+
+
+def encode_firing(firing: Firing) -> str:
+    """The firings queue's message body: the decision and the profile delivery needs, versioned."""
+    body = {"v": FIRING_MESSAGE_VERSION, **firing.to_json(with_profile=True)}
+    return orjson.dumps(body).decode()
+
+
+def decode_firing(body: str | bytes) -> FiringMessage:
+    """Read a firings-queue body; ``ContractError`` names what is wrong (fields, never values)."""
+    decoded = loads(body)
+    if not isinstance(decoded, dict):
+        raise ContractError(f"not a firing (a {type(decoded).__name__}, not an object)")
+    version = decoded.get("v")
+    if version != FIRING_MESSAGE_VERSION:
+        raise ContractError(f"firing message v{version} is not supported (expected v{FIRING_MESSAGE_VERSION})")
+    try:
+        return FiringMessage.model_validate(decoded)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors())
+        raise ContractError(f"not a firing ({fields})") from None
+
+
+__all__ = [
+    "FIRING_MESSAGE_VERSION",
+    "IDENTIFY",
+    "MAX_EVENT_BYTES",
+    "TIMER_MESSAGE_VERSION",
+    "TIMER_TYPE",
+    "ContractError",
+    "Event",
+    "EventEnvelope",
+    "EventError",
+    "Firing",
+    "FiringMessage",
+    "MatchedEvent",
+    "MatchedEventMessage",
+    "Timer",
+    "decode_firing",
+    "decode_timer",
+    "encode_firing",
+    "encode_timer",
+    "is_timer",
+    "loads",
+    "parse_event",
+]
