@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from nudge.engine import Event, Firing, Plan, Rule, compile_rules, replay
-from nudge.engine.loader import _RuleLoader
+from nudge.contracts import Event, Firing
+from nudge.engine import Plan, Rule, Yaml12Loader, compile_rules, replay
 
 DAY = "2026-11-22"
 
@@ -63,7 +63,7 @@ def ev(
 
 
 def rule(text: str) -> Rule:
-    return Rule.model_validate(yaml.load(text, Loader=_RuleLoader))
+    return Rule.model_validate(yaml.load(text, Loader=Yaml12Loader))
 
 
 def plan(*texts: str) -> Plan:

@@ -44,7 +44,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from .engine.envelope import IDENTIFY, MAX_EVENT_BYTES, EventEnvelope
+from .contracts import IDENTIFY, MAX_EVENT_BYTES, EventEnvelope
 from .timefmt import iso, to_ms
 
 __all__ = [

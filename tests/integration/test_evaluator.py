@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from nudge.adapters.dynamodb_state import decode_state
 from nudge.adapters.scheduler import schedule_name
-from nudge.engine import iso
+from nudge.timefmt import iso
 from tests.support import at
 
 from .conftest import CallCounter, Clock, Harness

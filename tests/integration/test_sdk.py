@@ -18,8 +18,7 @@ from botocore.awsrequest import AWSResponse
 from moto.server import ThreadedMotoServer
 
 from nudge import sdk
-from nudge.engine import Event, parse_event
-from nudge.engine.envelope import MAX_EVENT_BYTES
+from nudge.contracts import MAX_EVENT_BYTES, Event, parse_event
 from nudge.sdk import (
     MAX_BATCH_BYTES,
     BufferFullError,

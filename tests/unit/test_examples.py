@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 
-from nudge.engine import Engine, Event, Firing, Replayer, compile_rules, iso, load_rules_or_raise, parse_event, replay
+from nudge.contracts import Event, Firing, parse_event
+from nudge.engine import Engine, Replayer, compile_rules, load_rules_or_raise, replay
+from nudge.timefmt import iso
 from tests.support import VOCABULARY as SHARED_VOCABULARY
 
 ROOT = Path(__file__).resolve().parents[2]

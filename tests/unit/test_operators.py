@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nudge.engine.operators import MISSING, compile_test, count_capacity, resolve
-from nudge.engine.rules import normalize_test
+from nudge.engine.language.rules import normalize_test
+from nudge.engine.plan.operators import MISSING, compile_test, count_capacity, resolve
 
 
 def holds(test: object, value: object) -> bool:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from nudge.cli.main import main
-from nudge.engine import Replayer, compile_rules, load_rules, load_rules_or_raise, parse_event
+from nudge.contracts import parse_event
+from nudge.engine import Replayer, compile_rules, load_rules, load_rules_or_raise
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"

@@ -7,9 +7,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nudge.engine import CustomerState, Engine
-from nudge.engine.compiler import compile_rules
-from nudge.engine.routing import pinned_strings
+from nudge.engine import CustomerState, Engine, compile_rules
+from nudge.engine.plan._builder import pinned_strings
 from tests.support import at, ev, fired, plan, rule
 from tests.unit.test_semantics import CART
 
@@ -53,11 +52,11 @@ def test_an_event_is_kept_only_as_long_as_the_filters_it_matches_need():
         engine.process(state, event, event.ts)
     later = ev("product_viewed", "+4d 10:00", sku="HAT")
     engine.process(state, later, later.ts)
-    assert [e.props["sku"] for e in state.events["product_viewed"]] == ["MAT", "HAT"]
+    assert [e.props["sku"] for e in state.events.of("product_viewed")] == ["MAT", "HAT"]
     for when, sku in (("+6d 10:00", "CAP"), ("+7d 10:01", "TIE")):
         event = ev("product_viewed", when, sku=sku)
         engine.process(state, event, event.ts)
-    assert [e.props["sku"] for e in state.events["product_viewed"]] == ["CAP", "TIE"]
+    assert [e.props["sku"] for e in state.events.of("product_viewed")] == ["CAP", "TIE"]
 
 
 def test_a_late_event_older_than_its_own_filters_need_is_not_stored():

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nudge.engine import CustomerState, Engine, EventError, Timer, TimerCancel, TimerSet, compile_rules, parse_event
+from nudge.contracts import EventError, Timer, parse_event
+from nudge.engine import CustomerState, Engine, TimerCancel, TimerSet, compile_rules
 from tests.support import at, ev, fired, plan, rule, run
 
 CART = """
@@ -443,7 +444,7 @@ def test_events_matching_no_filter_are_not_stored():
     state = CustomerState("c-1")
     outcome = engine.process(state, ev("product_viewed", "10:00", sku="Z"), at("10:00"))
     assert not outcome.changed
-    assert state.events == {}
+    assert not state.events
 
 
 def test_state_forgets_events_older_than_the_longest_window():
@@ -451,7 +452,7 @@ def test_state_forgets_events_older_than_the_longest_window():
     state = CustomerState("c-1")
     engine.process(state, ev("add_to_cart", "10:00"), at("10:00"))
     engine.process(state, ev("add_to_cart", "13:00"), at("13:00"))
-    assert [e.ts for e in state.events["add_to_cart"]] == [at("13:00")]
+    assert [e.ts for e in state.events.of("add_to_cart")] == [at("13:00")]
 
 
 def test_state_keeps_at_most_the_history_cap_per_event_name():
@@ -459,7 +460,7 @@ def test_state_keeps_at_most_the_history_cap_per_event_name():
     state = CustomerState("c-1")
     for second in range(80):
         engine.process(state, ev("add_to_cart", at("10:00") + second * 1000), at("10:00"))
-    assert len(state.events["add_to_cart"]) == 50
+    assert len(state.events.of("add_to_cart")) == 50
 
 
 def test_state_round_trips_through_its_encoding_mid_stream():
@@ -495,7 +496,7 @@ def test_state_from_rules_no_longer_deployed_is_dropped():
     new = Engine(plan(IMMEDIATE))
     new.prune(state)
     assert ("cart", None) not in state.rules
-    assert set(state.events) == {"product_viewed"}
+    assert set(state.events.names()) == {"product_viewed"}
     stale = new.on_timer(state, Timer("c-1", "cart", None, at("10:05"), at("11:05")))
     assert stale.firings == []
 
@@ -535,4 +536,4 @@ def test_state_with_integers_beyond_64_bits_still_encodes():
     state = CustomerState("c-1")
     engine = Engine(plan(CART))
     engine.process(state, ev("add_to_cart", "10:00", sku=2**70), at("10:00"))
-    assert CustomerState.decode(state.encode()).unpack()["add_to_cart"][0].props == {"sku": 2**70}
+    assert CustomerState.decode(state.encode()).events.of("add_to_cart")[0].props == {"sku": 2**70}

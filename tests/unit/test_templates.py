@@ -14,6 +14,7 @@ import pytest
 
 from nudge.cli.main import main
 from nudge.cli.preview_command import sms_segments
+from nudge.contracts import parse_event
 from nudge.delivery.context import FiringMessage, template_context
 from nudge.delivery.templates import (
     SMS_MAX_CHARS,
@@ -25,7 +26,7 @@ from nudge.delivery.templates import (
 )
 from nudge.delivery.unsubscribe import unsubscribe_url
 from nudge.delivery.validation import validate_all
-from nudge.engine import compile_rules, load_rules, parse_event, replay
+from nudge.engine import compile_rules, load_rules, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"

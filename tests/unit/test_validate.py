@@ -13,7 +13,7 @@ import pytest
 
 from nudge.cli.main import main
 from nudge.engine import Diagnostic, RuleLoadError, load_rules, load_rules_or_raise
-from nudge.engine.rules import AttributeCondition, EventFilter
+from nudge.engine.language.rules import AttributeCondition, EventFilter
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_RULES = ROOT / "rules"

@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..engine import Timer, TimerCancel, TimerSet
+from ..contracts import Timer
+from ..engine import TimerCancel, TimerSet
 from ..evaluator.records import encode_timer
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..engine import Firing
+from ..contracts import Firing
 from ..evaluator.records import Rejected
 
 SEND_BATCH_LIMIT = 10

@@ -32,7 +32,8 @@ from moto import mock_aws
 
 from ..adapters.dynamodb_state import encode_state
 from ..adapters.scheduler import EventBridgeTimerScheduler
-from ..engine import IDENTIFY, CustomerState, Event, Plan, Timer
+from ..contracts import IDENTIFY, Event, Timer
+from ..engine import CustomerState, Plan
 from ..evaluator.records import encode_timer
 from ..handlers.evaluator import build_evaluator, records_of
 from ..local.provision import LocalResources, provision

@@ -26,9 +26,9 @@ from typing import Any
 from ..adapters.dynamodb_state import decode_state, encode_state
 from ..adapters.scheduler import EventBridgeTimerScheduler
 from ..adapters.sqs import firing_message
+from ..config import EvaluatorConfig
 from ..engine import CustomerState, Engine, Outcome, compile_rules, load_rules_or_raise
 from ..evaluator.records import InputRecord, Rejected, TimerRecord, decode_record
-from ..config import EvaluatorConfig
 from ..handlers.evaluator import timer_scheduler
 
 

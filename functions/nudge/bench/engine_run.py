@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..adapters.scheduler import schedule_name
-from ..engine import CustomerState, Engine, Event, Timer, TimerCancel, TimerSet
+from ..contracts import Event, Timer
+from ..engine import CustomerState, Engine, TimerCancel, TimerSet
 from ..evaluator.batch import coalesce
 from .stream import Batcher, TimerQueue, schedule_at
 

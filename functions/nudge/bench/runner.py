@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..engine import Engine, Timer, compile_rules, load_rules_or_raise
+from ..contracts import Timer
+from ..engine import Engine, compile_rules, load_rules_or_raise
 from ..evaluator.collector import tuned_collector
 from ..settings import StackSettings
 from . import report

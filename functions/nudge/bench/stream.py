@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from ..adapters.scheduler import MIN_LEAD_MS
-from ..engine import Event
+from ..contracts import Event
 
 T = TypeVar("T")
 

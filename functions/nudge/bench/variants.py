@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from ..engine.loader import _RuleLoader
+from ..engine import Yaml12Loader
 from .workload import CATEGORIES, TITLES
 
 PLANS = ("pro", "team", "enterprise", "starter")
@@ -38,7 +38,7 @@ CROSS_SELL = "yoga_mat_then_blocks"
 def _base_rules(rules_dir: Path) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for path in sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
-        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=_RuleLoader)
+        loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=Yaml12Loader)
         rules.extend(loaded if isinstance(loaded, list) else [loaded])
     return [rule for rule in rules if rule.get("enabled", True)]
 

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..engine import Event, iso, parse_iso
+from ..contracts import Event
+from ..timefmt import iso, parse_iso
 
 SECTIONS = (("home", 30), ("blog", 24), ("category", 22), ("pricing", 8), ("docs", 8), ("services", 5), ("about", 3))
 CATEGORIES = ("fitness", "yoga", "running", "outdoor", "kitchen", "home", "books", "toys", "garden", "beauty")

@@ -17,7 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..engine import Event, RuleLoadError
+from ..contracts import Event
+from ..engine import RuleLoadError
 from ..settings import StackSettings
 from .replay_command import read_events
 

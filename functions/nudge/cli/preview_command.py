@@ -24,13 +24,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..contracts import IDENTIFY, Event
 from ..delivery.context import FiringMessage, MatchedEventModel, template_context
 from ..delivery.templates import MessageTemplate, Rendered, RenderError, load_templates
 from ..delivery.unsubscribe import unsubscribe_url
 from ..delivery.validation import templates_dir
-from ..engine import IDENTIFY, Event, Rule, compile_rules, firing_id, iso, load_rules, parse_iso, replay
-from ..engine.conditions import key_of
-from ..engine.operators import MISSING, resolve
+from ..engine import Rule, compile_rules, firing_id, load_rules, replay
+from ..engine.plan.conditions import key_of
+from ..engine.plan.operators import MISSING, resolve
+from ..timefmt import iso, parse_iso
 from .replay_command import read_events
 
 DEFAULT_SITE_URL = "https://shop.example.com"

@@ -10,19 +10,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from ..engine import (
-    EventError,
-    Firing,
-    Replayer,
-    ReplayStats,
-    RuleLoadError,
-    compile_rules,
-    iso,
-    load_rules_or_raise,
-    parse_event,
-    parse_iso,
-)
-from ..engine.envelope import Event
+from ..contracts import Event, EventError, Firing, parse_event
+from ..engine import Replayer, ReplayStats, RuleLoadError, compile_rules, load_rules_or_raise
+from ..timefmt import iso, parse_iso
 from .progress import Progress
 
 

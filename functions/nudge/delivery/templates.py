@@ -28,8 +28,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..engine.loader import Diagnostic, _RuleLoader
-from ..engine.rules import Rule
+from ..engine import Diagnostic, Yaml12Loader
+from ..engine.language.rules import Rule
 
 PARTS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "text", "html"),
@@ -171,7 +171,7 @@ class TemplateSet:
 def _field_lines(path: Path, text: str) -> dict[str, int]:
     """Line where each top-level key's value starts (block scalars start one line below the key)."""
     lines: dict[str, int] = {}
-    root = yaml.compose(text, Loader=_RuleLoader)
+    root = yaml.compose(text, Loader=Yaml12Loader)
     if isinstance(root, yaml.MappingNode):
         for key_node, value_node in root.value:
             block = isinstance(value_node, yaml.ScalarNode) and value_node.style in ("|", ">")
@@ -197,7 +197,7 @@ def load_templates(directory: Path) -> TemplateSet:
                 continue
             text = path.read_text(encoding="utf-8")
             try:
-                data = yaml.load(text, Loader=_RuleLoader)
+                data = yaml.load(text, Loader=Yaml12Loader)
                 lines = _field_lines(path, text)
                 source = TemplateFile.model_validate(data or {})
             except yaml.YAMLError as exc:

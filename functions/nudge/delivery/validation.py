@@ -14,8 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from ..engine.loader import Diagnostic, RuleSet, _line_of, _RuleLoader, load_rules
-from ..engine.rules import Rule
+from ..engine import Diagnostic, RuleSet, Yaml12Loader, line_of, load_rules
+from ..engine.language.rules import Rule
 from .templates import TemplateSet, check_rule_templates, load_templates
 
 TEMPLATES_FOLDER = "templates"
@@ -81,7 +81,7 @@ def _missing_template(problem: Diagnostic, rule: Rule, folder: Path) -> Diagnost
 
 def _template_line(file: Path, rule_id: str) -> int | None:
     try:
-        root = yaml.compose(file.read_text(encoding="utf-8"), Loader=_RuleLoader)
+        root = yaml.compose(file.read_text(encoding="utf-8"), Loader=Yaml12Loader)
     except (OSError, yaml.YAMLError):
         return None
     documents = root.value if isinstance(root, yaml.SequenceNode) else [root]
@@ -89,5 +89,5 @@ def _template_line(file: Path, rule_id: str) -> int | None:
         if isinstance(node, yaml.MappingNode) and any(
             key.value == "id" and getattr(value, "value", None) == rule_id for key, value in node.value
         ):
-            return _line_of(node, ("action", "template"))
+            return line_of(node, ("action", "template"))
     return None

@@ -1,68 +1,53 @@
-"""Nudge's rule engine: the rule language, its compiler, per-customer state and evaluation.
+"""Nudge's rule engine: the rule language, its compiled plan, per-customer state and evaluation.
 
 Pure by design (no AWS SDK, no I/O beyond reading rule files): the Lambda evaluator, ``nudge
-replay``, the local stack and the benchmark all run this one implementation.
+replay``, the local stack and the benchmark all run this one implementation. It reads and writes
+the wire types of ``nudge.contracts`` (``Event`` in, ``Firing`` and ``Timer`` out).
 
->>> from nudge.engine import load_rules_or_raise, compile_rules, Engine, CustomerState
+- ``language``: YAML 1.2 rule files, the rule models, whole-rule checks (``load_rules``);
+- ``plan``: operators, condition nodes and the immutable ``Plan`` (``compile_rules``);
+- ``runtime``: ``Engine`` (the semantics), ``CustomerState`` with its ``EventLog`` and codec;
+- ``replay``: the engine over a stream of events on a virtual clock.
+
 >>> plan = compile_rules(load_rules_or_raise("rules"))        # doctest: +SKIP
 >>> engine = Engine(plan)                                      # doctest: +SKIP
 >>> outcome = engine.process(CustomerState("c-42"), event, wall=event.ts)  # doctest: +SKIP
 """
 
-from .compiler import CompiledRule, Plan, compile_rules
-from .durations import DurationError, format_duration, parse_duration
-from .engine import (
-    Decision,
-    Engine,
-    Firing,
-    MatchedEvent,
-    Outcome,
-    Timer,
-    TimerCancel,
-    TimerSet,
-    firing_id,
-)
-from .envelope import IDENTIFY, Event, EventEnvelope, EventError, parse_event
-from .loader import Diagnostic, RuleLoadError, RuleSet, load_rules, load_rules_or_raise
+from .language.durations import DurationError, format_duration, parse_duration
+from .language.loader import Diagnostic, RuleLoadError, RuleSet, load_rules, load_rules_or_raise
+from .language.rules import Rule
+from .language.yaml12 import Yaml12Loader, line_of
+from .plan._builder import compile_rules
+from .plan.compiled import Plan
 from .replay import Replayer, ReplayStats, RuleTally, replay
-from .routing import Route
-from .rules import Rule
-from .state import CustomerState
-from ..timefmt import iso, parse_iso
+from .runtime.engine import Engine
+from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet, firing_id
+from .runtime.state import CustomerState
 
 __all__ = [
-    "IDENTIFY",
-    "CompiledRule",
     "CustomerState",
     "Decision",
     "Diagnostic",
     "DurationError",
     "Engine",
-    "Event",
-    "EventEnvelope",
-    "EventError",
-    "Firing",
-    "MatchedEvent",
     "Outcome",
     "Plan",
     "ReplayStats",
     "Replayer",
-    "Route",
     "Rule",
     "RuleLoadError",
     "RuleSet",
     "RuleTally",
-    "Timer",
     "TimerCancel",
     "TimerSet",
+    "Yaml12Loader",
     "compile_rules",
     "firing_id",
     "format_duration",
-    "iso",
+    "line_of",
     "load_rules",
     "load_rules_or_raise",
     "parse_duration",
-    "parse_event",
-    "parse_iso",
     "replay",
 ]

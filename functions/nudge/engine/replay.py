@@ -13,10 +13,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from .compiler import Plan
-from .engine import Decision, Engine, Firing, Outcome, Timer, TimerCancel, TimerSet
-from .envelope import Event
-from .state import CustomerState
+from ..contracts import Event, Firing, Timer
+from .plan.compiled import Plan
+from .runtime.engine import Engine
+from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet
+from .runtime.state import CustomerState
 
 TimerKey = tuple[str, str, str | None]
 

@@ -14,7 +14,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..engine import Engine, Event, Firing, Timer, TimerCancel, TimerSet
+from ..contracts import Event, Firing, Timer
+from ..engine import Engine, TimerCancel, TimerSet
 from .ports import DeadLetters, FiringSink, StateStore, StoredState, TimerScheduler, VersionConflict
 from .records import InputRecord, Rejected, TimerRecord, decode_record
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..engine import IDENTIFY, Plan
+from ..contracts import IDENTIFY
+from ..engine import Plan
 from .records import TIMER_TYPE
 
 MAX_FILTERS = 5

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..engine import CustomerState, Firing, TimerCancel, TimerSet
+from ..contracts import Firing
+from ..engine import CustomerState, TimerCancel, TimerSet
 from .records import Rejected
 
 

@@ -11,8 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import Event, EventError, Timer, parse_event
-from ..engine.envelope import MAX_EVENT_BYTES
+from ..contracts import MAX_EVENT_BYTES, Event, EventError, Timer, parse_event
 
 TIMER_TYPE = "nudge.timer"
 

@@ -32,10 +32,10 @@ from ..adapters.channels import (
     SesEmailChannel,
     SnsSmsChannel,
 )
+from ..config import DeliveryConfig
 from ..delivery.context import FiringMessage
 from ..delivery.service import Channel, DeliveryResult, DeliveryService, DeliverySettings, Status
 from ..delivery.templates import load_templates
-from ..config import DeliveryConfig
 
 logger = Logger(service="nudge-delivery")
 metrics = Metrics(namespace="Nudge", service="delivery")

@@ -23,10 +23,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ..adapters.dynamodb_state import DynamoDBStateStore
 from ..adapters.scheduler import MIN_LEAD_MS, EventBridgeTimerScheduler
 from ..adapters.sqs import SqsDeadLetters, SqsFiringSink
+from ..config import EvaluatorConfig
 from ..engine import Engine, compile_rules, load_rules_or_raise
 from ..evaluator import BatchEvaluator, BatchReport, InputRecord
 from ..evaluator.collector import tune_collector
-from ..config import EvaluatorConfig
 
 logger = Logger(service="nudge-evaluator")
 metrics = Metrics(namespace="Nudge", service="evaluator")

@@ -20,8 +20,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ..delivery.unsubscribe import opt_out_event, verify
 from ..config import UnsubscribeConfig
+from ..delivery.unsubscribe import opt_out_event, verify
 
 logger = Logger(service="nudge-unsubscribe")
 metrics = Metrics(namespace="Nudge", service="unsubscribe")

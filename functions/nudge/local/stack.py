@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..contracts import Event
 from ..delivery.service import DeliveryResult, Status
-from ..engine import Event, compile_rules, iso, load_rules_or_raise
+from ..engine import compile_rules, load_rules_or_raise
 from ..evaluator import BatchEvaluator, InputRecord
 from ..evaluator.filters import event_filter_patterns, record_passes
 from ..handlers.delivery import Deliverer, RetryLater
 from ..handlers.evaluator import build_evaluator
 from ..settings import StackSettings
+from ..timefmt import iso
 from .embedded import EmbeddedAws
 from .provision import LocalResources, provision
 from .scheduler_driver import ScheduleDriver

@@ -10,12 +10,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .operators import MISSING, Predicate, resolve
-from .state import StoredEvent
 
-Evidence = list[StoredEvent]
+if TYPE_CHECKING:
+    # Conditions read events as the runtime's event log stores them; the plan holds no events.
+    from ..runtime.eventlog import StoredEvent
+
+Evidence = list["StoredEvent"]
 
 
 class Context:
@@ -125,7 +128,7 @@ class Node(ABC):
         return 0
 
 
-class FilterNode(Node):
+class EventNode(Node):
     """At least N matching events in ``[now - within, now]``; without ``within``, the arriving event."""
 
     __slots__ = ("count", "matcher", "within")

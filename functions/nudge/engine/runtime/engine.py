@@ -15,140 +15,21 @@ Timeline of the cart example (``wait: 1h``, ``unless: purchase``)::
 
 from __future__ import annotations
 
-import bisect
-import hashlib
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from .compiler import MAX_MATCHED_EVENTS, CompiledRule, Plan
-from .conditions import Context, key_of
-from .envelope import IDENTIFY, Event
-from .operators import MISSING
-from .routing import Filter, Route
-from .state import CustomerState, Pending, RuleState, StoredEvent
-from ..timefmt import iso
+from ...contracts import IDENTIFY, Event, Firing, MatchedEvent, Timer
+from ..plan.compiled import CompiledRule, Filter, Plan
+from ..plan.conditions import Context, key_of
+from ..plan.operators import MISSING
+from .eventlog import StoredEvent
+from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
+from .state import CustomerState, Pending, RuleState
 
-DecisionKind = Literal[
-    "armed",
-    "fired",
-    "cancelled",
-    "superseded",
-    "suppressed_audience",
-    "suppressed_cooldown",
-    "stale_timer",
-]
+MAX_MATCHED_EVENTS = 50
+"""How many matched events a firing carries (the newest), which bounds a pending wait's size."""
 
-
-@dataclass(frozen=True)
-class MatchedEvent:
-    """An event that took part in the match, with the properties the rules keep."""
-
-    event: str
-    event_id: str
-    timestamp: int
-    properties: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event": self.event,
-            "event_id": self.event_id,
-            "timestamp": iso(self.timestamp),
-            "properties": self.properties,
-        }
-
-
-@dataclass(frozen=True)
-class Firing:
-    """A decision to contact a customer: everything delivery needs, with a deterministic id."""
-
-    firing_id: str
-    rule: str
-    customer_id: str
-    key: str | None
-    armed_at: int
-    fired_at: int
-    channel: str
-    template: str | None
-    events: tuple[MatchedEvent, ...]
-    destination: str | None = None
-    profile: dict[str, Any] = field(default_factory=dict, compare=False)
-    """The customer's traits when it fired: what delivery addresses and personalizes with."""
-
-    def to_json(self, *, with_profile: bool = False) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "firing_id": self.firing_id,
-            "rule": self.rule,
-            "customer_id": self.customer_id,
-            "key": self.key,
-            "fired_at": iso(self.fired_at),
-            "armed_at": iso(self.armed_at),
-            "channel": self.channel,
-            "template": self.template,
-            "destination": self.destination,
-            "events": [event.to_json() for event in self.events],
-        }
-        if with_profile:
-            body["profile"] = self.profile
-        return body
-
-
-@dataclass(frozen=True)
-class Timer:
-    """A wait coming due: identifies the pending arming it was created for (``arm``)."""
-
-    customer_id: str
-    rule: str
-    key: str | None
-    arm: int
-    due: int
-
-
-@dataclass(frozen=True)
-class TimerSet:
-    """Create or move the one pending timer of (customer, rule, key) to ``timer.due``.
-
-    ``replaces`` says a timer for an earlier arming was pending (a debounce), so the scheduler
-    adapter can update it in place instead of trying to create it first.
-    """
-
-    timer: Timer
-    replaces: bool = False
-
-
-@dataclass(frozen=True)
-class TimerCancel:
-    """The pending timer of (customer, rule, key) is no longer needed."""
-
-    customer_id: str
-    rule: str
-    key: str | None
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Why something happened (or did not): for replay summaries, metrics and audits."""
-
-    rule: str
-    key: str | None
-    kind: DecisionKind
-    at: int
-
-
-@dataclass
-class Outcome:
-    """What processing one event or timer produced; ``changed`` says whether state must be saved."""
-
-    firings: list[Firing] = field(default_factory=list)
-    timers: list[TimerSet | TimerCancel] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-    changed: bool = False
-    accepted: bool = False
-
-
-def firing_id(rule: str, customer_id: str, key: str | None, armed_at: int) -> str:
-    """Deterministic: the same arming always yields the same id, so retries cannot double-send."""
-    text = f"{rule}\x1f{customer_id}\x1f{'' if key is None else key}\x1f{armed_at}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+Reading = tuple[dict[str, Any], list[Filter]]
+"""What the plan makes of an event: its projection (the properties rules read) and the filters it matches."""
 
 
 def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
@@ -169,9 +50,6 @@ def _tiebreak(value: Any) -> str:
     return repr(value)
 
 
-_NEVER = 1 << 62  # later than any epoch-ms timestamp
-
-
 def _released_at(rule: CompiledRule, rule_state: RuleState) -> int | None:
     """The first ``now`` at which an idle (rule, key) state is of no more use (None: already).
 
@@ -186,17 +64,6 @@ def _released_at(rule: CompiledRule, rule_state: RuleState) -> int | None:
     return released
 
 
-def _ts(event: StoredEvent) -> int:
-    return event.ts
-
-
-def _still_kept(route: Route, event: StoredEvent, now: int) -> bool:
-    horizon = event.horizon
-    if horizon is None:
-        horizon = event.horizon = route.horizon_of(event.props)
-    return event.ts >= now - horizon
-
-
 class Engine:
     """Runs a compiled ``Plan`` over one customer's state at a time.
 
@@ -209,40 +76,42 @@ class Engine:
 
     # -- events ---------------------------------------------------------------------------------
 
+    def read(self, event: Event) -> Reading | None:
+        """What the plan makes of ``event``, or ``None`` when no filter matches it (the common case).
+
+        A caller that asks this of a whole batch first (the evaluator, to skip all I/O for events
+        no rule needs) hands each answer back to ``process``, so the event is read once.
+        """
+        route = self.plan.routes.get(event.name)
+        if route is None or not route.may_match(event.properties):
+            return None
+        props = route.project(event.properties)
+        filters = route.match(props)
+        return (props, filters) if filters else None
+
     def needs(self, event: Event) -> bool:
         """Whether ``event`` can change any customer's state: callers skip all I/O for the rest.
 
         True for ``identify`` with traits (the profile) and for events some filter matches.
         """
-        if event.name == IDENTIFY and event.traits:
-            return True
-        route = self.plan.routes.get(event.name)
-        if route is None or not route.may_match(event.properties):
-            return False
-        return bool(self._read(event, route)[1])
+        return (event.name == IDENTIFY and bool(event.traits)) or self.read(event) is not None
 
-    def _read(self, event: Event, route: Route) -> tuple[dict[str, Any], list[Filter]]:
-        """The event's projection and the filters it matches, made once per event and plan.
+    def process(self, state: CustomerState, event: Event, wall: int, reading: Reading | None = None) -> Outcome:
+        """Apply one event to its customer's state at the caller's clock ``wall``.
 
-        The evaluator asks ``needs`` of a whole batch before it processes any of it, so the
-        reading is kept on the event itself rather than in the engine.
+        ``reading`` is what ``read(event)`` returned, when the caller already asked.
         """
-        memo = event.memo
-        if memo is not None and memo[0] is self:
-            return memo[1], memo[2]
-        props = route.project(event.properties)
-        filters = route.match(props)
-        event.memo = (self, props, filters)
-        return props, filters
-
-    def process(self, state: CustomerState, event: Event, wall: int) -> Outcome:
         outcome = Outcome()
         if event.name == IDENTIFY and event.traits:
             outcome.changed = self._apply_traits(state, event)
-        accepted = self._accept(state, event)
-        if accepted is None:
+        if reading is None:
+            reading = self.read(event)
+            if reading is None:
+                return outcome
+        stored = self._accept(state, event, reading)
+        if stored is None:
             return outcome
-        stored, filters = accepted
+        filters = reading[1]
         outcome.accepted = outcome.changed = True
         cancels, triggers = self.plan.routes[event.name].uses(filters)
         for rule in cancels:
@@ -251,7 +120,7 @@ class Engine:
         for rule in triggers:
             self._evaluate(rule, state, stored, wall, outcome, contexts)
         if outcome.decisions:
-            state.prune_at = None  # every change to a rule's state comes with a decision
+            state.prune_due = None  # every change to a rule's state comes with a decision
         self.prune(state)
         return outcome
 
@@ -269,35 +138,21 @@ class Engine:
             changed = True
         return changed
 
-    def _accept(self, state: CustomerState, event: Event) -> tuple[StoredEvent, list[Filter]] | None:
-        """Store the event if some filter matches it and it is not a duplicate or already forgotten."""
-        route = self.plan.routes.get(event.name)
-        if route is None:
+    def _accept(self, state: CustomerState, event: Event, reading: Reading) -> StoredEvent | None:
+        """Store the event unless it is a duplicate or the retention rule would forget it at once."""
+        if state.events.contains(event.name, event.event_id):
             return None
-        props, filters = self._read(event, route)
-        event.memo = None  # read for the last time: the event may outlive its batch
-        if not filters:
-            return None
-        items = state.events_of(event.name)
-        if items is not None and any(e.id == event.event_id for e in items):
-            return None
+        props, filters = reading
         now = event.ts if state.now is None else max(state.now, event.ts)
-        horizon = filters[0].horizon if len(filters) == 1 else max(item.horizon for item in filters)
-        if event.ts < now - horizon:
+        stored = StoredEvent(event.event_id, event.name, event.ts, props)
+        route = self.plan.routes[event.name]
+        if not state.events.add(route, stored, filters, now):
             return None
-        stored = StoredEvent(event.event_id, event.name, event.ts, props, horizon)
-        if items is None:
-            items = state.events[event.name] = []
-        if len(items) >= route.cap and stored.sort_key() < items[-route.cap].sort_key():
-            return None  # older than every event the cap keeps: it would be forgotten at once
-        bisect.insort(items, stored, key=StoredEvent.sort_key)
-        if len(items) > route.cap:
-            del items[0]
         state.now = now
-        if state.prune_at is not None:
-            plan, due = state.prune_at
-            state.prune_at = (plan, min(due, stored.ts + route.floor + 1))
-        return stored, filters
+        memo = state.prune_due
+        if memo is not None:
+            state.prune_due = (memo[0], min(memo[1], stored.ts + route.floor + 1))
+        return stored
 
     def _key(self, rule: CompiledRule, stored: StoredEvent) -> tuple[bool, str | None]:
         if rule.key_path is None:
@@ -373,7 +228,7 @@ class Engine:
             # Armed by a late event after the wait was already over: decide now on what is known.
             self._fire(rule, state, rule_state, key, arm, due, matched, outcome)
         else:
-            rule_state.pending = Pending(arm, due, [StoredEvent(e.id, e.name, e.ts, dict(e.props)) for e in matched])
+            rule_state.pending = Pending(arm, due, [e.copy() for e in matched])
             timer = Timer(state.customer_id, rule.id, key, arm, due)
             outcome.timers.append(TimerSet(timer, replaces=superseded is not None))
             return
@@ -385,7 +240,7 @@ class Engine:
     @staticmethod
     def _join(pending: Pending, evidence: list[StoredEvent]) -> None:
         known = {e.id for e in pending.matched}
-        late = [StoredEvent(e.id, e.name, e.ts, dict(e.props)) for e in evidence if e.id not in known]
+        late = [e.copy() for e in evidence if e.id not in known]
         if late:
             pending.matched = sorted(pending.matched + late, key=StoredEvent.sort_key)[-MAX_MATCHED_EVENTS:]
 
@@ -454,7 +309,7 @@ class Engine:
             outcome.decisions.append(Decision(timer.rule, timer.key, "stale_timer", timer.due))
             return outcome
         rule_state.pending = None
-        state.prune_at = None
+        state.prune_due = None
         outcome.changed = True
         if self._unless_known(rule, state, timer.key, pending.arm, pending.due):
             outcome.decisions.append(Decision(rule.id, timer.key, "cancelled", pending.due))
@@ -470,32 +325,10 @@ class Engine:
         now = state.now
         if now is None:
             return
-        memo = state.prune_at
-        if memo is not None and now < memo[1] and memo[0] == self.plan.fingerprint:
+        memo = state.prune_due
+        if memo is not None and now < memo[1] and memo[0] is self.plan:
             return
-        next_due = _NEVER
-        routes = self.plan.routes
-        for name in list(state.events):
-            route = routes.get(name)
-            if route is None:
-                del state.events[name]
-                continue
-            items = state.events[name]
-            self._prune_events(state, route, items, now)
-            if items:
-                next_due = min(next_due, items[0].ts + route.floor + 1)
-        for name, packed in list(state.packed.items()):
-            route = routes.get(name)
-            if route is None:
-                del state.packed[name]
-            elif packed[0][1] < now - route.floor or len(packed) > route.cap:
-                # Something to forget: unpack it (rarely; a packed list is otherwise left as it is).
-                items = state.events_of(name) or []
-                self._prune_events(state, route, items, now)
-                if items:
-                    next_due = min(next_due, items[0].ts + route.floor + 1)
-            else:
-                next_due = min(next_due, packed[0][1] + route.floor + 1)
+        next_due = state.events.prune(self.plan.routes, now)
         by_id = self.plan.by_id
         for rule_key in list(state.rules):
             rule = by_id.get(rule_key[0])
@@ -508,18 +341,4 @@ class Engine:
                     del state.rules[rule_key]
                 else:
                     next_due = min(next_due, released)
-        state.prune_at = (self.plan.fingerprint, next_due)
-
-    @staticmethod
-    def _prune_events(state: CustomerState, route: Route, items: list[StoredEvent], now: int) -> None:
-        if items and items[0].ts < now - route.floor:
-            # Past the shortest horizon of the name, each event is kept for the longest
-            # horizon among the filters it matches itself. Nothing is forgotten before
-            # items[0].ts + floor, which is what prune's memo relies on.
-            oldest = bisect.bisect_left(items, now - route.horizon, key=_ts)
-            kept_all = bisect.bisect_left(items, now - route.floor, key=_ts)
-            items[:kept_all] = [e for e in items[oldest:kept_all] if _still_kept(route, e, now)]
-        if len(items) > route.cap:
-            del items[: len(items) - route.cap]
-        if not items:
-            del state.events[route.name]
+        state.prune_due = (self.plan, next_due)

@@ -1,8 +1,8 @@
 """The rule language as pydantic models: what a rule file may say, checked field by field.
 
 Structural checks (types, unknown keys, operators, durations) live in the models; checks that
-need the whole rule (``unless`` needs ``wait``, history needs ``within``) live in
-``check_rule`` so each problem can still point at the line it concerns.
+need the whole rule (``unless`` needs ``wait``, history needs ``within``) live in ``checks``, so
+each problem can still point at the line it concerns.
 """
 
 from __future__ import annotations
@@ -286,140 +286,8 @@ ConditionModel = (
 )
 
 
-class Problem(BaseModel):
-    """One finding of the validator; ``loc`` is the path inside the rule it concerns."""
-
-    model_config = ConfigDict(frozen=True)
-
-    loc: Loc
-    message: str
-    severity: Literal["error", "warning"] = "error"
-
-
-def unless_filters(rule: Rule) -> list[EventFilter]:
+def unless_events(rule: Rule) -> list[EventFilter]:
+    """The event filters of ``unless``: one, or each of ``unless: {any: [...]}``."""
     if rule.unless is None:
         return []
     return list(rule.unless.any) if isinstance(rule.unless, UnlessAny) else [rule.unless]
-
-
-def _walk_when(cond: ConditionModel, loc: Loc, top: bool, negated: bool, out: list[Problem]) -> bool:
-    """Check history bounds under ``when``; return whether a non-negated event condition exists."""
-    positive = False
-    if isinstance(cond, EventFilter):
-        if cond.within is None and top and cond.count is not None:
-            out.append(
-                Problem(
-                    loc=(*loc, "count"),
-                    message=(
-                        f"event filter '{cond.event}' has a `count`, so it needs `within` (e.g. within: 1d): "
-                        "events are counted over a bounded window"
-                    ),
-                )
-            )
-        elif cond.within is None and not top:
-            out.append(
-                Problem(
-                    loc=(*loc, "event"),
-                    message=(
-                        f"event filter '{cond.event}' needs `within` here: only a lone `when: {{event: ...}}` "
-                        "(the arriving event itself) may leave it out, so that every rule's memory is bounded"
-                    ),
-                )
-            )
-        return not negated
-    if isinstance(cond, SequenceCondition):
-        if cond.within is None:
-            out.append(Problem(loc=(*loc, "sequence"), message="a sequence needs `within` (e.g. within: 1h)"))
-        if len(cond.sequence) < 2:
-            out.append(
-                Problem(
-                    loc=(*loc, "sequence"),
-                    message="a sequence needs at least two steps; for one event use an event filter",
-                )
-            )
-        for index, step in enumerate(cond.sequence):
-            if step.within is not None or step.count is not None:
-                out.append(
-                    Problem(
-                        loc=(*loc, "sequence", index),
-                        message="a sequence step matches one event: put `within` on the sequence, not on a step",
-                    )
-                )
-        return not negated
-    if isinstance(cond, TrendCondition):
-        return not negated
-    if isinstance(cond, AttributeCondition):
-        return False
-    if isinstance(cond, NotCondition):
-        _walk_when(cond.not_, (*loc, "not"), False, not negated, out)
-        return False
-    children = cond.all if isinstance(cond, AllCondition) else cond.any
-    name = "all" if isinstance(cond, AllCondition) else "any"
-    if not children:
-        out.append(Problem(loc=(*loc, name), message=f"`{name}` needs at least one condition"))
-    for index, child in enumerate(children):
-        if _walk_when(child, (*loc, name, index), False, negated, out):
-            positive = True
-    return positive
-
-
-def _walk_audience(cond: ConditionModel, loc: Loc, out: list[Problem]) -> None:
-    if isinstance(cond, AttributeCondition):
-        return
-    if isinstance(cond, NotCondition):
-        _walk_audience(cond.not_, (*loc, "not"), out)
-    elif isinstance(cond, AllCondition | AnyCondition):
-        name = "all" if isinstance(cond, AllCondition) else "any"
-        for index, child in enumerate(cond.all if isinstance(cond, AllCondition) else cond.any):
-            _walk_audience(child, (*loc, name, index), out)
-    else:
-        out.append(
-            Problem(
-                loc=loc,
-                message="audience tests profile traits only (attribute, all, any, not); put events under `when`",
-            )
-        )
-
-
-def check_rule(rule: Rule) -> list[Problem]:
-    """Whole-rule checks that a field-by-field model cannot express."""
-    problems: list[Problem] = []
-    if not _walk_when(rule.when, ("when",), True, False, problems):
-        problems.append(
-            Problem(
-                loc=("when",),
-                message="`when` must contain at least one event condition that is not under `not`",
-            )
-        )
-    if rule.unless is not None:
-        if rule.wait is None:
-            problems.append(
-                Problem(
-                    loc=("unless",),
-                    message="`unless` needs `wait`: the wait is the time in which the unless event may come",
-                )
-            )
-        for index, item in enumerate(unless_filters(rule)):
-            loc: Loc = ("unless", "any", index) if isinstance(rule.unless, UnlessAny) else ("unless",)
-            if item.within is not None or item.count is not None:
-                problems.append(
-                    Problem(
-                        loc=loc,
-                        message=(
-                            "an unless filter takes no `within` or `count`: its window is [arm time, arm time + wait]"
-                        ),
-                    )
-                )
-    if rule.audience is not None:
-        _walk_audience(rule.audience, ("audience",), problems)
-    if rule.action.channel in ("email", "sms", "push") and rule.action.template is None:
-        problems.append(Problem(loc=("action",), message=f"channel '{rule.action.channel}' needs a `template`"))
-    if rule.wait is None and rule.cooldown is None:
-        problems.append(
-            Problem(
-                loc=("id",),
-                severity="warning",
-                message="neither `wait` nor `cooldown`: this rule fires again on every matching event",
-            )
-        )
-    return problems

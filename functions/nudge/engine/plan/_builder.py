@@ -1,34 +1,24 @@
-"""Rules compiled once into an evaluation plan indexed by event name.
+"""The one builder of a ``Plan``: rules in, an immutable plan indexed by event name out.
 
 The plan answers, in a dict lookup and one ``Route.match``, the questions the hot path asks of
 every event: may this event arm a rule, cancel a wait, or be needed later? Events whose name no
-rule references cost one lookup and nothing else. It also derives what state must be kept: per
-event name the properties read and how many of the newest events (cap), and per filter how far
-back its events are needed (horizon), so an event is kept only as long as a filter it matches
-needs it: a product view is not kept for a week because one rule wants yoga-mat views that long.
+rule references cost one lookup and nothing else. The builder also derives what state must be
+kept: per event name the properties read and how many of the newest events (cap), and per filter
+how far back its events are needed (horizon), so an event is kept only as long as a filter it
+matches needs it: a product view is not kept for a week because one rule wants yoga-mat views
+that long.
+
+Everything is collected in the builder's own mutable records first, and the plan's objects are
+made once, at the end, when every use of every filter is known.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import (
-    AllNode,
-    AnyNode,
-    AttributeNode,
-    FilterNode,
-    Matcher,
-    Node,
-    NotNode,
-    SequenceNode,
-    TrendNode,
-)
-from .operators import compile_count, compile_test, count_capacity
-from .routing import Filter, Route, pinned_strings
-from .rules import (
+from ..language.rules import (
     AllCondition,
     AttributeCondition,
     ConditionModel,
@@ -37,46 +27,41 @@ from .rules import (
     Rule,
     SequenceCondition,
     TrendCondition,
-    unless_filters,
+    unless_events,
 )
+from .compiled import CompiledRule, Filter, Plan, Route
+from .conditions import AllNode, AnyNode, AttributeNode, EventNode, Matcher, Node, NotNode, SequenceNode, TrendNode
+from .operators import compile_count, compile_test, count_capacity
 
 DEFAULT_HISTORY = 50
 """How many of the newest events of one name a customer's state keeps (raised by larger counts)."""
 
-MAX_MATCHED_EVENTS = 50
-"""How many matched events a firing carries (the newest), which bounds a pending wait's size."""
+Pinned = tuple[str, tuple[str, ...]]
 
 
-@dataclass(eq=False)
-class CompiledRule:
-    """One rule, ready to run; ``index`` is its position in the plan (firings of one event follow it)."""
+def pinned_strings(where: Mapping[str, Mapping[str, Any]]) -> Pinned | None:
+    """The first property ``where`` requires to be one of some strings, with those strings.
 
-    rule: Rule
-    index: int
-    when: Node
-    audience: Node | None
-    unless: dict[str, list[Matcher]]
-    window: int
-
-    id: str = field(init=False)
-    key_path: str | None = field(init=False)
-    wait: int | None = field(init=False)
-    cooldown: int | None = field(init=False)
-
-    def __post_init__(self) -> None:
-        # Copied from the model: read on every evaluation, where a property lookup shows.
-        self.id = self.rule.id
-        self.key_path = self.rule.key
-        self.wait = self.rule.wait
-        self.cooldown = self.rule.cooldown
+    ``eq`` with a string operand and ``in`` with only strings qualify: the test can only hold for
+    an event whose value is one of them, whatever the other operators of the test say.
+    """
+    for path, test in where.items():
+        operand = test.get("eq")
+        if type(operand) is str:
+            return path, (operand,)
+        options = test.get("in")
+        if isinstance(options, list) and options and all(type(option) is str for option in options):
+            return path, tuple(dict.fromkeys(options))  # each once: a filter is filed once per value
+    return None
 
 
 @dataclass
 class _Use:
-    """A distinct filter while the rules are compiled: the rules that use it refer to it by index."""
+    """A distinct filter while the rules are compiled: the rules that use it, by index."""
 
-    filter: Filter
-    pinned: tuple[str, tuple[str, ...]] | None
+    matcher: Matcher
+    pinned: Pinned | None
+    horizon: int = 0
     triggers: set[int] = field(default_factory=set)
     cancels: set[int] = field(default_factory=set)
 
@@ -86,7 +71,8 @@ class _Uses:
     """Every distinct filter of the rule set, and per event name the properties read and the cap.
 
     Filters are shared: ``purchase`` as the ``unless`` of three rules and the ``trend`` of a
-    fourth is one filter, matched once per event, kept for the longest of its four needs.
+    fourth is one filter, matched once per event, kept for the longest of its four needs. Two
+    filters are the same when their event and their (normalized) ``where`` are equal.
     """
 
     filters: dict[tuple[str, str], _Use] = field(default_factory=dict)
@@ -108,15 +94,27 @@ class _Uses:
         use = self.filters.get(identity)
         if use is None:
             matcher = Matcher(name, [(path, compile_test(test)) for path, test in where.items()])
-            use = self.filters[identity] = _Use(Filter(matcher), pinned_strings(where))
-        use.filter.horizon = max(use.filter.horizon, horizon)
+            use = self.filters[identity] = _Use(matcher, pinned_strings(where))
+        use.horizon = max(use.horizon, horizon)
         if trigger_of is not None:
             use.triggers.add(trigger_of)
         if cancels is not None:
             use.cancels.add(cancels)
         self.paths.setdefault(name, set()).update(where, extra)
         self.cap[name] = max(self.cap.get(name, DEFAULT_HISTORY), cap)
-        return use.filter.matcher
+        return use.matcher
+
+    def routes(self, rules: list[CompiledRule]) -> dict[str, Route]:
+        grouped: dict[str, list[tuple[Filter, Pinned | None]]] = {}
+        for use in self.filters.values():
+            item = Filter(
+                use.matcher,
+                use.horizon,
+                triggers=tuple(rules[index] for index in sorted(use.triggers)),
+                cancels=tuple(rules[index] for index in sorted(use.cancels)),
+            )
+            grouped.setdefault(use.matcher.name, []).append((item, use.pinned))
+        return {name: Route(name, filters, self.paths[name], self.cap[name]) for name, filters in grouped.items()}
 
 
 class _RuleCompiler:
@@ -139,7 +137,7 @@ class _RuleCompiler:
             count = compile_count(cond.count) if cond.count is not None else None
             cap = count_capacity(cond.count) if cond.count is not None else 1
             matcher = self._use(cond.event, cond.where, cond.within or 0, arms, cap)
-            return FilterNode(matcher, cond.within, count)
+            return EventNode(matcher, cond.within, count)
         if isinstance(cond, SequenceCondition):
             within = cond.within or 0
             steps = [self._use(step.event, step.where, within, arms) for step in cond.sequence]
@@ -157,40 +155,6 @@ class _RuleCompiler:
         return AnyNode([self.node(child, arms) for child in cond.any])
 
 
-class Plan:
-    """The compiled form of a rule set; build it once per process (``compile_rules``).
-
-    ``routes`` maps each event name some rule reads to its ``Route``: the one lookup the hot path
-    makes per event, which is all an event no rule references costs.
-    """
-
-    def __init__(self, rules: list[CompiledRule], uses: _Uses) -> None:
-        self.rules = tuple(rules)
-        self.by_id = {rule.id: rule for rule in rules}
-        digest = hashlib.sha256()
-        for compiled in rules:
-            digest.update(repr(compiled.rule).encode())
-        self.fingerprint = digest.hexdigest()[:16]
-        """Identifies the rule set: a state's prune memo is only trusted by the plan that made it."""
-        grouped: dict[str, list[tuple[Filter, tuple[str, tuple[str, ...]] | None]]] = {}
-        for use in uses.filters.values():
-            item = use.filter
-            item.triggers = tuple(rules[index] for index in sorted(use.triggers))
-            item.cancels = tuple(rules[index] for index in sorted(use.cancels))
-            grouped.setdefault(item.matcher.name, []).append((item, use.pinned))
-        self.routes = {
-            name: Route(name, filters, uses.paths[name], uses.cap[name]) for name, filters in grouped.items()
-        }
-
-    def referenced_events(self) -> list[str]:
-        """Every event name some rule reads: what the event source mapping lets through."""
-        return sorted(self.routes)
-
-    def longest_horizon(self) -> int:
-        """The longest time (ms) any event is kept: the base of the state's time-to-live."""
-        return max((route.horizon for route in self.routes.values()), default=0)
-
-
 def compile_rules(rules: Iterable[Rule]) -> Plan:
     """Compile enabled rules, in the order given, into one ``Plan``."""
     uses = _Uses()
@@ -204,7 +168,7 @@ def compile_rules(rules: Iterable[Rule]) -> Plan:
         window = when.window()
         audience = compiler.node(rule.audience, arms=False) if rule.audience is not None else None
         unless: dict[str, list[Matcher]] = {}
-        for item in unless_filters(rule):
+        for item in unless_events(rule):
             # Unless events must be remembered for as long as an arming may still look at them:
             # from the arm time (at most `window` before now) to the end of the wait.
             matcher = uses.add(
@@ -216,6 +180,17 @@ def compile_rules(rules: Iterable[Rule]) -> Plan:
             )
             unless.setdefault(matcher.name, []).append(matcher)
         compiled.append(
-            CompiledRule(rule=rule, index=index, when=when, audience=audience, unless=unless, window=window)
+            CompiledRule(
+                rule=rule,
+                index=index,
+                when=when,
+                audience=audience,
+                unless={name: tuple(matchers) for name, matchers in unless.items()},
+                window=window,
+                id=rule.id,
+                key_path=rule.key,
+                wait=rule.wait,
+                cooldown=rule.cooldown,
+            )
         )
-    return Plan(compiled, uses)
+    return Plan(compiled, uses.routes(compiled))

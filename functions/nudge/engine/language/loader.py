@@ -9,7 +9,6 @@ such as ``2024-01-01`` stays the string an event's JSON property holds instead o
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .rules import OPERATORS, Loc, OperatorError, Problem, Rule, check_rule
+from .checks import Problem, check_rule
+from .rules import OPERATORS, Loc, OperatorError, Rule
+from .yaml12 import Yaml12Loader, line_of
 
 RULE_SUFFIXES = (".yaml", ".yml")
 _KNOWN_KEYS = (
@@ -41,29 +42,6 @@ _KNOWN_KEYS = (
     "destination",
     "properties",
     *OPERATORS,
-)
-
-
-class _RuleLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2's plain scalars: booleans are only ``true``/``false`` (never
-    yes/no/on/off), there are no implicit timestamps (events are JSON, where a date is a string),
-    and integers are plain decimals — so a SKU ``012345`` or a time ``10:30`` stays a string instead
-    of YAML 1.1's octal 5349 or sexagesimal 630."""
-
-
-_RuleLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, regexp)
-        for tag, regexp in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int")
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_RuleLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_RuleLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
 )
 
 
@@ -110,22 +88,6 @@ class RuleLoadError(Exception):
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = diagnostics
         super().__init__("invalid rules:\n" + "\n".join(str(d) for d in diagnostics))
-
-
-def _line_of(node: yaml.Node, loc: Loc) -> int:
-    """The line of the deepest node that ``loc`` reaches; path parts that are not keys are skipped."""
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                if key_node.value == str(part):
-                    node = value_node
-                    line = key_node.start_mark.line + 1
-                    break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-    return line
 
 
 def _duplicate_keys(node: yaml.Node, loc: Loc = (), visited: set[int] | None = None) -> Iterable[tuple[Loc, int, str]]:
@@ -232,7 +194,7 @@ def _holds(container: Any, part: str | int) -> bool:
 def _load_document(path: Path, label: str, result: RuleSet) -> list[tuple[Any, yaml.Node]]:
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text, Loader=_RuleLoader)
+        root = yaml.compose(text, Loader=Yaml12Loader)
     except yaml.YAMLError as exc:
         result.diagnostics.append(_yaml_diagnostic(exc, label, text))
         return []
@@ -246,7 +208,7 @@ def _load_document(path: Path, label: str, result: RuleSet) -> list[tuple[Any, y
             Diagnostic(label, line, message, where=_dotted(loc[1:] if isinstance(loc[0], int) else loc))
         )
     try:
-        data = _RuleLoader("").construct_document(root)
+        data = Yaml12Loader("").construct_document(root)
     except yaml.YAMLError as exc:  # an unknown tag (!custom), an unhashable key
         result.diagnostics.append(_yaml_diagnostic(exc, label, text))
         return []
@@ -288,7 +250,7 @@ def _unreadable_scalar(node: yaml.Node, seen: set[int]) -> yaml.ScalarNode | Non
     seen.add(id(node))
     if isinstance(node, yaml.ScalarNode):
         try:
-            _RuleLoader("").construct_object(node)
+            Yaml12Loader("").construct_object(node)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError):
             return node
         return None
@@ -338,9 +300,7 @@ def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
             except ValidationError as exc:
                 for error in exc.errors(include_url=False):
                     line_loc, where, message = _message(error, data)
-                    result.diagnostics.append(
-                        Diagnostic(label, _line_of(node, line_loc), message, where=_dotted(where))
-                    )
+                    result.diagnostics.append(Diagnostic(label, line_of(node, line_loc), message, where=_dotted(where)))
                 continue
             for problem in check_rule(rule):
                 result.diagnostics.append(_locate(problem, label, node, data))
@@ -349,20 +309,20 @@ def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
                 result.diagnostics.append(
                     Diagnostic(
                         label,
-                        _line_of(node, ("id",)),
+                        line_of(node, ("id",)),
                         f"duplicate rule id '{rule.id}' (first defined at {first_file}:{first_line})",
                         where="id",
                     )
                 )
                 continue
-            result.sources[rule.id] = (label, _line_of(node, ("id",)))
+            result.sources[rule.id] = (label, line_of(node, ("id",)))
             result.rules.append(rule)
     return result
 
 
 def _locate(problem: Problem, label: str, node: yaml.Node, data: Any) -> Diagnostic:
     loc = _clean_loc(problem.loc, data)
-    return Diagnostic(label, _line_of(node, loc), problem.message, problem.severity, _dotted(loc))
+    return Diagnostic(label, line_of(node, loc), problem.message, problem.severity, _dotted(loc))
 
 
 def load_rules_or_raise(paths: Path | str | Iterable[Path | str]) -> list[Rule]:

@@ -1,4 +1,7 @@
-"""Per event name: every distinct filter of the plan, what the rules do with its matches, and an index.
+"""The compiled plan: rules, and per event name every distinct filter and what the rules do with its matches.
+
+Everything here is immutable once built (by ``_builder.compile_rules``, the only constructor), so
+one plan can be shared by every customer and every thread of a process.
 
 Everything the engine does with an arriving event follows from one question, *which filters match
 it?*: whether it is stored and for how long (the longest window among the filters it matches),
@@ -14,13 +17,34 @@ filters that *could* match, not the number of rules.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .conditions import Matcher
+from .conditions import Matcher, Node
 from .operators import MISSING, resolve
 
 if TYPE_CHECKING:
-    from .compiler import CompiledRule
+    from ..language.rules import Rule
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledRule:
+    """One rule, ready to run; ``index`` is its position in the plan (firings of one event follow it).
+
+    ``id``, ``key_path``, ``wait`` and ``cooldown`` are copied from the model: they are read on
+    every evaluation, where an attribute lookup through the pydantic model shows.
+    """
+
+    rule: Rule
+    index: int
+    when: Node
+    audience: Node | None
+    unless: Mapping[str, tuple[Matcher, ...]]
+    window: int
+    id: str
+    key_path: str | None
+    wait: int | None
+    cooldown: int | None
 
 
 class Filter:
@@ -33,30 +57,20 @@ class Filter:
 
     __slots__ = ("cancels", "horizon", "matcher", "triggers")
 
-    def __init__(self, matcher: Matcher) -> None:
+    def __init__(
+        self,
+        matcher: Matcher,
+        horizon: int,
+        triggers: tuple[CompiledRule, ...],
+        cancels: tuple[CompiledRule, ...],
+    ) -> None:
         self.matcher = matcher
-        self.horizon = 0
-        self.triggers: tuple[CompiledRule, ...] = ()
-        self.cancels: tuple[CompiledRule, ...] = ()
+        self.horizon = horizon
+        self.triggers = triggers
+        self.cancels = cancels
 
     def __repr__(self) -> str:
         return f"Filter({self.matcher.name!r}, {self.matcher.paths!r}, horizon={self.horizon})"
-
-
-def pinned_strings(where: Mapping[str, Mapping[str, Any]]) -> tuple[str, tuple[str, ...]] | None:
-    """The first property ``where`` requires to be one of some strings, with those strings.
-
-    ``eq`` with a string operand and ``in`` with only strings qualify: the test can only hold for
-    an event whose value is one of them, whatever the other operators of the test say.
-    """
-    for path, test in where.items():
-        operand = test.get("eq")
-        if type(operand) is str:
-            return path, (operand,)
-        options = test.get("in")
-        if isinstance(options, list) and options and all(type(option) is str for option in options):
-            return path, tuple(dict.fromkeys(options))  # each once: a filter is filed once per value
-    return None
 
 
 class Route:
@@ -165,3 +179,26 @@ class Route:
 def _in_plan_order(groups: Iterable[tuple[CompiledRule, ...]]) -> tuple[CompiledRule, ...]:
     unique = {rule.index: rule for group in groups for rule in group}
     return tuple(unique[index] for index in sorted(unique))
+
+
+class Plan:
+    """The compiled form of a rule set; build it once per process (``compile_rules``).
+
+    ``routes`` maps each event name some rule reads to its ``Route``: the one lookup the hot path
+    makes per event, which is all an event no rule references costs.
+    """
+
+    __slots__ = ("by_id", "routes", "rules")
+
+    def __init__(self, rules: Sequence[CompiledRule], routes: Mapping[str, Route]) -> None:
+        self.rules = tuple(rules)
+        self.by_id: Mapping[str, CompiledRule] = {rule.id: rule for rule in self.rules}
+        self.routes: Mapping[str, Route] = dict(routes)
+
+    def referenced_events(self) -> list[str]:
+        """Every event name some rule reads: what the event source mapping lets through."""
+        return sorted(self.routes)
+
+    def longest_horizon(self) -> int:
+        """The longest time (ms) any event is kept: the base of the state's time-to-live."""
+        return max((route.horizon for route in self.routes.values()), default=0)

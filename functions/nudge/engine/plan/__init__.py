@@ -1,0 +1,1 @@
+"""Rules compiled into an immutable plan: operators, condition nodes, and per event name a ``Route``."""

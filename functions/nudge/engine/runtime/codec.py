@@ -1,0 +1,90 @@
+"""Customer state as bytes: schema v1, compact JSON, the same state always the same bytes.
+
+The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
+
+    {"v": 1, "c": customer id, "n": now,
+     "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
+     "p": {trait: [value, ts]},
+     "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null]}}
+    pending = [arm, due, [[name, id, ts, props], ...]]
+
+Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
+memo is the engine's business and not the customer's data.
+
+orjson writes this about three times faster than the stdlib, which made encoding half of the
+engine's time before; integers beyond 64 bits (only from events handed over as Python objects)
+fall back to the stdlib.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from .eventlog import EventLog, StoredEvent
+from .state import CustomerState, Pending, RuleState
+
+SCHEMA_VERSION = 1
+_SEP = "|"  # rule ids are [a-z0-9_]+, so the first "|" always splits rule id from key
+
+
+def to_dict(state: CustomerState) -> dict[str, Any]:
+    rules: dict[str, Any] = {}
+    for (rule_id, key), rs in state.rules.items():
+        pending = None
+        if rs.pending is not None:
+            pending = [rs.pending.arm, rs.pending.due, [_encode_event(e) for e in rs.pending.matched]]
+        rules[rule_id if key is None else f"{rule_id}{_SEP}{key}"] = [rs.last_arm, rs.last_fired, pending]
+    return {
+        "v": SCHEMA_VERSION,
+        "c": state.customer_id,
+        "n": state.now,
+        "e": state.events.encode(),
+        "p": state.profile,
+        "r": rules,
+    }
+
+
+def encode_state(state: CustomerState) -> bytes:
+    data = to_dict(state)
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def from_dict(data: dict[str, Any]) -> CustomerState:
+    version = data.get("v")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"customer state schema v{version} is not supported (expected v{SCHEMA_VERSION})")
+    state = CustomerState(data["c"])
+    state.now = data["n"]
+    state.events = EventLog(data["e"])
+    state.profile = data["p"]
+    for packed_key, (last_arm, last_fired, pending) in data["r"].items():
+        rule_id, _, key = packed_key.partition(_SEP)
+        decoded_pending = None
+        if pending is not None:
+            arm, due, matched = pending
+            decoded_pending = Pending(arm, due, [_decode_event(item) for item in matched])
+        state.rules[(rule_id, key if _SEP in packed_key else None)] = RuleState(last_arm, last_fired, decoded_pending)
+    return state
+
+
+def decode_state(raw: bytes | str) -> CustomerState:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = json.loads(raw)  # NaN or Infinity, which older writers could store
+    return from_dict(data)
+
+
+def _encode_event(event: StoredEvent) -> list[Any]:
+    return [event.name, event.id, event.ts, event.props]
+
+
+def _decode_event(item: list[Any]) -> StoredEvent:
+    name, id_, ts, props = item
+    return StoredEvent(id_, name, ts, props)

@@ -1,0 +1,184 @@
+"""A customer's stored events, by name, and the one place the retention rule is applied.
+
+The retention rule: an event some filter matches is kept while it lies within the longest horizon
+of the filters it matches (counted back from the customer's ``now``), and while it is among the
+newest ``cap`` stored events of its name. Everything else is forgotten, and once forgotten it
+never comes back: ``now`` only moves forward, and an event that would be forgotten at once is not
+stored.
+
+``runtime/reference.py`` states the same rule naively; property tests hold this class to it.
+What makes this one fast is private to it, and listed in ``ARCHITECTURE.md``:
+
+- lists stay *packed* (``[id, ts, props]`` as the codec decoded them) until a name is read, so a
+  batch that touches one of a busy customer's eight names does not build the other seven;
+- each stored event memoizes its horizon (``StoredEvent.horizon``), computed once from the plan;
+- ``prune`` skips a name while its oldest event is younger than the name's shortest horizon
+  (``route.floor``): nothing of it can be due, and it says when the next check is worth making.
+
+Later, incremental aggregates (a count per filter and key, kept up to date on ``add`` and
+``prune``) belong here too: every change to the stored events goes through these methods.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..plan.compiled import Filter, Route
+
+NEVER = 1 << 62
+"""Later than any epoch-ms timestamp."""
+
+
+class StoredEvent:
+    """An event the rules reference, reduced to the properties they read (flat dotted paths)."""
+
+    __slots__ = ("horizon", "id", "name", "props", "ts")
+
+    def __init__(self, id: str, name: str, ts: int, props: dict[str, Any], horizon: int | None = None) -> None:
+        self.id = id
+        self.name = name
+        self.ts = ts
+        self.props = props
+        self.horizon = horizon
+        """How long the filters it matches keep it (ms): the event log's memo, never encoded."""
+
+    def sort_key(self) -> tuple[int, str]:
+        return (self.ts, self.id)
+
+    def copy(self) -> StoredEvent:
+        """A copy that shares nothing mutable: what a pending wait keeps of its matched events."""
+        return StoredEvent(self.id, self.name, self.ts, dict(self.props))
+
+    def __repr__(self) -> str:
+        return f"StoredEvent({self.name!r}, ts={self.ts}, id={self.id!r})"
+
+
+Packed = list[list[Any]]
+"""An event list as the codec reads and writes it: ``[id, ts, props]`` items, oldest first."""
+
+
+def _ts(event: StoredEvent) -> int:
+    return event.ts
+
+
+class EventLog:
+    """Stored events per name, oldest first (by ``(ts, id)``); ``of`` is the only way to read them."""
+
+    __slots__ = ("_lists", "_packed")
+
+    def __init__(self, packed: Mapping[str, Packed] | None = None) -> None:
+        self._lists: dict[str, list[StoredEvent]] = {}
+        self._packed: dict[str, Packed] = dict(packed) if packed else {}
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def of(self, name: str) -> list[StoredEvent] | None:
+        """The stored events named ``name``, oldest first, or ``None``. Callers must not change the list."""
+        items = self._lists.get(name)
+        if items is None:
+            packed = self._packed.pop(name, None)
+            if packed is None:
+                return None
+            items = self._lists[name] = [StoredEvent(id_, name, ts, props) for id_, ts, props in packed]
+        return items
+
+    def names(self) -> list[str]:
+        return sorted([*self._lists, *self._packed])
+
+    def all(self) -> dict[str, list[StoredEvent]]:
+        """Every stored event by name: for tools and tests, which want to see it all."""
+        return {name: list(self.of(name) or ()) for name in self.names()}
+
+    def contains(self, name: str, event_id: str) -> bool:
+        """Whether an event of this name with this id is stored."""
+        items = self.of(name)
+        return items is not None and any(e.id == event_id for e in items)
+
+    def __bool__(self) -> bool:
+        return bool(self._lists) or bool(self._packed)
+
+    def __iter__(self) -> Iterator[StoredEvent]:
+        for name in self.names():
+            yield from self.of(name) or ()
+
+    # -- changing --------------------------------------------------------------------------------
+
+    def add(self, route: Route, event: StoredEvent, filters: list[Filter], now: int) -> bool:
+        """Store ``event`` (which ``filters`` of ``route`` match) if the retention rule keeps it at ``now``.
+
+        False when it would be forgotten at once: it is older than its longest horizon, or older
+        than every event the cap keeps.
+        """
+        horizon = filters[0].horizon if len(filters) == 1 else max(item.horizon for item in filters)
+        if event.ts < now - horizon:
+            return False
+        event.horizon = horizon
+        items = self.of(route.name)
+        if items is None:
+            items = self._lists[route.name] = []
+        cap = route.cap
+        if len(items) >= cap and event.sort_key() < items[-cap].sort_key():
+            return False
+        bisect.insort(items, event, key=StoredEvent.sort_key)
+        if len(items) > cap:
+            del items[0]
+        return True
+
+    def prune(self, routes: Mapping[str, Route], now: int) -> int:
+        """Forget what the retention rule no longer keeps at ``now``; return when to look again.
+
+        The answer is a time before which nothing stored can be due to be forgotten (``NEVER`` if
+        nothing is stored): the caller may skip pruning until ``now`` reaches it.
+        """
+        next_due = NEVER
+        for name in list(self._lists):
+            route = routes.get(name)
+            if route is None:
+                del self._lists[name]
+                continue
+            next_due = min(next_due, self._prune_list(route, self._lists[name], now))
+        for name, packed in list(self._packed.items()):
+            route = routes.get(name)
+            if route is None:
+                del self._packed[name]
+            elif packed[0][1] < now - route.floor or len(packed) > route.cap:
+                # Something to forget: unpack it (rarely; a packed list is otherwise left as it is).
+                next_due = min(next_due, self._prune_list(route, self.of(name) or [], now))
+            else:
+                next_due = min(next_due, packed[0][1] + route.floor + 1)
+        return next_due
+
+    def _prune_list(self, route: Route, items: list[StoredEvent], now: int) -> int:
+        if items and items[0].ts < now - route.floor:
+            # Past the shortest horizon of the name, each event is kept for the longest horizon
+            # among the filters it matches itself. Nothing is forgotten before
+            # items[0].ts + floor, which is what the returned time relies on.
+            oldest = bisect.bisect_left(items, now - route.horizon, key=_ts)
+            kept_all = bisect.bisect_left(items, now - route.floor, key=_ts)
+            items[:kept_all] = [e for e in items[oldest:kept_all] if e.ts >= now - self._horizon(route, e)]
+        if len(items) > route.cap:
+            del items[: len(items) - route.cap]
+        if not items:
+            self._lists.pop(route.name, None)
+            return NEVER
+        return items[0].ts + route.floor + 1
+
+    @staticmethod
+    def _horizon(route: Route, event: StoredEvent) -> int:
+        horizon = event.horizon
+        if horizon is None:
+            horizon = event.horizon = route.horizon_of(event.props)
+        return horizon
+
+    # -- encoding --------------------------------------------------------------------------------
+
+    def encode(self) -> dict[str, Packed]:
+        """Names in sorted order, so the same log always encodes to the same bytes."""
+        lists, packed = self._lists, self._packed
+        return {
+            name: [[e.id, e.ts, e.props] for e in items] if (items := lists.get(name)) is not None else packed[name]
+            for name in self.names()
+        }

@@ -1,0 +1,72 @@
+"""What the engine decides, as values: timer requests, decisions, and the ``Outcome`` of one input.
+
+Firings and timers are wire contracts (``nudge.contracts``); the rest is the engine's own answer
+to its caller, who does the I/O: the evaluator turns ``timers`` into Scheduler calls and
+``firings`` into queue messages, replay into a heap and a list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...contracts import Firing, Timer
+
+DecisionKind = Literal[
+    "armed",
+    "fired",
+    "cancelled",
+    "superseded",
+    "suppressed_audience",
+    "suppressed_cooldown",
+    "stale_timer",
+]
+
+
+@dataclass(frozen=True)
+class TimerSet:
+    """Create or move the one pending timer of (customer, rule, key) to ``timer.due``.
+
+    ``replaces`` says a timer for an earlier arming was pending (a debounce), so the scheduler
+    adapter can update it in place instead of trying to create it first.
+    """
+
+    timer: Timer
+    replaces: bool = False
+
+
+@dataclass(frozen=True)
+class TimerCancel:
+    """The pending timer of (customer, rule, key) is no longer needed."""
+
+    customer_id: str
+    rule: str
+    key: str | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Why something happened (or did not): for replay summaries, metrics and audits."""
+
+    rule: str
+    key: str | None
+    kind: DecisionKind
+    at: int
+
+
+@dataclass
+class Outcome:
+    """What processing one event or timer produced; ``changed`` says whether state must be saved."""
+
+    firings: list[Firing] = field(default_factory=list)
+    timers: list[TimerSet | TimerCancel] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    changed: bool = False
+    accepted: bool = False
+
+
+def firing_id(rule: str, customer_id: str, key: str | None, armed_at: int) -> str:
+    """Deterministic: the same arming always yields the same id, so retries cannot double-send."""
+    text = f"{rule}\x1f{customer_id}\x1f{'' if key is None else key}\x1f{armed_at}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

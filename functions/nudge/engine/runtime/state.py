@@ -1,0 +1,91 @@
+"""A customer's bounded state: the plain value the evaluator loads and saves once per batch.
+
+Everything the engine knows about a customer lives here, so the Lambda evaluator can keep it in
+one DynamoDB item and replay can keep it in a dict: the stored events (``EventLog``), the profile
+(traits, each with the time it was set), and per (rule, key) the latest arm time, the latest
+firing and the pending wait. ``codec`` writes and reads it (schema v1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .eventlog import EventLog, StoredEvent
+
+if TYPE_CHECKING:
+    from ..plan.compiled import Plan
+
+
+class Pending:
+    """An armed rule waiting for ``due``; ``matched`` is copied so pruning cannot empty a firing."""
+
+    __slots__ = ("arm", "due", "matched")
+
+    def __init__(self, arm: int, due: int, matched: list[StoredEvent]) -> None:
+        self.arm = arm
+        self.due = due
+        self.matched = matched
+
+
+class RuleState:
+    """Per (rule, key): the latest arm time, the latest firing, and the pending wait if any."""
+
+    __slots__ = ("last_arm", "last_fired", "pending")
+
+    def __init__(
+        self, last_arm: int | None = None, last_fired: int | None = None, pending: Pending | None = None
+    ) -> None:
+        self.last_arm = last_arm
+        self.last_fired = last_fired
+        self.pending = pending
+
+
+RuleKey = tuple[str, str | None]
+
+
+class CustomerState:
+    """Bounded per-customer memory.
+
+    ``now`` is the latest timestamp among the customer's stored events: the instant at which
+    windows are evaluated (event time, not arrival time).
+    """
+
+    __slots__ = ("customer_id", "events", "now", "profile", "prune_due", "rules")
+
+    def __init__(self, customer_id: str) -> None:
+        self.customer_id = customer_id
+        self.now: int | None = None
+        self.events = EventLog()
+        self.profile: dict[str, list[Any]] = {}  # trait -> [value, ts]; value None is a tombstone
+        self.rules: dict[RuleKey, RuleState] = {}
+        self.prune_due: tuple[Plan, int] | None = None
+        """The engine's prune memo, in memory only: under that plan, nothing is due to be forgotten
+        before ``now`` reaches the time (``None``: unknown, look). A change of a rule's state resets it."""
+
+    def events_of(self, name: str) -> list[StoredEvent] | None:
+        """The stored events named ``name``, oldest first, or ``None``."""
+        return self.events.of(name)
+
+    def traits(self) -> dict[str, Any]:
+        return {name: entry[0] for name, entry in self.profile.items() if entry[0] is not None}
+
+    def pending(self) -> list[tuple[RuleKey, Pending]]:
+        return [(key, rs.pending) for key, rs in self.rules.items() if rs.pending is not None]
+
+    def is_empty(self) -> bool:
+        return not self.events and not self.profile and not self.rules
+
+    def encode(self) -> bytes:
+        from .codec import encode_state  # noqa: PLC0415 - the codec imports this module
+
+        return encode_state(self)
+
+    def size(self) -> int:
+        """Serialized size in bytes: what DynamoDB would store for this customer's state."""
+        return len(self.encode())
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> CustomerState:
+        from .codec import decode_state  # noqa: PLC0415
+
+        return decode_state(raw)

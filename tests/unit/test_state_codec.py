@@ -1,0 +1,65 @@
+"""Customer state schema v1, byte for byte: what DynamoDB holds today must decode and re-encode unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nudge.contracts import Event
+from nudge.engine import CustomerState, Engine, compile_rules, load_rules_or_raise
+
+GOLDEN = Path(__file__).parent / "golden"
+T0 = 1_795_000_000_000
+
+# (event, minutes / 7 after T0, properties, traits): a trial customer who browses yoga gear, buys,
+# then leaves a cart: profile, eight event names, keyed and unkeyed rules, three pending waits.
+STEPS = [
+    ("identify", 0, {}, {"email": "ana@example.com", "first_name": "Ana", "plan": "trial"}),
+    ("trial_started", 1, {}, {}),
+    ("onboarding_viewed", 2, {"step": "welcome"}, {}),
+    ("product_viewed", 3, {"sku": "SKU-YOGA-MAT", "category": "yoga", "price": 39.5}, {}),
+    ("product_viewed", 4, {"sku": "SKU-YOGA-MAT", "category": "yoga", "price": 39.5}, {}),
+    ("product_viewed", 5, {"sku": "SKU-YOGA-MAT", "category": "yoga", "price": 39.5}, {}),
+    ("page_viewed", 6, {"section": "services", "path": "/services/a"}, {}),
+    ("whitepaper_downloaded", 7, {"title": "Guide"}, {}),
+    ("purchase", 8, {"order_id": "o-1", "total": 12}, {}),
+    ("add_to_cart", 30, {"sku": "SKU-YOGA-MAT", "name": "Yoga mat", "price": 39.5, "qty": 1}, {}),
+    ("checkout_viewed", 31, {}, {}),
+    ("product_viewed", 32, {"sku": "SKU-YOGA-BLOCKS", "category": "yoga", "price": 15}, {}),
+]
+
+
+def shipped_rules_state() -> CustomerState:
+    engine = Engine(compile_rules(load_rules_or_raise("rules")))
+    state = CustomerState("c-golden")
+    for index, (name, sevenths, props, traits) in enumerate(STEPS):
+        ts = T0 + sevenths * 7 * 60_000
+        event = Event(event_id=f"g{index:02d}", customer_id="c-golden", name=name, ts=ts, properties=props, traits=traits)
+        engine.process(state, event, wall=ts)
+    return state
+
+
+def test_the_engine_writes_schema_v1_byte_for_byte():
+    """The bytes were written by the release before the engine's restructure: the layout must not move."""
+    assert shipped_rules_state().encode() == (GOLDEN / "state_v1.json").read_bytes()
+
+
+def test_a_decoded_state_encodes_to_the_same_bytes():
+    golden = (GOLDEN / "state_v1.json").read_bytes()
+    assert CustomerState.decode(golden).encode() == golden
+
+
+def test_a_state_with_the_old_persisted_prune_memo_is_read_and_the_memo_dropped():
+    """Earlier releases stored the engine's prune memo as "x"; it is not the customer's data."""
+    old = (GOLDEN / "state_v1_with_prune_memo.json").read_bytes()
+    assert b'"x":' in old
+    assert CustomerState.decode(old).encode() == (GOLDEN / "state_v1.json").read_bytes()
+
+
+def test_a_decoded_state_decides_as_the_state_kept_in_memory():
+    engine = Engine(compile_rules(load_rules_or_raise("rules")))
+    kept = shipped_rules_state()
+    decoded = CustomerState.decode(kept.encode())
+    later = Event(event_id="g99", customer_id="c-golden", name="purchase", ts=T0 + 240 * 60_000, properties={})
+    first, second = engine.process(kept, later, later.ts), engine.process(decoded, later, later.ts)
+    assert first.decisions == second.decisions
+    assert kept.encode() == decoded.encode()
