@@ -6,7 +6,7 @@ through the small interfaces in ``ports`` (implemented in ``nudge.adapters``).
 
 from .batch import BatchEvaluator, BatchReport
 from .ports import DeadLetters, FiringSink, StateStore, StoredState, TimerScheduler, VersionConflict
-from .records import InputRecord, Rejected, TimerRecord, decode_record, encode_timer
+from .records import InputRecord, Rejected, TimerRecord, decode_record
 
 __all__ = [
     "BatchEvaluator",
@@ -21,5 +21,4 @@ __all__ = [
     "TimerScheduler",
     "VersionConflict",
     "decode_record",
-    "encode_timer",
 ]

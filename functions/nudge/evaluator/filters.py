@@ -17,9 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..contracts import IDENTIFY
+from ..contracts import IDENTIFY, TIMER_TYPE
 from ..engine import Plan
-from .records import TIMER_TYPE
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096

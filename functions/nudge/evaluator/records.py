@@ -7,13 +7,9 @@ the shard. Its payload names the arming it was set for (``arm``), which makes st
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
-from ..contracts import MAX_EVENT_BYTES, Event, EventError, Timer, parse_event
-
-TIMER_TYPE = "nudge.timer"
+from ..contracts import MAX_EVENT_BYTES, ContractError, Event, Timer, decode_timer, is_timer, loads, parse_event
 
 
 @dataclass(frozen=True)
@@ -39,52 +35,24 @@ class Rejected:
     reason: str
 
 
-def encode_timer(timer: Timer) -> str:
-    """The Scheduler target's ``Input``: the JSON that lands on the stream when the wait is over."""
-    return json.dumps(
-        {
-            "type": TIMER_TYPE,
-            "v": 1,
-            "customer_id": timer.customer_id,
-            "rule": timer.rule,
-            "key": timer.key,
-            "arm": timer.arm,
-            "due": timer.due,
-        },
-        separators=(",", ":"),
-    )
-
-
-def _decode_timer(data: dict[str, Any]) -> Timer:
-    try:
-        timer = Timer(
-            customer_id=str(data["customer_id"]),
-            rule=str(data["rule"]),
-            key=None if data.get("key") is None else str(data["key"]),
-            arm=int(data["arm"]),
-            due=int(data["due"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise EventError(f"malformed timer: {type(exc).__name__} on {exc}") from None
-    return timer
-
-
 def decode_record(record: InputRecord) -> Event | TimerRecord | Rejected:
-    """Decode one record; never raises: a bad record becomes ``Rejected`` with its reason."""
+    """Decode one record with the contracts' strict decoder; never raises: a bad record becomes ``Rejected``.
+
+    Replay and the SDK read envelopes through the same ``nudge.contracts`` functions, so a record
+    the Lambda accepts is exactly one replay accepts, with the same values (NaN refused, integers
+    beyond 64 bits read as floats, the last of duplicate keys kept).
+    """
     if len(record.data) > MAX_EVENT_BYTES:
         return Rejected(record, f"record is {len(record.data)} bytes; the limit is {MAX_EVENT_BYTES}")
     try:
-        decoded = json.loads(record.data)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return Rejected(record, "not JSON")
-    try:
-        if isinstance(decoded, dict) and decoded.get("type") == TIMER_TYPE:
-            timer = _decode_timer(decoded)
+        decoded = loads(record.data)
+        if is_timer(decoded):
+            timer = decode_timer(decoded)
             if timer.customer_id != record.partition_key:
                 return Rejected(record, "timer partition key differs from its customer id")
             return TimerRecord(timer)
         event = parse_event(decoded)
-    except EventError as exc:
+    except ContractError as exc:
         return Rejected(record, exc.reason)
     if event.customer_id != record.partition_key:
         # Ordering per customer relies on the partition key: a mismatch would let two evaluators
