@@ -3,8 +3,7 @@ events, the SES configuration set, and the signed unsubscribe endpoint."""
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, SecretValue, Stack, Validations
-from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import Acknowledgment, Duration, SecretValue, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -16,11 +15,20 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
-from nudge.config import DeliveryConfig, UnsubscribeConfig
-from nudge.settings import StackSettings
+from nudge.settings import (
+    DELIVERY_TIMEOUT_SECONDS,
+    DeliveryAddresses,
+    StackSettings,
+    UnsubscribeAddresses,
+    delivery_config,
+    queue_settings,
+    table_settings,
+    unsubscribe_config,
+)
 
-from .functions import nudge_function
+from .functions import LAMBDA_RULES_DIR, nudge_function
 from .queues import dead_letter_queue, work_queue
+from .tables import nudge_table
 
 
 class Delivery(Construct):
@@ -36,37 +44,10 @@ class Delivery(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         names = settings.names
-        timeout = Duration.seconds(60)
-        self.dead_letters = dead_letter_queue(self, "FiringsDeadLetters", name=names.firings_dlq, key=key)
-        self.queue = work_queue(
-            self,
-            "Firings",
-            name=names.firings_queue,
-            key=key,
-            dlq=self.dead_letters,
-            visibility=Duration.seconds(timeout.to_seconds() * 6),
-            max_receive_count=settings.max_delivery_attempts + 2,
-        )
-        self.activations = dynamodb.Table(
-            self,
-            "Activations",
-            table_name=names.activations_table,
-            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
-            encryption_key=key,
-            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-                point_in_time_recovery_enabled=True
-            ),
-            time_to_live_attribute="expires_at",
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.activations.add_global_secondary_index(
-            index_name="by_customer",
-            partition_key=dynamodb.Attribute(name="customer_id", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="fired_at", type=dynamodb.AttributeType.STRING),
-        )
+        queues = queue_settings(settings)
+        self.dead_letters = dead_letter_queue(self, "FiringsDeadLetters", queue=queues.firings_dlq, key=key)
+        self.queue = work_queue(self, "Firings", queue=queues.firings, key=key, dlq=self.dead_letters)
+        self.activations = nudge_table(self, "Activations", table=table_settings(settings).activations, key=key)
         self.bus = events.EventBus(self, "Bus", event_bus_name=names.event_bus)
         self.configuration_set = ses.ConfigurationSet(
             self, "EmailConfigurationSet", configuration_set_name=names.ses_configuration_set, reputation_metrics=True
@@ -89,9 +70,6 @@ class Delivery(Construct):
         )
         self._webhooks(settings, key)
 
-        unsubscribe_config = UnsubscribeConfig(
-            events_stream_name=stream.stream_name, unsubscribe_secret_arn=self.secret.secret_arn
-        )
         self.unsubscribe = nudge_function(
             self,
             "Unsubscribe",
@@ -99,30 +77,24 @@ class Delivery(Construct):
             code=code,
             handler="nudge.handlers.unsubscribe.handler",
             service="unsubscribe",
-            environment=unsubscribe_config.to_env(),
+            environment=unsubscribe_config(
+                settings, UnsubscribeAddresses(unsubscribe_secret_arn=self.secret.secret_arn)
+            ).to_env(),
             description="Records one-click unsubscribes as events on the stream",
         )
         self.unsubscribe_url = self.unsubscribe.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         stream.grant_write(self.unsubscribe)
         self.secret.grant_read(self.unsubscribe)
 
-        config = DeliveryConfig(
-            activations_table=self.activations.table_name,
-            firings_queue_url=self.queue.queue_url,
-            firings_dlq_url=self.dead_letters.queue_url,
-            event_bus=self.bus.event_bus_name,
-            site_url=settings.site_url,
-            unsubscribe_url=self.unsubscribe_url.url,
-            unsubscribe_secret_arn=self.secret.secret_arn,
-            rules_dir="/var/task/rules",
-            email_from=settings.email_from,
-            ses_configuration_set=names.ses_configuration_set,
-            sms_provider=settings.sms_provider,
-            sms_origination_identity=settings.sms_origination_identity,
-            sms_configuration_set=settings.sms_configuration_set,
-            push_application_id=settings.push_application_id,
-            max_attempts=settings.max_delivery_attempts,
-            activation_ttl_days=settings.activation_ttl_days,
+        config = delivery_config(
+            settings,
+            DeliveryAddresses(
+                firings_queue_url=self.queue.queue_url,
+                firings_dlq_url=self.dead_letters.queue_url,
+                unsubscribe_url=self.unsubscribe_url.url,
+                unsubscribe_secret_arn=self.secret.secret_arn,
+                rules_dir=LAMBDA_RULES_DIR,
+            ),
         )
         self.function = nudge_function(
             self,
@@ -132,7 +104,7 @@ class Delivery(Construct):
             handler="nudge.handlers.delivery.handler",
             service="delivery",
             environment=config.to_env(),
-            timeout=timeout,
+            timeout=Duration.seconds(DELIVERY_TIMEOUT_SECONDS),
             description="Sends each firing once, on its channel, and records it",
         )
         self.function.add_event_source(
@@ -194,9 +166,10 @@ class Delivery(Construct):
 
     def _webhooks(self, settings: StackSettings, key: kms.IKey) -> None:
         """One connection, API destination and routing rule per configured webhook destination."""
-        if not settings.webhooks:
+        webhooks_dlq = queue_settings(settings).webhooks_dlq
+        if webhooks_dlq is None:  # there is one exactly when webhooks are configured
             return
-        dead_letters = dead_letter_queue(self, "WebhookDeadLetters", name=f"{settings.prefix}-webhooks-dlq", key=key)
+        dead_letters = dead_letter_queue(self, "WebhookDeadLetters", queue=webhooks_dlq, key=key)
         for name, webhook in settings.webhooks.items():
             connection = events.Connection(
                 self,

@@ -11,10 +11,9 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from nudge.config import EvaluatorConfig
-from nudge.settings import StackSettings
+from nudge.settings import EvaluatorAddresses, StackSettings, evaluator_config, queue_settings
 
-from .functions import nudge_function
+from .functions import LAMBDA_RULES_DIR, nudge_function
 from .queues import dead_letter_queue
 from .timers import Timers
 
@@ -37,21 +36,19 @@ class Evaluation(Construct):
         filter_patterns: list[str],
     ) -> None:
         super().__init__(scope, construct_id)
-        names = settings.names
-        self.dead_letters = dead_letter_queue(self, "DeadLetters", name=names.evaluator_dlq, key=key)
-        self.rejected = dead_letter_queue(self, "RejectedEvents", name=names.rejected_events_queue, key=key)
-        config = EvaluatorConfig(
-            state_table=table.table_name,
-            events_stream_arn=stream.stream_arn,
-            schedule_group=timers.group.schedule_group_name,
-            scheduler_role_arn=timers.role.role_arn,
-            timers_dlq_arn=timers.dead_letters.queue_arn,
-            firings_queue_url=firings_queue.queue_url,
-            rejected_queue_url=self.rejected.queue_url,
-            rules_dir="/var/task/rules",
-            state_ttl_margin_ms=settings.state_ttl_margin_ms,
-            timer_retry_attempts=settings.timer_retry_attempts,
-            timer_max_event_age_seconds=settings.timer_max_event_age_seconds,
+        queues = queue_settings(settings)
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", queue=queues.evaluator_dlq, key=key)
+        self.rejected = dead_letter_queue(self, "RejectedEvents", queue=queues.rejected_events, key=key)
+        config = evaluator_config(
+            settings,
+            EvaluatorAddresses(
+                events_stream_arn=stream.stream_arn,
+                scheduler_role_arn=timers.role.role_arn,
+                timers_dlq_arn=timers.dead_letters.queue_arn,
+                firings_queue_url=firings_queue.queue_url,
+                rejected_queue_url=self.rejected.queue_url,
+                rules_dir=LAMBDA_RULES_DIR,
+            ),
         )
         self.function = nudge_function(
             self,

@@ -10,6 +10,8 @@ from constructs import Construct
 from nudge.settings import StackSettings
 
 _RUNTIMES = {"3.12": lambda_.Runtime.PYTHON_3_12, "3.13": lambda_.Runtime.PYTHON_3_13}
+LAMBDA_RULES_DIR = "/var/task/rules"
+"""Where the code asset puts the rules: beside the ``nudge`` package, at the root of ``/var/task``."""
 
 
 def nudge_function(

@@ -7,44 +7,46 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-RETENTION = Duration.days(14)
+from nudge.settings import QueueSettings
 
 
-def dead_letter_queue(scope: Construct, construct_id: str, *, name: str, key: kms.IKey) -> sqs.Queue:
+def dead_letter_queue(scope: Construct, construct_id: str, *, queue: QueueSettings, key: kms.IKey) -> sqs.Queue:
     """A terminal queue: where messages are parked for inspection and redrive."""
-    queue = sqs.Queue(
-        scope,
-        construct_id,
-        queue_name=name,
-        encryption=sqs.QueueEncryption.KMS,
-        encryption_master_key=key,
-        enforce_ssl=True,
-        retention_period=RETENTION,
-    )
-    Validations.of(queue).acknowledge(
+    if queue.redrive is not None:
+        raise ValueError(f"{queue.name} redrives to {queue.redrive.dead_letter_queue}: not a parking queue")
+    created = _queue(scope, construct_id, queue, key, None)
+    Validations.of(created).acknowledge(
         Acknowledgment(id="AwsSolutions-SQS3", reason="This queue is itself a dead-letter (parking) queue.")
     )
-    return queue
+    return created
 
 
 def work_queue(
-    scope: Construct,
-    construct_id: str,
-    *,
-    name: str,
-    key: kms.IKey,
-    dlq: sqs.IQueue,
-    visibility: Duration,
-    max_receive_count: int = 5,
+    scope: Construct, construct_id: str, *, queue: QueueSettings, key: kms.IKey, dlq: sqs.IQueue
+) -> sqs.Queue:
+    """A queue a function consumes, redriving to ``dlq`` (the queue its settings name) after its receives."""
+    if queue.redrive is None:
+        raise ValueError(f"{queue.name} has no redrive policy")
+    return _queue(
+        scope,
+        construct_id,
+        queue,
+        key,
+        sqs.DeadLetterQueue(queue=dlq, max_receive_count=queue.redrive.max_receive_count),
+    )
+
+
+def _queue(
+    scope: Construct, construct_id: str, queue: QueueSettings, key: kms.IKey, dlq: sqs.DeadLetterQueue | None
 ) -> sqs.Queue:
     return sqs.Queue(
         scope,
         construct_id,
-        queue_name=name,
+        queue_name=queue.name,
         encryption=sqs.QueueEncryption.KMS,
         encryption_master_key=key,
         enforce_ssl=True,
-        retention_period=RETENTION,
-        visibility_timeout=visibility,
-        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
+        retention_period=Duration.seconds(queue.retention_seconds),
+        visibility_timeout=Duration.seconds(queue.visibility_timeout_seconds),
+        dead_letter_queue=dlq,
     )

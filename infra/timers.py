@@ -13,7 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
-from nudge.settings import StackSettings
+from nudge.settings import StackSettings, queue_settings
 
 from .queues import dead_letter_queue
 
@@ -32,7 +32,7 @@ class Timers(Construct):
         self.group = scheduler.ScheduleGroup(
             self, "Group", schedule_group_name=settings.names.schedule_group, removal_policy=RemovalPolicy.DESTROY
         )
-        self.dead_letters = dead_letter_queue(self, "DeadLetters", name=settings.names.timers_dlq, key=key)
+        self.dead_letters = dead_letter_queue(self, "DeadLetters", queue=queue_settings(settings).timers_dlq, key=key)
         account = Stack.of(self).account
         self.role = iam.Role(
             self,

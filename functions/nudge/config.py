@@ -1,4 +1,8 @@
-"""Handler configuration from environment variables, validated once per cold start."""
+"""Handler configuration from environment variables, validated once per cold start.
+
+A deployment's values are built from its ``StackSettings`` by ``nudge.settings`` alone
+(``evaluator_config``, ``delivery_config``, ``unsubscribe_config``), for CDK and ``nudge local`` alike.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,11 @@
 CDK reads these to provision AWS; ``nudge local`` reads the very same values to create the
 same resources in its embedded moto server, so the two cannot drift apart. Values come from the
 ``nudge`` key of ``cdk.json``'s context (or ``cdk deploy -c nudge='{"batch_size": 100}'``).
+
+This module is also the only place settings become runtime configuration: ``queue_settings``,
+``table_settings`` and the ``*_config`` functions are what both sides call. They differ only in
+the addresses (``*Addresses``) they pass: CDK tokens in ``infra/``, moto's ARNs and URLs locally.
+Imported by the Lambda code too, so nothing here may import boto3 or aws_cdk.
 """
 
 from __future__ import annotations
@@ -11,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .engine.durations import parse_duration
+from .config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
+from .engine import parse_duration
 
 
 class WebhookSettings(BaseModel):
@@ -92,3 +98,176 @@ class ResourceNames:
         self.activations_table = f"{prefix}-activations"
         self.event_bus = f"{prefix}-firings"
         self.ses_configuration_set = f"{prefix}-email"
+        self.webhooks_dlq = f"{prefix}-webhooks-dlq"
+
+
+DELIVERY_TIMEOUT_SECONDS = 60
+"""The delivery function's timeout; the firings queue's visibility timeout is derived from it."""
+QUEUE_RETENTION_SECONDS = 14 * 86_400
+"""SQS's longest retention, on every queue: a parked message waits two weeks for its redrive."""
+SQS_DEFAULT_VISIBILITY_SECONDS = 30
+TTL_ATTRIBUTE = "expires_at"
+"""The epoch-seconds attribute DynamoDB expires items by, in both tables."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Redrive(_Frozen):
+    """Where a queue moves a message that was received ``max_receive_count`` times."""
+
+    dead_letter_queue: str
+    max_receive_count: int = Field(ge=1, le=1000)
+
+
+class QueueSettings(_Frozen):
+    """One SQS queue as both CDK and the local stack create it."""
+
+    name: str
+    visibility_timeout_seconds: int = SQS_DEFAULT_VISIBILITY_SECONDS
+    retention_seconds: int = QUEUE_RETENTION_SECONDS
+    redrive: Redrive | None = None
+
+
+class Queues(_Frozen):
+    """Every queue of the stack; ``webhooks_dlq`` exists only when webhooks are configured."""
+
+    firings: QueueSettings
+    firings_dlq: QueueSettings
+    evaluator_dlq: QueueSettings
+    rejected_events: QueueSettings
+    timers_dlq: QueueSettings
+    webhooks_dlq: QueueSettings | None = None
+
+    def in_creation_order(self) -> list[QueueSettings]:
+        """Dead-letter queues before the queues that redrive to them (a redrive names an existing ARN)."""
+        queues = [q for q in (getattr(self, name) for name in type(self).model_fields) if q is not None]
+        return sorted(queues, key=lambda queue: queue.redrive is not None)
+
+
+def queue_settings(settings: StackSettings) -> Queues:
+    """The stack's queues: parking queues keep SQS's defaults but the longest retention; the firings
+    queue hides a message for six delivery timeouts (Lambda's advice for SQS sources, so a slow
+    batch is not redelivered while it runs). The delivery function parks a firing itself, with its
+    reason, after ``max_delivery_attempts``; SQS's redrive comes two receives later, so it only
+    catches what the function could not park (a crash or a timeout on every attempt)."""
+    names = settings.names
+    parking = {
+        "firings_dlq": names.firings_dlq,
+        "evaluator_dlq": names.evaluator_dlq,
+        "rejected_events": names.rejected_events_queue,
+        "timers_dlq": names.timers_dlq,
+    }
+    if settings.webhooks:
+        parking["webhooks_dlq"] = names.webhooks_dlq
+    return Queues(
+        firings=QueueSettings(
+            name=names.firings_queue,
+            visibility_timeout_seconds=6 * DELIVERY_TIMEOUT_SECONDS,
+            redrive=Redrive(dead_letter_queue=names.firings_dlq, max_receive_count=settings.max_delivery_attempts + 2),
+        ),
+        **{field: QueueSettings(name=name) for field, name in parking.items()},
+    )
+
+
+class IndexSettings(_Frozen):
+    """A global secondary index with string keys, projecting every attribute."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+class TableSettings(_Frozen):
+    """One DynamoDB table: string keys, on-demand, expired by ``ttl_attribute``."""
+
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str = TTL_ATTRIBUTE
+    indexes: tuple[IndexSettings, ...] = ()
+
+
+class Tables(_Frozen):
+    state: TableSettings
+    activations: TableSettings
+
+
+def table_settings(settings: StackSettings) -> Tables:
+    """The customer state (one item per customer) and the activation log (one item per send,
+    readable per customer through ``by_customer`` for support and erasure requests)."""
+    names = settings.names
+    return Tables(
+        state=TableSettings(name=names.state_table, partition_key="pk"),
+        activations=TableSettings(
+            name=names.activations_table,
+            partition_key="pk",
+            sort_key="sk",
+            indexes=(IndexSettings(name="by_customer", partition_key="customer_id", sort_key="fired_at"),),
+        ),
+    )
+
+
+class EvaluatorAddresses(_Frozen):
+    """What only the deployment knows about the evaluator's resources: CDK tokens, or moto's values.
+
+    Field names are the ``EvaluatorConfig`` fields they fill.
+    """
+
+    events_stream_arn: str
+    scheduler_role_arn: str
+    timers_dlq_arn: str
+    firings_queue_url: str
+    rejected_queue_url: str
+    rules_dir: str
+
+
+class DeliveryAddresses(_Frozen):
+    """What only the deployment knows about the delivery function's resources (``DeliveryConfig`` fields)."""
+
+    firings_queue_url: str
+    firings_dlq_url: str
+    unsubscribe_url: str
+    unsubscribe_secret_arn: str
+    rules_dir: str
+
+
+class UnsubscribeAddresses(_Frozen):
+    """What only the deployment knows about the unsubscribe endpoint's resources (``UnsubscribeConfig`` fields)."""
+
+    unsubscribe_secret_arn: str
+
+
+def evaluator_config(settings: StackSettings, addresses: EvaluatorAddresses) -> EvaluatorConfig:
+    names = settings.names
+    return EvaluatorConfig(
+        state_table=names.state_table,
+        schedule_group=names.schedule_group,
+        state_ttl_margin_ms=settings.state_ttl_margin_ms,
+        timer_retry_attempts=settings.timer_retry_attempts,
+        timer_max_event_age_seconds=settings.timer_max_event_age_seconds,
+        **addresses.model_dump(),
+    )
+
+
+def delivery_config(settings: StackSettings, addresses: DeliveryAddresses) -> DeliveryConfig:
+    names = settings.names
+    return DeliveryConfig(
+        activations_table=names.activations_table,
+        event_bus=names.event_bus,
+        ses_configuration_set=names.ses_configuration_set,
+        site_url=settings.site_url,
+        email_from=settings.email_from,
+        sms_provider=settings.sms_provider,
+        sms_origination_identity=settings.sms_origination_identity,
+        sms_configuration_set=settings.sms_configuration_set,
+        push_application_id=settings.push_application_id,
+        max_attempts=settings.max_delivery_attempts,
+        activation_ttl_days=settings.activation_ttl_days,
+        **addresses.model_dump(),
+    )
+
+
+def unsubscribe_config(settings: StackSettings, addresses: UnsubscribeAddresses) -> UnsubscribeConfig:
+    return UnsubscribeConfig(events_stream_name=settings.names.stream, **addresses.model_dump())

@@ -1,8 +1,10 @@
 """Create the stack's resources through the AWS APIs, with the names and settings CDK uses.
 
 Used by ``nudge local`` (against its embedded moto server) and by the integration tests (against
-moto in-process). Names and tunables come from ``nudge.settings``, the module ``infra/`` reads,
-so the local resources cannot drift from the deployed ones.
+moto in-process). Names, queue and table settings and each function's configuration come from
+``nudge.settings``, the functions ``infra/`` calls too; this module only creates the resources and
+passes their moto addresses, so the local resources cannot drift from the deployed ones
+(``tests/infra/test_local_parity.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -12,7 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
-from ..settings import StackSettings
+from ..settings import (
+    DeliveryAddresses,
+    EvaluatorAddresses,
+    QueueSettings,
+    StackSettings,
+    TableSettings,
+    UnsubscribeAddresses,
+    delivery_config,
+    evaluator_config,
+    queue_settings,
+    table_settings,
+    unsubscribe_config,
+)
 
 _SCHEDULER_TRUST = {
     "Version": "2012-10-17",
@@ -32,20 +46,70 @@ class LocalResources:
     unsubscribe: UnsubscribeConfig
 
 
-def _queue(sqs: Any, name: str, attributes: dict[str, str] | None = None) -> tuple[str, str]:
-    url = sqs.create_queue(QueueName=name, Attributes=attributes or {})["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return url, arn
+def _queues(sqs: Any, settings: StackSettings) -> dict[str, tuple[str, str]]:
+    """Every queue of ``queue_settings``, by name: its (URL, ARN)."""
+    created: dict[str, tuple[str, str]] = {}
+    for queue in queue_settings(settings).in_creation_order():
+        url = sqs.create_queue(QueueName=queue.name, Attributes=_queue_attributes(queue, created))["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        created[queue.name] = url, arn
+    return created
+
+
+def _queue_attributes(queue: QueueSettings, created: dict[str, tuple[str, str]]) -> dict[str, str]:
+    attributes = {
+        "VisibilityTimeout": str(queue.visibility_timeout_seconds),
+        "MessageRetentionPeriod": str(queue.retention_seconds),
+    }
+    if queue.redrive is not None:
+        _, dlq_arn = created[queue.redrive.dead_letter_queue]
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(queue.redrive.max_receive_count)}
+        )
+    return attributes
+
+
+def _key_schema(partition_key: str, sort_key: str | None) -> list[dict[str, str]]:
+    schema = [{"AttributeName": partition_key, "KeyType": "HASH"}]
+    if sort_key is not None:
+        schema.append({"AttributeName": sort_key, "KeyType": "RANGE"})
+    return schema
+
+
+def _table(dynamodb: Any, table: TableSettings) -> None:
+    """An on-demand table with string keys, its indexes (projecting everything) and its TTL."""
+    key_schema = _key_schema(table.partition_key, table.sort_key)
+    indexes = [
+        {
+            "IndexName": index.name,
+            "KeySchema": _key_schema(index.partition_key, index.sort_key),
+            "Projection": {"ProjectionType": "ALL"},
+        }
+        for index in table.indexes
+    ]
+    schemas = [key_schema, *(index["KeySchema"] for index in indexes)]
+    attributes = sorted({key["AttributeName"] for schema in schemas for key in schema})
+    dynamodb.create_table(
+        TableName=table.name,
+        AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in attributes],
+        KeySchema=key_schema,
+        BillingMode="PAY_PER_REQUEST",
+        **({"GlobalSecondaryIndexes": indexes} if indexes else {}),
+    )
+    dynamodb.update_time_to_live(
+        TableName=table.name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
+    )
 
 
 LOCAL_UNSUBSCRIBE_SECRET = "local-unsubscribe-secret"
+"""The value of the local stack's unsubscribe signing secret (CDK generates the deployed one)."""
 
 
 def provision(
     session: Any, settings: StackSettings, rules_dir: str, unsubscribe_url: str = "http://localhost/unsubscribe"
 ) -> LocalResources:
-    """Create stream, state table (with TTL), queues, schedule group, scheduler role, the
-    activations table, the event bus, the SES identity and configuration set."""
+    """Create stream, tables (with TTL and indexes), queues, schedule group, scheduler role, the
+    event bus, the SES identity and configuration set, and the unsubscribe signing secret."""
     names = settings.names
     kinesis = session.client("kinesis")
     if settings.stream_mode == "provisioned":
@@ -53,77 +117,56 @@ def provision(
     else:
         kinesis.create_stream(StreamName=names.stream, StreamModeDetails={"StreamMode": "ON_DEMAND"})
     kinesis.get_waiter("stream_exists").wait(StreamName=names.stream, WaiterConfig={"Delay": 0.1})
+    if settings.stream_retention_hours > 24:  # a new stream keeps records 24 hours
+        kinesis.increase_stream_retention_period(
+            StreamName=names.stream, RetentionPeriodHours=settings.stream_retention_hours
+        )
     stream_arn = kinesis.describe_stream_summary(StreamName=names.stream)["StreamDescriptionSummary"]["StreamARN"]
 
     dynamodb = session.client("dynamodb")
-    dynamodb.create_table(
-        TableName=names.state_table,
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    dynamodb.update_time_to_live(
-        TableName=names.state_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-    )
+    tables = table_settings(settings)
+    _table(dynamodb, tables.state)
+    _table(dynamodb, tables.activations)
 
-    sqs = session.client("sqs")
-    firings_dlq_url, firings_dlq_arn = _queue(sqs, names.firings_dlq)
-    firings_url, _ = _queue(
-        sqs,
-        names.firings_queue,
-        {"RedrivePolicy": json.dumps({"deadLetterTargetArn": firings_dlq_arn, "maxReceiveCount": "5"})},
-    )
-    evaluator_dlq_url, _ = _queue(sqs, names.evaluator_dlq)
-    rejected_url, _ = _queue(sqs, names.rejected_events_queue)
-    _, timers_dlq_arn = _queue(sqs, names.timers_dlq)
+    queues = queue_settings(settings)
+    created = _queues(session.client("sqs"), settings)
+    firings_url, _ = created[queues.firings.name]
+    firings_dlq_url, _ = created[queues.firings_dlq.name]
 
     session.client("scheduler").create_schedule_group(Name=names.schedule_group)
     role_arn = session.client("iam").create_role(
         RoleName=f"{names.prefix}-scheduler", AssumeRolePolicyDocument=json.dumps(_SCHEDULER_TRUST)
     )["Role"]["Arn"]
 
-    dynamodb.create_table(
-        TableName=names.activations_table,
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
     session.client("events").create_event_bus(Name=names.event_bus)
     sesv2 = session.client("sesv2")
     sesv2.create_email_identity(EmailIdentity=settings.ses_identity)
     sesv2.create_configuration_set(ConfigurationSetName=names.ses_configuration_set)
-    delivery = DeliveryConfig(
-        activations_table=names.activations_table,
-        firings_queue_url=firings_url,
-        firings_dlq_url=firings_dlq_url,
-        event_bus=names.event_bus,
-        site_url=settings.site_url,
-        unsubscribe_url=unsubscribe_url,
-        unsubscribe_secret=LOCAL_UNSUBSCRIBE_SECRET,
-        rules_dir=rules_dir,
-        email_from=settings.email_from,
-        ses_configuration_set=names.ses_configuration_set,
-        sms_provider=settings.sms_provider,
-        max_attempts=settings.max_delivery_attempts,
-        activation_ttl_days=settings.activation_ttl_days,
-    )
-    unsubscribe = UnsubscribeConfig(events_stream_name=names.stream, unsubscribe_secret=LOCAL_UNSUBSCRIBE_SECRET)
+    secret_arn = session.client("secretsmanager").create_secret(
+        Name=f"{names.prefix}-unsubscribe-secret", SecretString=LOCAL_UNSUBSCRIBE_SECRET
+    )["ARN"]
 
-    config = EvaluatorConfig(
-        state_table=names.state_table,
-        events_stream_arn=stream_arn,
-        schedule_group=names.schedule_group,
-        scheduler_role_arn=role_arn,
-        timers_dlq_arn=timers_dlq_arn,
-        firings_queue_url=firings_url,
-        rejected_queue_url=rejected_url,
-        rules_dir=rules_dir,
-        state_ttl_margin_ms=settings.state_ttl_margin_ms,
-        timer_retry_attempts=settings.timer_retry_attempts,
-        timer_max_event_age_seconds=settings.timer_max_event_age_seconds,
+    delivery = delivery_config(
+        settings,
+        DeliveryAddresses(
+            firings_queue_url=firings_url,
+            firings_dlq_url=firings_dlq_url,
+            unsubscribe_url=unsubscribe_url,
+            unsubscribe_secret_arn=secret_arn,
+            rules_dir=rules_dir,
+        ),
+    )
+    unsubscribe = unsubscribe_config(settings, UnsubscribeAddresses(unsubscribe_secret_arn=secret_arn))
+    config = evaluator_config(
+        settings,
+        EvaluatorAddresses(
+            events_stream_arn=stream_arn,
+            scheduler_role_arn=role_arn,
+            timers_dlq_arn=created[queues.timers_dlq.name][1],
+            firings_queue_url=firings_url,
+            rejected_queue_url=created[queues.rejected_events.name][0],
+            rules_dir=rules_dir,
+        ),
     )
     return LocalResources(
         settings=settings,
@@ -131,7 +174,7 @@ def provision(
         stream_name=names.stream,
         firings_queue_url=firings_url,
         firings_dlq_url=firings_dlq_url,
-        evaluator_dlq_url=evaluator_dlq_url,
+        evaluator_dlq_url=created[queues.evaluator_dlq.name][0],
         delivery=delivery,
         unsubscribe=unsubscribe,
     )
