@@ -19,10 +19,11 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
 from nudge.cli.main import main
+from nudge.clock import VirtualClock
 from nudge.contracts import parse_event
 from nudge.engine import compile_rules, load_rules_or_raise, replay
 from nudge.local.embedded import REGION, EmbeddedAws
-from nudge.local.stack import LocalStack, VirtualClock, sender
+from nudge.local.stack import LocalStack, sender
 from nudge.sdk import Tracker
 
 SCENARIOS = sorted(Path("examples/scenarios").glob("*.jsonl"))

@@ -11,11 +11,12 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from nudge.clock import VirtualClock
 from nudge.evaluator import BatchEvaluator, InputRecord
-from nudge.handlers.evaluator import build_evaluator
 from nudge.local.provision import LocalResources, provision
 from nudge.local.scheduler_driver import ScheduleDriver
 from nudge.settings import StackSettings
+from nudge.wiring import build_evaluator
 
 REGION = "eu-west-1"
 
@@ -36,16 +37,6 @@ def session(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.session.Session]:
 @pytest.fixture
 def resources(session: boto3.session.Session) -> LocalResources:
     return provision(session, StackSettings(stream_mode="provisioned", shard_count=2), rules_dir="rules")
-
-
-class Clock:
-    """The wall clock the evaluator and scheduler adapter see, moved by the test."""
-
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> float:
-        return self.now_ms / 1000
 
 
 class Stream:
@@ -94,7 +85,7 @@ class Stream:
 class Harness:
     """The evaluator wired to moto, with the stream, clock, schedule driver and queues at hand."""
 
-    def __init__(self, session: boto3.session.Session, resources: LocalResources, clock: Clock) -> None:
+    def __init__(self, session: boto3.session.Session, resources: LocalResources, clock: VirtualClock) -> None:
         self.session = session
         self.resources = resources
         self.clock = clock
@@ -109,10 +100,10 @@ class Harness:
         self.evaluator = build_evaluator(config, self.session, self.clock)
 
     def evaluate(self, records: list[InputRecord] | None = None):  # type: ignore[no-untyped-def]
-        return self.evaluator.evaluate(self.stream.read() if records is None else records, int(self.clock() * 1000))
+        return self.evaluator.evaluate(self.stream.read() if records is None else records, self.clock.now_ms())
 
     def fire_due_timers(self) -> int:
-        return len(self.schedules.fire_due(int(self.clock() * 1000)))
+        return len(self.schedules.fire_due(self.clock.now_ms()))
 
     def drain(self, queue_url: str) -> list[dict[str, Any]]:
         bodies: list[dict[str, Any]] = []

@@ -21,15 +21,17 @@ from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
 from nudge.adapters.activations import DynamoDBActivationLog
-from nudge.delivery.service import Status
+from nudge.clock import VirtualClock
+from nudge.contracts import encode_firing
+from nudge.delivery.deliverer import Deliverer, RetryLater
+from nudge.delivery.ports import ActivationStatus
 from nudge.delivery.unsubscribe import token
 from nudge.engine import compile_rules, load_rules_or_raise, replay
-from nudge.handlers.delivery import Deliverer, RetryLater
-from nudge.handlers.unsubscribe import Unsubscriber
 from nudge.local.provision import LOCAL_UNSUBSCRIBE_SECRET
+from nudge.wiring import build_deliverer, build_unsubscriber
 from tests.support import at, ev
 
-from .conftest import REGION, Clock, Stream
+from .conftest import REGION, Stream
 
 PLAN = compile_rules(load_rules_or_raise("rules"))
 
@@ -37,7 +39,7 @@ PLAN = compile_rules(load_rules_or_raise("rules"))
 def firing_body(rule: str, events: list, **overrides: Any) -> str:
     firings = [f for f in replay(PLAN, events) if f.rule == rule]
     assert firings, f"{rule} did not fire"
-    body = firings[0].to_json(with_profile=True)
+    body = json.loads(encode_firing(firings[0]))
     body.update(overrides)
     return json.dumps(body)
 
@@ -52,13 +54,13 @@ def cart_events(customer: str = "c-1", **traits: Any) -> list:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(at("11:05"))
+def clock() -> VirtualClock:
+    return VirtualClock(at("11:05"))
 
 
 @pytest.fixture
 def deliverer(session, resources, clock) -> Deliverer:  # type: ignore[no-untyped-def]
-    return Deliverer(resources.delivery, session, clock)
+    return build_deliverer(resources.delivery, session, clock)
 
 
 def sent_emails() -> list[email.message.EmailMessage]:
@@ -76,7 +78,7 @@ def sent_sms() -> list[tuple[str, str]]:
 
 def test_cart_email_lists_both_lines_with_unsubscribe_headers(deliverer: Deliverer):
     result = deliverer.handle(firing_body("cart_abandonment", cart_events()), attempt=1)
-    assert result.status is Status.SENT
+    assert result.status is ActivationStatus.SENT
     [message] = sent_emails()
     assert message["To"] == "ana@example.com"
     assert message["Subject"] == "Ana, your cart is waiting for you"
@@ -96,8 +98,8 @@ def test_cart_email_lists_both_lines_with_unsubscribe_headers(deliverer: Deliver
 
 def test_same_firing_delivered_twice_sends_once(deliverer: Deliverer):
     body = firing_body("cart_abandonment", cart_events())
-    assert deliverer.handle(body, attempt=1).status is Status.SENT
-    assert deliverer.handle(body, attempt=2).status is Status.DUPLICATE
+    assert deliverer.handle(body, attempt=1).status is ActivationStatus.SENT
+    assert deliverer.handle(body, attempt=2).status is ActivationStatus.DUPLICATE
     assert len(sent_emails()) == 1
 
 
@@ -118,7 +120,7 @@ def test_sms_goes_through_sns(deliverer: Deliverer):
     events = [ev("identify", "09:00", traits={"phone": "+351912345678", "first_name": "Rui"})]
     events += [ev("purchase", at("10:00") + day * 86_400_000, sku="S") for day in (1, 8, 9, 15, 16, 17)]
     body = firing_body("purchase_frequency_rising", events)
-    assert deliverer.handle(body, attempt=1).status is Status.SENT
+    assert deliverer.handle(body, attempt=1).status is ActivationStatus.SENT
     [(phone, text)] = sent_sms()
     assert phone == "+351912345678"
     assert text.startswith("Rui, you've been on a roll") and "STOP" in text
@@ -140,7 +142,7 @@ def test_webhook_and_event_firings_go_to_the_bus(deliverer: Deliverer, session, 
         ev("whitepaper_downloaded", "10:00"),
         *[ev("page_viewed", f"1{h}:00", section="services") for h in (1, 2, 3)],
     ]
-    assert deliverer.handle(firing_body("whitepaper_engaged_lead", events), attempt=1).status is Status.SENT
+    assert deliverer.handle(firing_body("whitepaper_engaged_lead", events), attempt=1).status is ActivationStatus.SENT
     [message] = sqs.receive_message(QueueUrl=capture, MaxNumberOfMessages=10)["Messages"]
     envelope = json.loads(message["Body"])
     assert envelope["detail-type"] == "nudge.webhook"
@@ -158,7 +160,7 @@ def test_template_that_cannot_render_goes_to_the_dead_letter_queue(deliverer: De
     body["template"] = "yoga_bundle"
     body["events"] = [{"event": "product_viewed", "event_id": "x", "timestamp": "2026-11-22T10:00:00Z"}]
     result = deliverer.handle(json.dumps(body), attempt=1)
-    assert result.status is Status.DEAD_LETTER
+    assert result.status is ActivationStatus.DEAD_LETTERED
     assert "template" in (result.reason or "")
     assert sent_emails() == []
     [parked] = session.client("sqs").receive_message(
@@ -181,7 +183,7 @@ def test_throttling_then_success_sends_once(deliverer: Deliverer):
     with pytest.raises(RetryLater):
         deliverer.handle(body, attempt=1)
     assert sent_emails() == []
-    assert deliverer.handle(body, attempt=2).status is Status.SENT
+    assert deliverer.handle(body, attempt=2).status is ActivationStatus.SENT
     assert len(sent_emails()) == 1
 
 
@@ -194,24 +196,24 @@ def test_throttling_past_max_attempts_is_parked(deliverer: Deliverer, session, r
     client.meta.events.register("before-call.sesv2.SendEmail", throttle)
     body = firing_body("cart_abandonment", cart_events())
     result = deliverer.handle(body, attempt=resources.delivery.max_attempts)
-    assert result.status is Status.DEAD_LETTER
+    assert result.status is ActivationStatus.DEAD_LETTERED
     assert "gave up after 5 attempts: Throttling" in (result.reason or "")
 
 
 def test_permanent_error_is_recorded_and_not_retried(session, resources, clock):  # type: ignore[no-untyped-def]
     config = resources.delivery.model_copy(update={"email_from": "someone@unverified.example.org"})
-    deliverer = Deliverer(config, session, clock)
+    deliverer = build_deliverer(config, session, clock)
     body = firing_body("cart_abandonment", cart_events())
     result = deliverer.handle(body, attempt=1)
-    assert result.status is Status.FAILED
+    assert result.status is ActivationStatus.FAILED
     assert "MessageRejected" in (result.reason or "")
-    assert deliverer.handle(body, attempt=2).status is Status.DUPLICATE  # settled: never retried
+    assert deliverer.handle(body, attempt=2).status is ActivationStatus.DUPLICATE  # settled: never retried
 
 
 def test_customer_without_an_address_is_recorded_not_sent(deliverer: Deliverer):
     events = cart_events()
     events[0] = ev("identify", "09:00", traits={"first_name": "Ana"})
-    assert deliverer.handle(firing_body("cart_abandonment", events), attempt=1).status is Status.NO_RECIPIENT
+    assert deliverer.handle(firing_body("cart_abandonment", events), attempt=1).status is ActivationStatus.NO_RECIPIENT
     assert sent_emails() == []
 
 
@@ -220,14 +222,14 @@ def test_unsubscribe_link_round_trip(deliverer: Deliverer, session, resources, c
     [message] = sent_emails()
     query = {k: v[0] for k, v in parse_qs(urlparse(message["List-Unsubscribe"].strip("<>")).query).items()}
     stream = Stream(session, resources.stream_name)
-    unsubscriber = Unsubscriber(resources.unsubscribe, session, clock)
+    unsubscriber = build_unsubscriber(resources.unsubscribe, session, clock)
 
-    assert unsubscriber.handle("POST", {**query, "t": "0" * 32})["statusCode"] == 403
-    assert unsubscriber.handle("POST", {**query, "c": "someone-else"})["statusCode"] == 403
+    assert unsubscriber.handle("POST", {**query, "t": "0" * 32}).response["statusCode"] == 403
+    assert unsubscriber.handle("POST", {**query, "c": "someone-else"}).response["statusCode"] == 403
     assert stream.read() == []
-    assert unsubscriber.handle("GET", query)["statusCode"] == 200
+    assert unsubscriber.handle("GET", query).response["statusCode"] == 200
     assert stream.read() == []  # a GET (link preview, scanner) records nothing
-    assert unsubscriber.handle("POST", query)["statusCode"] == 200
+    assert unsubscriber.handle("POST", query).response["statusCode"] == 200
     [record] = stream.read()
     assert record.partition_key == "c-1"
     opt_out = json.loads(record.data)
@@ -239,12 +241,12 @@ def test_redrive_puts_parked_firings_back_and_delivery_sends_them_once(deliverer
     from nudge.cli.main import main
 
     body = firing_body("cart_abandonment", cart_events())
-    deliverer.park(body, "template: fixed since")
+    deliverer.queue.park(body, "template: fixed since")
     assert main(["redrive", "--region", REGION]) == 0
     sqs = session.client("sqs")
     [message] = sqs.receive_message(QueueUrl=resources.delivery.firings_queue_url)["Messages"]
     assert json.loads(message["Body"])["firing_id"] == json.loads(body)["firing_id"]
-    assert deliverer.handle(message["Body"], attempt=1).status is Status.SENT
+    assert deliverer.handle(message["Body"], attempt=1).status is ActivationStatus.SENT
     assert sqs.receive_message(QueueUrl=resources.delivery.firings_dlq_url).get("Messages", []) == []
 
 
@@ -261,7 +263,7 @@ def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, 
     body["template"] = None if channel == "event" else "cart_reminder"
     if channel == "webhook":
         body["destination"] = "crm"
-    deliverer = Deliverer(resources.delivery, session, clock)
+    deliverer = build_deliverer(resources.delivery, session, clock)
     stub = None
     if channel == "push":
         pinpoint = session.client("pinpoint")  # moto has no SendMessages: Stubber against the real model
@@ -291,7 +293,7 @@ def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, 
 
     result = deliverer.handle(json.dumps(body), attempt=1)
 
-    assert result.status is Status.SENT
+    assert result.status is ActivationStatus.SENT
     if channel == "email":
         [message] = sent_emails()
         assert "Yoga mat" in message.get_body(preferencelist=("plain",)).get_content()
@@ -321,8 +323,14 @@ def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, 
 
 
 def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+    assert deliverer.handle(json.dumps({"v": 1, "rule": "cart_abandonment"}), attempt=1) is None
     assert deliverer.handle(json.dumps({"rule": "cart_abandonment"}), attempt=1) is None
-    [parked] = session.client("sqs").receive_message(
-        QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"]
+    assert deliverer.handle("{not json", attempt=1) is None
+    messages = session.client("sqs").receive_message(
+        QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
     )["Messages"]
-    assert parked["MessageAttributes"]["reason"]["StringValue"].startswith("not a firing (firing_id")
+    reasons = {m["Body"]: m["MessageAttributes"]["reason"]["StringValue"] for m in messages}
+    assert reasons[json.dumps({"v": 1, "rule": "cart_abandonment"})].startswith("not a firing (firing_id")
+    assert reasons[json.dumps({"rule": "cart_abandonment"})] == "firing message vNone is not supported (expected v1)"
+    assert reasons["{not json"].startswith("not JSON")
+    assert sent_emails() == []

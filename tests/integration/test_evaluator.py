@@ -11,10 +11,11 @@ from botocore.exceptions import ClientError
 
 from nudge.adapters.dynamodb_state import decode_state
 from nudge.adapters.scheduler import schedule_name
+from nudge.clock import VirtualClock
 from nudge.timefmt import iso
 from tests.support import at
 
-from .conftest import CallCounter, Clock, Harness
+from .conftest import CallCounter, Harness
 
 
 def event(
@@ -41,8 +42,8 @@ def identify(customer: str, when: str, **traits: object) -> dict:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(at("10:00"))
+def clock() -> VirtualClock:
+    return VirtualClock(at("10:00"))
 
 
 @pytest.fixture
@@ -59,9 +60,9 @@ def cart(customer: str = "c-1") -> list[dict]:
     ]
 
 
-def test_cart_abandonment_schedules_a_timer_and_fires_when_it_comes_back(harness: Harness, clock: Clock):
+def test_cart_abandonment_schedules_a_timer_and_fires_when_it_comes_back(harness: Harness, clock: VirtualClock):
     harness.stream.put(*cart())
-    clock.now_ms = at("10:05")
+    clock.set(at("10:05"))
     report = harness.evaluate()
     assert report.failed_sequence_number is None
     assert (report.timers_set, report.firings, report.writes) == (1, 0, 1)
@@ -83,7 +84,7 @@ def test_cart_abandonment_schedules_a_timer_and_fires_when_it_comes_back(harness
     assert item["version"] == {"N": "1"}
     assert int(item["expires_at"]["N"]) >= at("11:05") // 1000
 
-    clock.now_ms = at("11:05")
+    clock.set(at("11:05"))
     assert harness.fire_due_timers() == 1
     report = harness.evaluate()
     assert report.firings == 1
@@ -94,45 +95,45 @@ def test_cart_abandonment_schedules_a_timer_and_fires_when_it_comes_back(harness
     assert [e["properties"].get("name") for e in firing["events"]] == ["Yoga mat", "Blocks", None]
 
 
-def test_purchase_during_the_wait_deletes_the_schedule_and_nothing_fires(harness: Harness, clock: Clock):
+def test_purchase_during_the_wait_deletes_the_schedule_and_nothing_fires(harness: Harness, clock: VirtualClock):
     harness.stream.put(*cart())
-    clock.now_ms = at("10:05")
+    clock.set(at("10:05"))
     harness.evaluate()
     harness.stream.put(event("purchase", "10:30", sku="SKU-1"))
-    clock.now_ms = at("10:30")
+    clock.set(at("10:30"))
     report = harness.evaluate()
     assert report.timers_cancelled == 1
     assert harness.schedules.pending() == []
-    clock.now_ms = at("12:00")
+    clock.set(at("12:00"))
     assert harness.fire_due_timers() == 0
     assert harness.firings() == []
 
 
-def test_timer_for_a_cancelled_wait_is_a_no_op(harness: Harness, clock: Clock):
+def test_timer_for_a_cancelled_wait_is_a_no_op(harness: Harness, clock: VirtualClock):
     harness.stream.put(*cart())
-    clock.now_ms = at("10:05")
+    clock.set(at("10:05"))
     harness.evaluate()
     [pending] = harness.schedules.pending()
     harness.stream.put(event("purchase", "10:30", sku="SKU-1"))
-    clock.now_ms = at("10:30")
+    clock.set(at("10:30"))
     harness.evaluate()
     # The timer fires anyway (a delete that raced its delivery): it must change nothing.
     harness.stream.put(("c-1", pending.payload.encode()))
-    clock.now_ms = at("11:05")
+    clock.set(at("11:05"))
     report = harness.evaluate()
     assert report.failed_sequence_number is None
     assert report.firings == 0
     assert harness.firings() == []
 
 
-def test_out_of_order_and_duplicate_records_fire_once(harness: Harness, clock: Clock):
+def test_out_of_order_and_duplicate_records_fire_once(harness: Harness, clock: VirtualClock):
     first, add_1, add_2, checkout = cart()
     harness.stream.put(checkout, add_2, first, checkout, add_1, add_1)
-    clock.now_ms = at("10:05")
+    clock.set(at("10:05"))
     harness.evaluate()
     harness.stream.put(checkout, add_1)  # re-delivered in a later batch
     harness.evaluate()
-    clock.now_ms = at("11:05")
+    clock.set(at("11:05"))
     harness.fire_due_timers()
     harness.evaluate()
     firings = harness.firings()
@@ -140,18 +141,18 @@ def test_out_of_order_and_duplicate_records_fire_once(harness: Harness, clock: C
     assert len(firings[0]["events"]) == 3
 
 
-def test_retried_batch_produces_no_second_firing(harness: Harness, clock: Clock):
+def test_retried_batch_produces_no_second_firing(harness: Harness, clock: VirtualClock):
     harness.stream.put(
         event("product_viewed", "10:00", sku="SKU-YOGA-MAT"), event("product_viewed", "10:10", sku="SKU-YOGA-BLOCKS")
     )
     records = harness.stream.read()
-    clock.now_ms = at("10:10")
+    clock.set(at("10:10"))
     assert harness.evaluate(records).firings == 1
     assert harness.evaluate(records).firings == 0  # Lambda retried the same batch
     assert len(harness.firings()) == 1
 
 
-def test_poison_records_in_the_middle_of_a_batch_are_parked_with_their_reason(harness: Harness, clock: Clock):
+def test_poison_records_in_the_middle_of_a_batch_are_parked_with_their_reason(harness: Harness, clock: VirtualClock):
     good_before = event("product_viewed", "10:00", sku="SKU-YOGA-MAT")
     good_after = event("product_viewed", "10:10", sku="SKU-YOGA-BLOCKS")
     no_offset = dict(event("add_to_cart", "10:02"), timestamp="2026-11-22T10:02:00")
@@ -163,12 +164,12 @@ def test_poison_records_in_the_middle_of_a_batch_are_parked_with_their_reason(ha
         ("c-1", json.dumps({**good_before, "event_id": "big", "properties": {"blob": "x" * 70_000}}).encode()),
         good_after,
     )
-    clock.now_ms = at("10:10")
+    clock.set(at("10:10"))
     report = harness.evaluate()
     assert report.failed_sequence_number is None
     assert report.rejected == 4
     reasons = [r["reason"] for r in harness.rejected()]
-    assert reasons[0] == "not JSON"
+    assert reasons[0].startswith("not JSON")
     assert "event: Field required" in reasons[1]
     assert "timestamp" in reasons[2]
     assert "limit is" in reasons[3]
@@ -182,9 +183,9 @@ def test_record_whose_partition_key_is_not_its_customer_is_rejected(harness: Har
     assert harness.rejected()[0]["reason"] == "partition key differs from customer_id"
 
 
-def test_concurrent_write_is_detected_and_the_customer_is_evaluated_again(harness: Harness, clock: Clock):
+def test_concurrent_write_is_detected_and_the_customer_is_evaluated_again(harness: Harness, clock: VirtualClock):
     harness.stream.put(cart()[0])
-    clock.now_ms = at("10:00")
+    clock.set(at("10:00"))
     harness.evaluate()
     # Another writer (an overlapping retry) stores a newer state between our read and our write.
     store = harness.evaluator.store
@@ -199,7 +200,7 @@ def test_concurrent_write_is_detected_and_the_customer_is_evaluated_again(harnes
 
     store.load_many = load_then_race  # type: ignore[method-assign]
     harness.stream.put(*cart()[1:])
-    clock.now_ms = at("10:05")
+    clock.set(at("10:05"))
     report = harness.evaluate()
     assert report.conflicts == 1
     assert report.failed_sequence_number is None
@@ -208,7 +209,7 @@ def test_concurrent_write_is_detected_and_the_customer_is_evaluated_again(harnes
     assert ("cart_abandonment", None) in decode_state(item["state"]["B"]).rules
 
 
-def test_scheduler_failure_for_one_customer_resumes_from_its_earliest_record(harness: Harness, clock: Clock):
+def test_scheduler_failure_for_one_customer_resumes_from_its_earliest_record(harness: Harness, clock: VirtualClock):
     failing = schedule_name("c-2", "cart_abandonment", None)
 
     def refuse(params, **_):  # type: ignore[no-untyped-def]
@@ -219,7 +220,7 @@ def test_scheduler_failure_for_one_customer_resumes_from_its_earliest_record(har
     scheduler_client.meta.events.register("before-parameter-build.scheduler.CreateSchedule", refuse)
     harness.stream.put(*cart("c-1"), *cart("c-2"), *cart("c-3"))
     records = harness.stream.read()
-    clock.now_ms = at("10:05")
+    clock.set(at("10:05"))
     report = harness.evaluate(records)
     c2_first = next(r for r in records if r.partition_key == "c-2")
     assert report.failed_sequence_number == c2_first.sequence_number
@@ -230,15 +231,15 @@ def test_scheduler_failure_for_one_customer_resumes_from_its_earliest_record(har
     report = harness.evaluate(records[index:])  # Lambda redelivers from the failed record on
     assert report.failed_sequence_number is None
     assert len(harness.schedules.pending()) == 3
-    clock.now_ms = at("11:05")
+    clock.set(at("11:05"))
     harness.fire_due_timers()
     harness.evaluate()
     assert sorted(f["customer_id"] for f in harness.firings()) == ["c-1", "c-2", "c-3"]
 
 
-def test_rules_changed_since_the_state_was_written(harness: Harness, clock: Clock, tmp_path: Path):
+def test_rules_changed_since_the_state_was_written(harness: Harness, clock: VirtualClock, tmp_path: Path):
     harness.stream.put(*cart())
-    clock.now_ms = at("10:05")
+    clock.set(at("10:05"))
     harness.evaluate()
     [pending] = harness.schedules.pending()
     new_rules = tmp_path / "rules"
@@ -246,14 +247,14 @@ def test_rules_changed_since_the_state_was_written(harness: Harness, clock: Cloc
     shutil.copy("rules/product_x_then_y.yaml", new_rules)
     harness.rebuild(str(new_rules))  # a deployment removed cart_abandonment
     harness.stream.put(("c-1", pending.payload.encode()), event("product_viewed", "10:20", sku="SKU-YOGA-MAT"))
-    clock.now_ms = at("11:05")
+    clock.set(at("11:05"))
     report = harness.evaluate()
     assert report.failed_sequence_number is None
     assert report.firings == 0
     item = harness.item("c-1")
     assert item is not None
     state = decode_state(item["state"]["B"])
-    assert set(state.event_names()) == {"product_viewed"}
+    assert set(state.events.names()) == {"product_viewed"}
     assert not any(rule == "cart_abandonment" for rule, _ in state.rules)
 
 
@@ -270,7 +271,7 @@ def test_batch_io_is_bounded(session, resources, clock):  # type: ignore[no-unty
         harness.stream.put(*events[start : start + 500])
     records = harness.stream.read()
     counter.reset()
-    clock.now_ms = at("10:02")
+    clock.set(at("10:02"))
     report = harness.evaluate(records)
     assert report.skipped == 251
     assert counter.calls[("dynamodb", "BatchGetItem")] <= 3  # ceil(250 / 100)

@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 
 from nudge.adapters.channels import EndUserMessagingSmsChannel, PushChannel
-from nudge.delivery.context import FiringMessage
-from nudge.delivery.service import Outgoing, PermanentSendError, TransientSendError
+from nudge.contracts import FiringMessage
+from nudge.delivery.ports import Outgoing, PermanentSendError, TransientSendError
 from nudge.delivery.templates import Rendered
 
 FIRING = FiringMessage.model_validate(

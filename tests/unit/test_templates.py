@@ -14,8 +14,8 @@ import pytest
 
 from nudge.cli.main import main
 from nudge.cli.preview_command import sms_segments
-from nudge.contracts import parse_event
-from nudge.delivery.context import FiringMessage, template_context
+from nudge.contracts import FiringMessage, parse_event
+from nudge.delivery.context import template_context
 from nudge.delivery.templates import (
     SMS_MAX_CHARS,
     MessageTemplate,

@@ -3,7 +3,7 @@ makes a send happen once.
 
 Items: ``pk = firing id``; ``sk = "firing"`` holds the current status (the idempotency claim),
 ``sk = "attempt#NNNN#<status>"`` one per recorded attempt. Every item carries customer id, rule,
-variant, channel and an ``expires_at`` TTL (400 days by default). No address or phone number is
+channel and an ``expires_at`` TTL (400 days by default). No address or phone number is
 stored here: the provider message id links to the provider's own records.
 """
 
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..delivery.context import FiringMessage
-from ..delivery.service import Claim
+from ..contracts import FiringMessage
+from ..delivery.ports import RECLAIMABLE, ActivationStatus, Claim
 
 DAY_MS = 86_400_000
-RECLAIMABLE = ("retrying", "dead_lettered")  # a redrive or a retry may send these again
+RECLAIMABLE_VALUES = {f":r{index}": status.value for index, status in enumerate(sorted(RECLAIMABLE))}
+"""The condition's placeholders for the statuses a new attempt may claim again."""
 
 
 class DynamoDBActivationLog:
@@ -29,7 +30,6 @@ class DynamoDBActivationLog:
         return {
             "customer_id": {"S": firing.customer_id},
             "rule": {"S": firing.rule},
-            "variant": {"S": firing.variant},
             "channel": {"S": firing.channel},
             "fired_at": {"S": firing.fired_at},
             "expires_at": {"N": str((now_ms + self.ttl_days * DAY_MS) // 1000)},
@@ -39,7 +39,7 @@ class DynamoDBActivationLog:
         item = {
             "pk": {"S": firing.firing_id},
             "sk": {"S": "firing"},
-            "status": {"S": "sending"},
+            "status": {"S": ActivationStatus.SENDING.value},
             "lease_until": {"N": str(now_ms + self.lease_ms)},
             "updated_at": {"N": str(now_ms)},
             **self._common(firing, now_ms),
@@ -48,9 +48,9 @@ class DynamoDBActivationLog:
             self.client.put_item(
                 TableName=self.table_name,
                 Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR #s IN (:a, :b)",
+                ConditionExpression=f"attribute_not_exists(pk) OR #s IN ({', '.join(RECLAIMABLE_VALUES)})",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":a": {"S": RECLAIMABLE[0]}, ":b": {"S": RECLAIMABLE[1]}},
+                ExpressionAttributeValues={name: {"S": status} for name, status in RECLAIMABLE_VALUES.items()},
             )
             return Claim.NEW
         except self.client.exceptions.ConditionalCheckFailedException:
@@ -59,7 +59,7 @@ class DynamoDBActivationLog:
             TableName=self.table_name, Key={"pk": {"S": firing.firing_id}, "sk": {"S": "firing"}}, ConsistentRead=True
         ).get("Item", {})
         status = head.get("status", {}).get("S")
-        if status != "sending":
+        if status != ActivationStatus.SENDING:
             return Claim.DONE
         if int(head.get("lease_until", {}).get("N", "0")) > now_ms:
             return Claim.BUSY
@@ -69,14 +69,14 @@ class DynamoDBActivationLog:
         self,
         firing: FiringMessage,
         *,
-        status: str,
+        status: ActivationStatus,
         now_ms: int,
         attempt: int,
         provider_message_id: str | None = None,
         reason: str | None = None,
     ) -> None:
         common = self._common(firing, now_ms)
-        details: dict[str, Any] = {"status": {"S": str(status)}, "updated_at": {"N": str(now_ms)}}
+        details: dict[str, Any] = {"status": {"S": status.value}, "updated_at": {"N": str(now_ms)}}
         if provider_message_id:
             details["provider_message_id"] = {"S": provider_message_id}
         if reason:
@@ -89,7 +89,7 @@ class DynamoDBActivationLog:
             TableName=self.table_name,
             Item={
                 "pk": {"S": firing.firing_id},
-                "sk": {"S": f"attempt#{attempt:04d}#{status}"},
+                "sk": {"S": f"attempt#{attempt:04d}#{status.value}"},
                 "attempt": {"N": str(attempt)},
                 **common,
                 **details,

@@ -11,14 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..contracts import Timer
+from ..clock import WALL_CLOCK, Clock
+from ..contracts import Timer, encode_timer
 from ..engine import TimerCancel, TimerSet
-from ..evaluator.records import encode_timer
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class EventBridgeTimerScheduler:
         dead_letter_arn: str,
         retry_attempts: int = 10,
         max_event_age_seconds: int = 86_400,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = WALL_CLOCK,
         min_lead_ms: int = MIN_LEAD_MS,
     ) -> None:
         self.client = client
@@ -75,7 +74,7 @@ class EventBridgeTimerScheduler:
         return {
             "Name": schedule_name(timer.customer_id, timer.rule, timer.key),
             "GroupName": self.group_name,
-            "ScheduleExpression": at_expression(timer.due, int(self.clock() * 1000), self.min_lead_ms),
+            "ScheduleExpression": at_expression(timer.due, self.clock.now_ms(), self.min_lead_ms),
             "ScheduleExpressionTimezone": "UTC",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": "DELETE",

@@ -1,4 +1,4 @@
-"""SQS queues of the evaluator: firings for delivery, and rejected records with their reason."""
+"""SQS queues: the evaluator's firings and rejected records, and delivery's view of the firings queue."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..contracts import Firing
-from ..evaluator.records import Rejected
+from ..contracts import Firing, encode_firing
+from ..evaluator import Rejected
 
 SEND_BATCH_LIMIT = 10
 
@@ -22,13 +22,8 @@ def _send_batches(client: Any, queue_url: str, entries: list[dict[str, Any]]) ->
     return failed
 
 
-def firing_message(firing: Firing) -> str:
-    """The firings queue's message body: the decision and the profile delivery needs."""
-    return json.dumps(firing.to_json(with_profile=True), separators=(",", ":"), ensure_ascii=False)
-
-
 class SqsFiringSink:
-    """``FiringSink`` over the firings queue; the body is ``firing_message``."""
+    """``FiringSink`` over the firings queue; the body is the contract's ``encode_firing``."""
 
     def __init__(self, client: Any, queue_url: str) -> None:
         self.client = client
@@ -38,7 +33,7 @@ class SqsFiringSink:
         entries = [
             {
                 "Id": str(index),
-                "MessageBody": firing_message(firing),
+                "MessageBody": encode_firing(firing),
                 "MessageAttributes": {
                     "rule": {"DataType": "String", "StringValue": firing.rule},
                     "channel": {"DataType": "String", "StringValue": firing.channel},
@@ -75,6 +70,27 @@ class SqsDeadLetters:
         ]
         failed = _send_batches(self.client, self.queue_url, entries)
         return [rejected[int(entry_id)] for entry_id in sorted(failed, key=int)]
+
+
+class SqsFiringQueue:
+    """``FiringQueue`` for delivery: the firings queue's visibility, and its dead-letter queue."""
+
+    def __init__(self, client: Any, queue_url: str, dead_letter_url: str) -> None:
+        self.client = client
+        self.queue_url = queue_url
+        self.dead_letter_url = dead_letter_url
+
+    def park(self, body: str, reason: str) -> None:
+        self.client.send_message(
+            QueueUrl=self.dead_letter_url,
+            MessageBody=body,
+            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000]}},
+        )
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        self.client.change_message_visibility(
+            QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
 
 
 def redrive(client: Any, from_url: str, to_url: str, limit: int | None = None) -> int:

@@ -11,7 +11,7 @@ Scheduler does not run on moto: the counter's listener follows every successful 
 and delete of a schedule, and a due schedule becomes a timer record in a later batch (and is
 deleted, as ``ActionAfterCompletion: DELETE`` does), through a client that is not counted.
 Lambda is not run either: each batch is a Kinesis-shaped Lambda event, decoded by the handler's
-``records_of`` and evaluated with a virtual wall clock (the handler itself reads ``time.time()``).
+``kinesis_records`` and evaluated with a virtual wall clock (the handler itself reads the wall clock).
 """
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ import boto3  # type: ignore[import-untyped]
 from moto import mock_aws
 
 from ..adapters.dynamodb_state import encode_state
+from ..adapters.kinesis import kinesis_records
 from ..adapters.scheduler import EventBridgeTimerScheduler
-from ..contracts import IDENTIFY, Event, Timer
+from ..clock import VirtualClock
+from ..contracts import IDENTIFY, Event, Timer, encode_timer
 from ..engine import CustomerState, Plan
-from ..evaluator.records import encode_timer
-from ..handlers.evaluator import build_evaluator, records_of
 from ..local.provision import LocalResources, provision
 from ..local.scheduler_driver import parse_at
 from ..settings import StackSettings
+from ..wiring import build_evaluator
 from .baseline import build_per_event_evaluator
 from .measure import OperationCount, RequestCounter
 from .prices import Usage, lambda_billed_ms
@@ -54,16 +55,6 @@ _FAKE_ENV = {
 
 TimerPayload = tuple[str, str, bytes]
 """A schedule coming due: (schedule name, partition key, the record Scheduler puts on the stream)."""
-
-
-class VirtualClock:
-    """The wall clock the adapters read (seconds), set to each batch's time."""
-
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> float:
-        return self.now_ms / 1000
 
 
 @dataclass
@@ -268,7 +259,7 @@ def run_design(
     sequence = itertools.count(1)
     arn = stack.config.events_stream_arn
     for batch in Batcher(queue, batch_size, clock=seed.clock).batches(events, accept):
-        clock.now_ms = batch.wall
+        clock.set(batch.wall)
         records: list[tuple[str, bytes]] = []
         for name, partition_key, data in batch.timers:
             stack.delete_schedule(name)  # Scheduler deletes a one-time schedule once it has run
@@ -284,7 +275,7 @@ def run_design(
         before = {name: count.requests for name, count in counter.operations.items()}
         in_calls = counter.seconds
         started = time.perf_counter()
-        report = evaluator.evaluate(records_of(lambda_event), batch.wall)
+        report = evaluator.evaluate(kinesis_records(lambda_event), batch.wall)
         elapsed = time.perf_counter() - started
         in_calls = counter.seconds - in_calls
         calls = {name: count.requests - before.get(name, 0) for name, count in counter.operations.items()}

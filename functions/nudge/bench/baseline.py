@@ -18,18 +18,18 @@ against. Records the evaluator cannot read go to the rejected-events queue, one 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..adapters.dynamodb_state import decode_state, encode_state
 from ..adapters.scheduler import EventBridgeTimerScheduler
-from ..adapters.sqs import firing_message
+from ..clock import WALL_CLOCK, Clock
 from ..config import EvaluatorConfig
+from ..contracts import encode_firing
 from ..engine import CustomerState, Engine, Outcome, compile_rules, load_rules_or_raise
 from ..evaluator.records import InputRecord, Rejected, TimerRecord, decode_record
-from ..handlers.evaluator import timer_scheduler
+from ..wiring import timer_scheduler
 
 
 @dataclass
@@ -93,7 +93,7 @@ class PerEventEvaluator:
         for firing in outcome.firings:
             self.sqs.send_message(
                 QueueUrl=self.firings_queue_url,
-                MessageBody=firing_message(firing),
+                MessageBody=encode_firing(firing),
                 MessageAttributes={
                     "rule": {"DataType": "String", "StringValue": firing.rule},
                     "channel": {"DataType": "String", "StringValue": firing.channel},
@@ -110,10 +110,8 @@ class PerEventEvaluator:
         report.writes += 1
 
 
-def build_per_event_evaluator(
-    config: EvaluatorConfig, session: Any, clock: Callable[[], float] = time.time
-) -> PerEventEvaluator:
-    """Wired like ``nudge.handlers.evaluator.build_evaluator``: same rules, tables, queues, schedules."""
+def build_per_event_evaluator(config: EvaluatorConfig, session: Any, clock: Clock = WALL_CLOCK) -> PerEventEvaluator:
+    """Wired like ``nudge.wiring.build_evaluator``: same rules, tables, queues, schedules."""
     engine = Engine(compile_rules(load_rules_or_raise(config.rules_dir)))
     return PerEventEvaluator(
         engine=engine,

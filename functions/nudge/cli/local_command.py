@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..clock import VirtualClock
 from ..contracts import Event
 from ..engine import RuleLoadError
 from ..settings import StackSettings
@@ -77,7 +78,7 @@ class Printer:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..local.stack import LocalStack, VirtualClock, sender  # noqa: PLC0415 - moto only loads for this command
+    from ..local.stack import LocalStack, sender  # noqa: PLC0415 - moto only loads for this command
     from ..sdk import Tracker  # noqa: PLC0415
 
     out = sys.stdout

@@ -24,15 +24,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..contracts import IDENTIFY, Event
-from ..delivery.context import FiringMessage, MatchedEventModel, template_context
-from ..delivery.templates import MessageTemplate, Rendered, RenderError, load_templates
-from ..delivery.unsubscribe import unsubscribe_url
+from ..config import DeliveryConfig
+from ..contracts import FiringMessage
+from ..delivery.preview import STACK_DEFAULT_DESTINATION, WouldSend, offline_channels, preview
+from ..delivery.rendering import DeliverySettings
+from ..delivery.sample_firing import SampleEvent, SampleFiring, firing_from_events, replayed_firings
+from ..delivery.templates import RenderError, TemplateSet, load_templates
 from ..delivery.validation import templates_dir
-from ..engine import Rule, compile_rules, firing_id, load_rules, replay
-from ..engine.plan.conditions import key_of
-from ..engine.plan.operators import MISSING, resolve
-from ..timefmt import iso, parse_iso
+from ..engine import Rule, load_rules
+from ..timefmt import parse_iso
 from .replay_command import read_events
 
 DEFAULT_SITE_URL = "https://shop.example.com"
@@ -109,13 +109,19 @@ class CustomerFile(BaseModel):
 @dataclass
 class Preview:
     rule: Rule
-    firing: FiringMessage
-    template: MessageTemplate | None
-    rendered: Rendered | None
-    unsubscribe_url: str
-    recipient: Any
-    detail: dict[str, Any] | None = None
+    would: WouldSend
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def firing(self) -> FiringMessage:
+        return self.would.firing
+
+    @property
+    def recipient(self) -> Any:
+        """Who it goes to, as the preview can say: not the placeholder bus or destination of ``offline_channels``."""
+        if self.firing.channel == "event" or self.would.recipient == STACK_DEFAULT_DESTINATION:
+            return None
+        return self.would.recipient
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,27 +150,21 @@ def build_preview(args: argparse.Namespace) -> Preview:
     rule = _load_rule(args.rules, args.rule)
     customer = _load_customer(args.customer)
     notes: list[str] = []
-    if customer.events is not None:
-        if args.events is not None:
-            notes.append(f"--events ignored: {args.customer} has its own events")
-        firing = _firing_from_file(rule, customer, notes)
-    elif args.events is not None:
-        firing = _firing_from_replay(rule, customer, args.events, notes)
+    if customer.events is None and args.events is not None:
+        sample = _firing_from_replay(rule, customer, args.events)
     else:
-        firing = _firing_from_file(rule, customer, notes)
-    template = _template(rule, args.rules)
+        if customer.events is not None and args.events is not None:
+            notes.append(f"--events ignored: {args.customer} has its own events")
+        sample = _firing_from_file(rule, customer)
+    notes += sample.notes
     base = args.unsubscribe_url or args.site_url.rstrip("/") + "/unsubscribe"
-    link = unsubscribe_url(base, PREVIEW_SECRET, firing.customer_id, firing.channel)
-    rendered = None
-    if template is not None:
-        context = template_context(firing, site_url=args.site_url, unsubscribe_url=link)
-        try:
-            rendered = template.render(context)
-        except RenderError as exc:
-            raise PreviewError(f"{rule.id}: cannot render: {exc}") from None
-    preview = Preview(rule, firing, template, rendered, link, None, notes=notes)
-    _address(preview)
-    return preview
+    settings = DeliverySettings(site_url=args.site_url, unsubscribe_base_url=base, unsubscribe_secret=PREVIEW_SECRET)
+    channels = offline_channels(DeliveryConfig.model_fields["email_from"].default)
+    try:
+        would = preview(sample.firing, _templates(rule, args.rules), settings, channels)
+    except RenderError as exc:
+        raise PreviewError(f"{rule.id}: cannot render: {exc}") from None
+    return Preview(rule, would, notes)
 
 
 def _load_rule(path: Path, rule_id: str) -> Rule:
@@ -209,74 +209,23 @@ def _load_customer(path: Path) -> CustomerFile:
     return customer
 
 
-def _traits(customer: CustomerFile) -> dict[str, Any]:
-    """Traits as the engine keeps them: a trait set to null is no trait."""
-    return {name: value for name, value in customer.traits.items() if value is not None}
-
-
-def _firing_from_file(rule: Rule, customer: CustomerFile, notes: list[str]) -> FiringMessage:
-    routes = compile_rules([rule.model_copy(update={"enabled": True})]).routes
+def _firing_from_file(rule: Rule, customer: CustomerFile) -> SampleFiring:
     now = int(datetime.now(UTC).timestamp()) * 1000
-    events: list[MatchedEventModel] = []
-    times: list[int] = []
-    unused: dict[str, int] = {}
-    dropped: dict[str, set[str]] = {}
-    key = customer.key
-    for index, given in enumerate(customer.events or ()):
-        kept = routes.get(given.event)
-        if kept is None:
-            unused[given.event] = unused.get(given.event, 0) + 1
-            continue
-        props = _nest({path: value for path in kept.paths if (value := resolve(given.properties, path)) is not MISSING})
-        for name in given.properties:
-            if not any(path == name or path.startswith(name + ".") for path in kept.paths):
-                dropped.setdefault(given.event, set()).add(name)
-        ts = parse_iso(given.timestamp) if given.timestamp else now
-        times.append(ts)
-        events.append(
-            MatchedEventModel(
-                event=given.event,
-                event_id=given.event_id or f"preview-{index + 1}",
-                timestamp=iso(ts),
-                properties=props,
-            )
-        )
-        if rule.key and customer.key is None and (found := key_of(resolve(given.properties, rule.key))) is not None:
-            key = found
-    for name, count in unused.items():
-        notes.append(f"{count} {name} event(s) left out: rule {rule.id} does not use {name} events")
-    for name, properties in dropped.items():
-        notes.append(
-            f"{name} properties {', '.join(sorted(properties))} left out: rule {rule.id} keeps only its where "
-            "paths, key and action.properties, so a firing would not carry them"
-        )
-    armed = max(times, default=now)
-    fired = armed + (rule.wait or 0)
-    return FiringMessage(
-        firing_id=firing_id(rule.id, customer.customer_id, key, armed),
-        rule=rule.id,
-        customer_id=customer.customer_id,
-        key=key,
-        fired_at=iso(fired),
-        armed_at=iso(armed),
-        channel=rule.action.channel,
-        template=rule.action.template,
-        destination=rule.action.destination,
-        events=events,
-        profile=_traits(customer),
-    )
+    events = [
+        SampleEvent(e.event, e.properties, e.event_id, parse_iso(e.timestamp) if e.timestamp else None)
+        for e in customer.events or ()
+    ]
+    return firing_from_events(rule, customer.customer_id, customer.traits, events, key=customer.key, now_ms=now)
 
 
-def _firing_from_replay(rule: Rule, customer: CustomerFile, path: Path, notes: list[str]) -> FiringMessage:
-    plan = compile_rules([rule.model_copy(update={"enabled": True})])
+def _firing_from_replay(rule: Rule, customer: CustomerFile, path: Path) -> SampleFiring:
     bad = [0]
     try:
         with path.open("rb") as stream:
             events = [event for _, event in read_events(stream, str(path), sys.stderr, bad)]
     except OSError as exc:
         raise PreviewError(f"{path}: cannot read events: {exc.strerror or exc}", 2) from None
-    if bad[0]:
-        notes.append(f"{bad[0]} bad event line(s) in {path} skipped")
+    notes = [f"{bad[0]} bad event line(s) in {path} skipped"] if bad[0] else []
     mine = [event for event in events if event.customer_id == customer.customer_id]
     if not mine:
         others = sorted({event.customer_id for event in events})
@@ -284,40 +233,21 @@ def _firing_from_replay(rule: Rule, customer: CustomerFile, path: Path, notes: l
         raise PreviewError(
             f"{path} has no events for customer '{customer.customer_id}' (customers there: {shown or 'none'})"
         )
-    traits = _traits(customer)
-    if traits:  # first, so the audience sees them; later identify events in the file still update them
-        start = min(event.ts for event in mine) - 1
-        mine.insert(
-            0,
-            Event(event_id="preview-traits", customer_id=customer.customer_id, name=IDENTIFY, ts=start, traits=traits),
-        )
-    firings = list(replay(plan, mine))
+    firings = replayed_firings(rule, customer.traits, mine)
     if not firings:
         raise PreviewError(f"rule {rule.id} does not fire for customer '{customer.customer_id}' in {path}")
     if len(firings) > 1:
         notes.append(f"previewing the first of {len(firings)} firings of {rule.id} for {customer.customer_id}")
-    firing = FiringMessage.model_validate(firings[0].to_json(with_profile=True))
-    return firing.model_copy(update={"profile": {**firing.profile, **traits}})
+    return SampleFiring(firings[0], notes)
 
 
-def _nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``: matched events carry nested properties, as sent."""
-    nested: dict[str, Any] = {}
-    for path, value in flat.items():
-        target = nested
-        *parents, leaf = path.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = value
-    return nested
-
-
-def _template(rule: Rule, rules_path: Path) -> MessageTemplate | None:
+def _templates(rule: Rule, rules_path: Path) -> TemplateSet:
+    """The templates beside the rules, once the rule's own template is known to load cleanly."""
     name, channel = rule.action.template, rule.action.channel
     if name is None:
         if channel in ("email", "sms", "push"):
             raise PreviewError(f"rule {rule.id} has no template: a {channel} action needs `action.template`")
-        return None
+        return TemplateSet()
     folder = templates_dir(rules_path)
     templates = load_templates(folder)
     expected = folder / channel / f"{name}.yaml"
@@ -325,49 +255,9 @@ def _template(rule: Rule, rules_path: Path) -> MessageTemplate | None:
     if problems:
         listed = "\n".join(str(d) for d in problems)
         raise PreviewError(f"template {expected} of rule {rule.id} is not valid:\n{listed}")
-    template = templates.get(channel, name)
-    if template is None:
+    if templates.get(channel, name) is None:
         raise PreviewError(f"rule {rule.id} has no template: {expected} does not exist")
-    return template
-
-
-def _address(preview: Preview) -> None:
-    """Who the channel would send to, and for webhook/event the exact EventBridge detail, by the real adapters."""
-    from ..adapters.channels import (  # noqa: PLC0415 - botocore loads only for previews
-        EventBridgeChannel,
-        PushChannel,
-        SesEmailChannel,
-        SnsSmsChannel,
-    )
-    from ..delivery.service import Outgoing  # noqa: PLC0415
-
-    firing = preview.firing
-    channel = firing.channel
-    if channel == "email":
-        preview.recipient = SesEmailChannel(None, "").recipient(firing)
-    elif channel == "sms":
-        preview.recipient = SnsSmsChannel(None).recipient(firing)
-    elif channel == "push":
-        preview.recipient = PushChannel(None, "").recipient(firing)
-    else:
-        capture = _CaptureEvents()
-        adapter = EventBridgeChannel(capture, "nudge-preview", channel)
-        preview.recipient = adapter.recipient(firing)
-        adapter.send(Outgoing(firing, preview.recipient, preview.rendered, preview.unsubscribe_url))
-        preview.detail = json.loads(capture.entries[0]["Detail"])
-        if channel == "event":
-            preview.recipient = None  # the stack's bus, whose name the preview does not know
-
-
-class _CaptureEvents:
-    """Stands in for the EventBridge client: keeps the entry instead of putting it on a bus."""
-
-    def __init__(self) -> None:
-        self.entries: list[dict[str, Any]] = []
-
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # boto3's argument name
-        self.entries.extend(Entries)
-        return {"Entries": [{"EventId": "preview"}]}
+    return templates
 
 
 # -- SMS length --------------------------------------------------------------------------------------------------------
@@ -407,7 +297,7 @@ def _recipient_text(preview: Preview) -> str:
 
 
 def as_text(preview: Preview, args: argparse.Namespace) -> str:
-    rendered, firing = preview.rendered, preview.firing
+    rendered, firing = preview.would.rendered, preview.firing
     if args.html_only:
         return (rendered.html or "") if rendered else ""
     template = f"template {firing.template}" if firing.template else "no template"
@@ -435,13 +325,13 @@ def as_text(preview: Preview, args: argparse.Namespace) -> str:
         lines += [
             "",
             "EventBridge detail (nudge." + firing.channel + "):",
-            json.dumps(preview.detail, ensure_ascii=False, indent=2),
+            json.dumps(preview.would.eventbridge_detail, ensure_ascii=False, indent=2),
         ]
     return "\n".join(lines) + "\n"
 
 
 def as_json(preview: Preview, args: argparse.Namespace) -> dict[str, Any]:
-    rendered, firing = preview.rendered, preview.firing
+    rendered, firing = preview.would.rendered, preview.firing
     message: dict[str, Any] = {}
     if firing.channel == "email" and rendered is not None:
         message = {"subject": rendered.subject}
@@ -461,14 +351,14 @@ def as_json(preview: Preview, args: argparse.Namespace) -> dict[str, Any]:
     elif firing.channel == "push" and rendered is not None:
         message = {"title": rendered.title, "body": rendered.text, "data": rendered.data}
     else:
-        message = {"detail_type": f"nudge.{firing.channel}", "detail": preview.detail}
+        message = {"detail_type": f"nudge.{firing.channel}", "detail": preview.would.eventbridge_detail}
     return {
         "rule": preview.rule.id,
         "channel": firing.channel,
         "template": firing.template,
         "customer_id": firing.customer_id,
         "recipient": preview.recipient,
-        "unsubscribe_url": preview.unsubscribe_url,
+        "unsubscribe_url": preview.would.unsubscribe_url,
         "message": message,
         "firing": firing.model_dump(mode="json"),
     }

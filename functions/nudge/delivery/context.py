@@ -4,38 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from ..contracts import FiringMessage, MatchedEventMessage
 
 
-class MatchedEventModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    event: str
-    event_id: str
-    timestamp: str
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-
-class FiringMessage(BaseModel):
-    """A firing as the evaluator queues it (``Firing.to_json(with_profile=True)``)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    firing_id: str
-    rule: str
-    customer_id: str
-    key: str | None = None
-    fired_at: str
-    armed_at: str
-    channel: str
-    template: str | None = None
-    destination: str | None = None
-    variant: str = "default"
-    events: list[MatchedEventModel] = Field(default_factory=list)
-    profile: dict[str, Any] = Field(default_factory=dict)
-
-
-def cart_lines(events: list[MatchedEventModel]) -> list[dict[str, Any]]:
+def cart_lines(events: list[MatchedEventMessage]) -> list[dict[str, Any]]:
     """Cart lines from the matched ``add_to_cart`` events: one per sku, the latest add wins."""
     lines: dict[str, dict[str, Any]] = {}
     for event in events:
@@ -58,7 +30,6 @@ def template_context(firing: FiringMessage, *, site_url: str, unsubscribe_url: s
         "firing": {
             "id": firing.firing_id,
             "rule": firing.rule,
-            "variant": firing.variant,
             "fired_at": firing.fired_at,
             "armed_at": firing.armed_at,
             "channel": firing.channel,

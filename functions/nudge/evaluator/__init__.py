@@ -4,7 +4,7 @@
 through the small interfaces in ``ports`` (implemented in ``nudge.adapters``).
 """
 
-from .batch import BatchEvaluator, BatchReport
+from .batch import BatchEvaluator, BatchReport, EventWalls
 from .ports import DeadLetters, FiringSink, StateStore, StoredState, TimerScheduler, VersionConflict
 from .records import InputRecord, Rejected, TimerRecord, decode_record
 
@@ -12,6 +12,7 @@ __all__ = [
     "BatchEvaluator",
     "BatchReport",
     "DeadLetters",
+    "EventWalls",
     "FiringSink",
     "InputRecord",
     "Rejected",

@@ -21,7 +21,11 @@ from .records import InputRecord, Rejected, TimerRecord, decode_record
 
 log = logging.getLogger(__name__)
 
-Item = tuple[int, Event | Timer]  # (index of the record in the batch, payload)
+Item = tuple[int, Event | Timer, int]
+"""(index of the record in the batch, payload, the wall clock in ms the payload is evaluated at)."""
+
+EventWalls = Mapping[str, int]
+"""Event id -> the wall clock (ms) that one event is evaluated at, instead of the batch's."""
 
 
 @dataclass
@@ -40,6 +44,21 @@ class BatchReport:
     failed_customers: int = 0
     failed_sequence_number: str | None = None
     rejections: list[Rejected] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """The batch's counts by metric name: what the handler publishes for each invocation."""
+        return {
+            "Records": self.records,
+            "RejectedRecords": self.rejected,
+            "SkippedEvents": self.skipped,
+            "Customers": self.customers,
+            "Firings": self.firings,
+            "TimersSet": self.timers_set,
+            "TimersCancelled": self.timers_cancelled,
+            "StateWrites": self.writes,
+            "StateConflicts": self.conflicts,
+            "FailedCustomers": self.failed_customers,
+        }
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """Lambda's partial batch response for a stream: resume from the earliest failure."""
@@ -112,18 +131,16 @@ class BatchEvaluator:
         self.ttl_margin_ms = ttl_margin_ms
         self.conflict_retries = conflict_retries
         self.horizon_ms = engine.plan.longest_horizon()
-        self._event_walls: Mapping[str, int] = {}
 
-    def evaluate(
-        self, records: Sequence[InputRecord], wall: int, event_walls: Mapping[str, int] | None = None
-    ) -> BatchReport:
+    def evaluate(self, records: Sequence[InputRecord], wall: int, event_walls: EventWalls | None = None) -> BatchReport:
         """Evaluate a batch at wall-clock time ``wall`` (ms).
 
-        ``event_walls`` (event id → ms) gives single events their own clock: ``nudge local``
-        uses it to reproduce replay's virtual clock, event by event, inside one batch.
+        ``event_walls`` gives single events their own clock: ``nudge local`` sends a file's events
+        in batches and evaluates each at replay's virtual clock for it, so its firings are
+        replay's. Each event's wall is settled here, once, and travels with the event.
         """
         report = BatchReport(records=len(records))
-        self._event_walls = event_walls or {}
+        walls = event_walls or {}
         customers: dict[str, _Customer] = {}
         rejected: list[tuple[int, Rejected]] = []
         for index, record in enumerate(records):
@@ -133,13 +150,13 @@ class BatchEvaluator:
                 continue
             if isinstance(item, TimerRecord):
                 payload: Event | Timer = item.timer
-                customer_id = item.timer.customer_id
+                customer_id, payload_wall = item.timer.customer_id, wall
             elif self.engine.needs(item):
-                payload, customer_id = item, item.customer_id
+                payload, customer_id, payload_wall = item, item.customer_id, walls.get(item.event_id, wall)
             else:
                 report.skipped += 1  # no rule can use it: no read, no write
                 continue
-            customers.setdefault(customer_id, _Customer([])).items.append((index, payload))
+            customers.setdefault(customer_id, _Customer([])).items.append((index, payload, payload_wall))
         report.customers = len(customers)
         failed_indexes: list[int] = []
         if rejected:
@@ -168,7 +185,7 @@ class BatchEvaluator:
             return
         for customer_id, customer in customers.items():
             customer.stored = loaded[customer_id]
-            self._run(customer, wall)
+            self._run(customer)
         for customer in customers.values():
             self._apply_timers(customer, report)
         self._send_firings([c for c in customers.values() if not c.failed], report)
@@ -176,15 +193,15 @@ class BatchEvaluator:
             if not customer.failed:
                 self._save(customer_id, customer, wall, report)
 
-    def _run(self, customer: _Customer, wall: int) -> None:
+    def _run(self, customer: _Customer) -> None:
         assert customer.stored is not None
         state = customer.stored.state
         customer.firings, customer.timers, customer.changed = [], [], False
-        for _, payload in customer.items:
+        for _, payload, wall in customer.items:
             if isinstance(payload, Timer):
                 outcome = self.engine.on_timer(state, payload)
             else:
-                outcome = self.engine.process(state, payload, self._event_walls.get(payload.event_id, wall))
+                outcome = self.engine.process(state, payload, wall)
             customer.firings += outcome.firings
             customer.timers += outcome.timers
             customer.changed |= outcome.changed
@@ -236,7 +253,7 @@ class BatchEvaluator:
                 except Exception:
                     log.exception("reloading state after a version conflict failed")
                     break
-                self._run(customer, wall)
+                self._run(customer)
                 self._apply_timers(customer, report)
                 if not customer.failed:
                     self._send_firings([customer], report)

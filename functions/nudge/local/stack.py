@@ -1,12 +1,13 @@
 """The whole stack on this machine: the CDK stack's resources in an embedded moto server, and the
-stack's own handlers driven the way AWS drives them.
+stack's own evaluator and deliverer (wired by ``nudge.wiring``, as the handlers are) driven the
+way AWS drives them.
 
 - the stream is polled like an event source mapping: batches per shard, the deployed filter
   criteria applied (moto does not evaluate them), partial batch failures honoured by resuming
   from the failed record;
 - due EventBridge Scheduler schedules are delivered to their Kinesis target (moto never fires
   them), see ``scheduler_driver``;
-- the firings queue is drained into the delivery handler's logic.
+- the firings queue is drained into the deliverer, as the delivery function's event source would.
 
 Two clocks: ``run_events`` replays a file on a virtual clock exactly as ``nudge replay`` does
 (the largest event timestamp so far; waits come due before the first later event), and
@@ -22,39 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..contracts import Event
-from ..delivery.service import DeliveryResult, Status
+from ..clock import VirtualClock
+from ..contracts import IDENTIFY, Event, loads
+from ..delivery.deliverer import RetryLater
+from ..delivery.ports import ActivationStatus
+from ..delivery.service import DeliveryResult
 from ..engine import compile_rules, load_rules_or_raise
-from ..evaluator import BatchEvaluator, InputRecord
+from ..evaluator import BatchEvaluator, EventWalls, InputRecord
 from ..evaluator.filters import event_filter_patterns, record_passes
-from ..handlers.delivery import Deliverer, RetryLater
-from ..handlers.evaluator import build_evaluator
 from ..settings import StackSettings
 from ..timefmt import iso
+from ..wiring import build_deliverer, build_evaluator
 from .embedded import EmbeddedAws
 from .provision import LocalResources, provision
 from .scheduler_driver import ScheduleDriver
 
 MAX_BATCH_RETRIES = 3
-
-
-class VirtualClock:
-    """The time every local component sees, in ms; moved by the driver, or following the wall."""
-
-    def __init__(self, now_ms: int = 0, speed: float | None = None) -> None:
-        self.now_ms = now_ms
-        self.speed = speed
-        self._origin_wall = time.time()
-        self._origin_virtual = now_ms or int(self._origin_wall * 1000)
-
-    def __call__(self) -> float:
-        return self.ms() / 1000
-
-    def ms(self) -> int:
-        if self.speed is None:
-            return self.now_ms
-        elapsed = (time.time() - self._origin_wall) * 1000
-        return int(self._origin_virtual + elapsed * self.speed)
 
 
 @dataclass
@@ -113,7 +97,7 @@ def sender(tracker: Any) -> Callable[[list[Event]], None]:
 
     def send(events: list[Event]) -> None:
         for event in events:
-            if event.name == "identify":
+            if event.name == IDENTIFY:
                 tracker.identify(event.customer_id, event.traits, timestamp=iso(event.ts), event_id=event.event_id)
             else:
                 tracker.track(
@@ -155,7 +139,7 @@ class LocalStack:
         self.evaluator: BatchEvaluator = build_evaluator(
             self.resources.config, self.session, self.clock, timer_min_lead_ms=0
         )
-        self.deliverer = Deliverer(self.resources.delivery, self.session, self.clock)
+        self.deliverer = build_deliverer(self.resources.delivery, self.session, self.clock)
         self.schedules = ScheduleDriver(self.session, self.resources.config.schedule_group)
         self.poller = ShardPoller(
             self.session, self.resources.stream_name, event_filter_patterns(self.plan), self.settings.batch_size
@@ -172,7 +156,7 @@ class LocalStack:
 
     # -- the AWS side ---------------------------------------------------------------------------
 
-    def pump(self, event_walls: dict[str, int] | None = None) -> None:
+    def pump(self, event_walls: EventWalls | None = None) -> None:
         """Run the mapping until the stream is drained, then deliver everything queued."""
         busy = True
         while busy:
@@ -184,9 +168,9 @@ class LocalStack:
                     self._evaluate(shard_id, records, event_walls)
         self.drain_firings()
 
-    def _evaluate(self, shard_id: str, records: list[InputRecord], event_walls: dict[str, int] | None) -> None:
+    def _evaluate(self, shard_id: str, records: list[InputRecord], event_walls: EventWalls | None) -> None:
         for _ in range(MAX_BATCH_RETRIES):
-            report = self.evaluator.evaluate(records, self.clock.ms(), event_walls)
+            report = self.evaluator.evaluate(records, self.clock.now_ms(), event_walls)
             if report.failed_sequence_number is None:
                 return
             index = next(i for i, r in enumerate(records) if r.sequence_number == report.failed_sequence_number)
@@ -208,8 +192,8 @@ class LocalStack:
             if not messages:
                 return
             for message in messages:
-                body = json.loads(message["Body"])
-                firing = {"type": "firing", **{k: v for k, v in body.items() if k != "profile"}}
+                body = loads(message["Body"])
+                firing = {"type": "firing", **{k: v for k, v in body.items() if k not in ("v", "profile")}}
                 self.output.firings.append(firing)
                 if self.on_firing:
                     self.on_firing(firing)
@@ -236,7 +220,7 @@ class LocalStack:
             line["subject"] = rendered.subject
         if rendered is not None:
             line["text"] = rendered.text
-        if result.status is not Status.SENT and result.reason:
+        if result.status is not ActivationStatus.SENT and result.reason:
             line["reason"] = result.reason
         self.output.deliveries.append(line)
         if self.on_delivery:
@@ -252,7 +236,7 @@ class LocalStack:
             due = pending[0].due
             if before is not None and (due > before or (due == before and strictly)):
                 return fired
-            self.clock.now_ms = max(self.clock.now_ms, due)
+            self.clock.advance_to(due)
             fired += len(self.schedules.fire_due(due))
             self.pump()
 
@@ -292,7 +276,7 @@ class LocalStack:
                 chunk_clock, oldest = next_clock, next_oldest
                 index += 1
             assert chunk_clock is not None
-            self.clock.now_ms = chunk_clock
+            self.clock.set(chunk_clock)
             send(chunk)
             self.pump(walls)
             clock = chunk_clock
@@ -304,7 +288,7 @@ class LocalStack:
     def serve(self, stop: Callable[[], bool], interval: float = 0.2) -> Iterator[None]:
         """Poll forever (until ``stop()``): timers due by the clock, the stream, the firings queue."""
         while not stop():
-            self.fire_timers(before=self.clock.ms(), strictly=False)
+            self.fire_timers(before=self.clock.now_ms(), strictly=False)
             self.pump()
             yield None
             time.sleep(interval)

@@ -1,0 +1,57 @@
+"""One message of the firings queue: read it, deliver it, then leave it, back it off or park it.
+
+A transient failure leaves the message on the queue with a longer visibility timeout (exponential
+backoff) and raises ``RetryLater`` so the caller reports a batch item failure; after
+``max_attempts``, on a template that cannot render, or on a body that is not a firing, the
+message is parked in the firings DLQ with its reason, for ``nudge redrive``. Permanent failures
+are recorded in the activations table by the service and not retried.
+"""
+
+from __future__ import annotations
+
+from ..clock import WALL_CLOCK, Clock
+from ..contracts import ContractError, decode_firing
+from .ports import ActivationStatus, FiringQueue
+from .service import DeliveryResult, DeliveryService
+
+MAX_BACKOFF_SECONDS = 900
+"""The longest a retried message stays hidden before it comes back."""
+
+
+class RetryLater(Exception):
+    """Raised for a message to stay on the queue (a batch item failure)."""
+
+
+def backoff_seconds(attempt: int) -> int:
+    """10 s after the first attempt, doubling with each, at most ``MAX_BACKOFF_SECONDS``."""
+    return min(MAX_BACKOFF_SECONDS, 10 * 2 ** max(attempt - 1, 0))
+
+
+class Deliverer:
+    """The delivery service plus the queue mechanics around it."""
+
+    def __init__(self, service: DeliveryService, queue: FiringQueue, clock: Clock = WALL_CLOCK) -> None:
+        self.service = service
+        self.queue = queue
+        self.clock = clock
+
+    def handle(self, body: str, attempt: int, receipt_handle: str | None = None) -> DeliveryResult | None:
+        """Deliver one queue message (``attempt`` is its receive count); raise ``RetryLater`` to leave it queued.
+
+        A message that is not a firing is parked at once with the reason and ``None`` is returned:
+        retrying it could never help. Without a ``receipt_handle`` (the local stack) a retried
+        message keeps the queue's own visibility timeout.
+        """
+        try:
+            firing = decode_firing(body)
+        except ContractError as exc:
+            self.queue.park(body, exc.reason)
+            return None
+        result = self.service.deliver(firing, attempt, self.clock.now_ms())
+        if result.status is ActivationStatus.RETRYING:
+            if receipt_handle is not None:
+                self.queue.delay(receipt_handle, backoff_seconds(attempt))
+            raise RetryLater(result.reason or "retry")
+        if result.status is ActivationStatus.DEAD_LETTERED:
+            self.queue.park(body, result.reason or "unknown")
+        return result
