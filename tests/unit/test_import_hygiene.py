@@ -1,0 +1,44 @@
+"""Only the Lambda handlers load Powertools and the X-Ray SDK: wiring, the local stack and the bench do not."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = ("aws_lambda_powertools", "aws_xray_sdk")
+
+PROBE = """
+import importlib, json, pkgutil, sys
+modules, packages, forbidden = json.loads(sys.argv[1])
+for package in packages:
+    path = importlib.import_module(package).__path__
+    modules += [info.name for info in pkgutil.walk_packages(path, package + ".")]
+for name in modules:
+    importlib.import_module(name)
+loaded = sorted({m.split(".")[0] for m in sys.modules} & set(forbidden))
+print(json.dumps({"imported": modules, "loaded": loaded}))
+"""
+
+
+def probe(modules: list[str], packages: list[str] = ()) -> dict[str, list[str]]:  # type: ignore[assignment]
+    """Import ``modules`` and every module of ``packages`` in a fresh interpreter; report what got loaded."""
+    argument = json.dumps([modules, list(packages), FORBIDDEN])
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, argument], capture_output=True, text=True, check=True, timeout=120
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_wiring_local_and_bench_import_no_lambda_runtime_libraries():
+    result = probe(["nudge.wiring"], ["nudge.local", "nudge.bench"])
+    assert {"nudge.wiring", "nudge.local.stack", "nudge.bench.aws", "nudge.bench.runner"} <= set(result["imported"])
+    assert result["loaded"] == []
+
+
+@pytest.mark.parametrize("handler", ["evaluator", "delivery", "unsubscribe"])
+def test_the_probe_sees_what_a_handler_loads(handler: str):
+    """The same probe on a handler finds Powertools: the empty answer above is not the probe's blindness."""
+    assert "aws_lambda_powertools" in probe([f"nudge.handlers.{handler}"])["loaded"]
