@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- building the firing -------------------------------------------------------------------------------------------
+# -- the inputs -------------------------------------------------------------------------------------------------------
 
 
 def build_preview(args: argparse.Namespace) -> Preview:
