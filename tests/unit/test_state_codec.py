@@ -33,7 +33,9 @@ def shipped_rules_state() -> CustomerState:
     state = CustomerState("c-golden")
     for index, (name, sevenths, props, traits) in enumerate(STEPS):
         ts = T0 + sevenths * 7 * 60_000
-        event = Event(event_id=f"g{index:02d}", customer_id="c-golden", name=name, ts=ts, properties=props, traits=traits)
+        event = Event(
+            event_id=f"g{index:02d}", customer_id="c-golden", name=name, ts=ts, properties=props, traits=traits
+        )
         engine.process(state, event, wall=ts)
     return state
 

@@ -120,8 +120,11 @@ class EventLog:
         if items is None:
             items = self._lists[route.name] = []
         cap = route.cap
-        if len(items) >= cap and event.sort_key() < items[-cap].sort_key():
-            return False
+        if len(items) >= cap:
+            # Only events the horizon still keeps compete for the cap's places.
+            self._expire(route, items, now)
+            if len(items) >= cap and event.sort_key() < items[-cap].sort_key():
+                return False
         bisect.insort(items, event, key=StoredEvent.sort_key)
         if len(items) > cap:
             del items[0]
@@ -151,14 +154,18 @@ class EventLog:
                 next_due = min(next_due, packed[0][1] + route.floor + 1)
         return next_due
 
-    def _prune_list(self, route: Route, items: list[StoredEvent], now: int) -> int:
+    def _expire(self, route: Route, items: list[StoredEvent], now: int) -> None:
+        """Drop the events of ``items`` that are past their own horizon at ``now``."""
         if items and items[0].ts < now - route.floor:
             # Past the shortest horizon of the name, each event is kept for the longest horizon
             # among the filters it matches itself. Nothing is forgotten before
-            # items[0].ts + floor, which is what the returned time relies on.
+            # items[0].ts + floor, which is what prune's returned time relies on.
             oldest = bisect.bisect_left(items, now - route.horizon, key=_ts)
             kept_all = bisect.bisect_left(items, now - route.floor, key=_ts)
             items[:kept_all] = [e for e in items[oldest:kept_all] if e.ts >= now - self._horizon(route, e)]
+
+    def _prune_list(self, route: Route, items: list[StoredEvent], now: int) -> int:
+        self._expire(route, items, now)
         if len(items) > route.cap:
             del items[: len(items) - route.cap]
         if not items:

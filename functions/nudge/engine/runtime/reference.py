@@ -1,0 +1,110 @@
+"""A naive model of retention and arming, for property tests only: what the engine means, without its tricks.
+
+``EventLog`` and ``Engine`` are fast because of packed lists, memoized horizons, a prune memo, a
+filter index and evaluation contexts shared between rules (``ARCHITECTURE.md`` lists them). This
+model has none of them. It keeps every event it was given, and after each one recomputes, from
+the rules' filters alone, what is retained and which rules arm:
+
+- an event is *matched* by the filters of its name whose tests hold on its properties (every
+  filter is tried; no index);
+- it is *retained* at ``now`` while ``ts >= now - horizon``, its horizon being the longest among the
+  filters it matches, and while it is among the newest ``cap`` of its name, counting only events
+  still retained when it arrived; an event that fails either test once is gone for good;
+- a rule *arms* on a stored event when its ``when``, evaluated at ``now`` over the retained events
+  in a context of its own, holds with evidence that includes that event; the arm time is the
+  latest timestamp of the evidence, and arm times only move forward per (rule, key).
+
+It is slow on purpose (every step rescans everything) and is never used outside the tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...contracts import Event
+from ..plan.compiled import Filter, Plan
+from ..plan.conditions import Context, key_of
+from ..plan.operators import MISSING, resolve
+from .eventlog import StoredEvent
+
+
+def _no_traits() -> dict[str, Any]:
+    return {}  # the model is fed behaviour only: profiles are not part of retention or arming
+
+
+@dataclass
+class _Kept:
+    event: StoredEvent
+    horizon: int
+
+
+@dataclass
+class ReferenceModel:
+    """One customer's retained events and arm times under ``plan``, recomputed naively after each event."""
+
+    plan: Plan
+    now: int | None = None
+    kept: dict[str, list[_Kept]] = field(default_factory=dict)
+    last_arm: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    armings: list[tuple[str, str | None, int]] = field(default_factory=list)
+    """Every (rule, key, arm time), in the order the arms happened."""
+
+    def retained(self) -> dict[str, list[str]]:
+        """Ids of the retained events per name, oldest first: what ``EventLog`` must hold."""
+        return {name: [k.event.id for k in items] for name, items in sorted(self.kept.items()) if items}
+
+    def feed(self, event: Event) -> None:
+        route = self.plan.routes.get(event.name)
+        if route is None:
+            return
+        filters = self._matching(route.filters, event.properties, route.paths)
+        if not filters:
+            return
+        items = self.kept.setdefault(event.name, [])
+        if any(k.event.id == event.event_id for k in items):
+            return  # a duplicate
+        props = {path: value for path in route.paths if (value := resolve(event.properties, path)) is not MISSING}
+        stored = StoredEvent(event.event_id, event.name, event.ts, props)
+        now = event.ts if self.now is None else max(self.now, event.ts)
+        horizon = max(item.horizon for item in filters)
+        if event.ts < now - horizon:
+            return
+        alive = [k for k in items if k.event.ts >= now - k.horizon]
+        candidate = sorted([*alive, _Kept(stored, horizon)], key=lambda k: k.event.sort_key())
+        if len(candidate) > route.cap:
+            if candidate[0].event is stored:
+                return  # older than every event the cap keeps
+            candidate = candidate[1:]
+        self.kept[event.name] = candidate
+        self.now = now
+        for name, others in self.kept.items():
+            self.kept[name] = [k for k in others if k.event.ts >= now - k.horizon]
+        self._arm(stored)
+
+    @staticmethod
+    def _matching(filters: tuple[Filter, ...], properties: dict[str, Any], paths: tuple[str, ...]) -> list[Filter]:
+        props = {path: value for path in paths if (value := resolve(properties, path)) is not MISSING}
+        return [item for item in filters if item.matcher.matches(props)]
+
+    def _events(self, name: str) -> list[StoredEvent]:
+        return [k.event for k in self.kept.get(name, [])]
+
+    def _arm(self, stored: StoredEvent) -> None:
+        assert self.now is not None
+        for rule in self.plan.rules:
+            key: str | None = None
+            if rule.key_path is not None:
+                key = key_of(stored.props.get(rule.key_path, MISSING))
+                if key is None:
+                    continue
+            ctx = Context(self._events, self.now, _no_traits, stored, rule.key_path, key)
+            evidence = rule.when.evaluate(ctx)
+            if evidence is None or not any(e is stored for e in evidence):
+                continue
+            arm = max(e.ts for e in evidence)
+            last = self.last_arm.get((rule.id, key))
+            if last is not None and arm <= last:
+                continue
+            self.last_arm[(rule.id, key)] = arm
+            self.armings.append((rule.id, key, arm))
