@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from ..adapters.scheduler import schedule_name
 from ..contracts import Event, Timer
-from ..engine import CustomerState, Engine, TimerCancel, TimerSet
+from ..engine import CustomerState, Engine, Reading, TimerCancel, TimerSet
 from ..evaluator.batch import coalesce
 from .stream import Batcher, TimerQueue, schedule_at
 
@@ -60,16 +60,18 @@ def _apply(queue: TimerQueue[Timer], request: TimerSet | TimerCancel, wall: int,
 
 def run_batched(engine: Engine, batcher: Batcher[Timer], events: Sequence[Event], run: EngineRun) -> EngineRun:
     """Nudge's evaluator loop, minus the I/O: skip, group, decode once, evaluate, encode once."""
-    states, needs, queue = run.states, engine.needs, batcher.timers
+    states, read, queue = run.states, engine.read, batcher.timers
+    process, on_timer = engine.process, engine.on_timer
     decode, started = CustomerState.decode, time.perf_counter()
     for batch in batcher.batches(events):
         wall = batch.wall
-        groups: dict[str, list[Event | Timer]] = {}
+        groups: dict[str, list[tuple[Event, Reading] | Timer]] = {}
         for timer in batch.timers:
             groups.setdefault(timer.customer_id, []).append(timer)
         for event in batch.events:
-            if needs(event):
-                groups.setdefault(event.customer_id, []).append(event)
+            reading = read(event)
+            if reading is not None:
+                groups.setdefault(event.customer_id, []).append((event, reading))
         for customer_id, items in groups.items():
             raw = states.get(customer_id)
             state = decode(raw) if raw is not None else CustomerState(customer_id)
@@ -77,7 +79,7 @@ def run_batched(engine: Engine, batcher: Batcher[Timer], events: Sequence[Event]
             changed = False
             requests: list[TimerSet | TimerCancel] = []
             for item in items:
-                outcome = engine.on_timer(state, item) if isinstance(item, Timer) else engine.process(state, item, wall)
+                outcome = on_timer(state, item) if isinstance(item, Timer) else process(state, item[0], wall, item[1])
                 changed |= outcome.changed
                 requests += outcome.timers
                 run.firings += len(outcome.firings)

@@ -21,7 +21,7 @@ from .language.yaml12 import Yaml12Loader, line_of
 from .plan._builder import compile_rules
 from .plan.compiled import Plan
 from .replay import Replayer, ReplayStats, RuleTally, replay
-from .runtime.engine import Engine
+from .runtime.engine import Engine, Reading
 from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet, firing_id
 from .runtime.state import CustomerState
 
@@ -33,6 +33,7 @@ __all__ = [
     "Engine",
     "Outcome",
     "Plan",
+    "Reading",
     "ReplayStats",
     "Replayer",
     "Rule",

@@ -31,6 +31,9 @@ MAX_MATCHED_EVENTS = 50
 Reading = tuple[dict[str, Any], list[Filter]]
 """What the plan makes of an event: its projection (the properties rules read) and the filters it matches."""
 
+_PROFILE_ONLY: Reading = ({}, [])
+"""The reading of an ``identify`` no filter matches: its traits change the profile, nothing else."""
+
 
 def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
@@ -77,24 +80,25 @@ class Engine:
     # -- events ---------------------------------------------------------------------------------
 
     def read(self, event: Event) -> Reading | None:
-        """What the plan makes of ``event``, or ``None`` when no filter matches it (the common case).
+        """What the plan makes of ``event``, or ``None`` when it can change no state (the common case).
 
-        A caller that asks this of a whole batch first (the evaluator, to skip all I/O for events
-        no rule needs) hands each answer back to ``process``, so the event is read once.
+        An ``identify`` with traits always matters (the profile); any other event matters when a
+        filter matches it. A caller that asks this of a whole batch first (the evaluator, to skip
+        all I/O for the rest) hands each answer back to ``process``, so the event is read once.
         """
         route = self.plan.routes.get(event.name)
-        if route is None or not route.may_match(event.properties):
-            return None
-        props = route.project(event.properties)
-        filters = route.match(props)
-        return (props, filters) if filters else None
+        if route is not None and route.may_match(event.properties):
+            props = route.project(event.properties)
+            filters = route.match(props)
+            if filters:
+                return props, filters
+        if event.name == IDENTIFY and event.traits:
+            return _PROFILE_ONLY
+        return None
 
     def needs(self, event: Event) -> bool:
-        """Whether ``event`` can change any customer's state: callers skip all I/O for the rest.
-
-        True for ``identify`` with traits (the profile) and for events some filter matches.
-        """
-        return (event.name == IDENTIFY and bool(event.traits)) or self.read(event) is not None
+        """Whether ``event`` can change any customer's state: callers skip all I/O for the rest."""
+        return self.read(event) is not None
 
     def process(self, state: CustomerState, event: Event, wall: int, reading: Reading | None = None) -> Outcome:
         """Apply one event to its customer's state at the caller's clock ``wall``.
@@ -102,12 +106,14 @@ class Engine:
         ``reading`` is what ``read(event)`` returned, when the caller already asked.
         """
         outcome = Outcome()
-        if event.name == IDENTIFY and event.traits:
-            outcome.changed = self._apply_traits(state, event)
         if reading is None:
             reading = self.read(event)
             if reading is None:
                 return outcome
+        if event.name == IDENTIFY and event.traits:
+            outcome.changed = self._apply_traits(state, event)
+        if not reading[1]:
+            return outcome
         stored = self._accept(state, event, reading)
         if stored is None:
             return outcome
