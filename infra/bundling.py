@@ -20,7 +20,15 @@ from aws_cdk import aws_lambda as lambda_
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_REQUIREMENTS = PROJECT_ROOT / "functions" / "requirements.txt"
 PROVIDED_BY_RUNTIME = ("botocore", "botocore-*.dist-info", "jmespath", "jmespath-*.dist-info", "bin")
-_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "cli", "py.typed")
+TOOLS_ONLY = ("cli", "bench", "local")
+"""Packages of ``nudge`` that only run on an operator's machine: never in a function's bundle."""
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "py.typed", *TOOLS_ONLY)
+
+
+def copy_sources(out: Path, rules_dir: Path) -> None:
+    """The ``nudge`` package without its tools, and the rules folder beside it."""
+    shutil.copytree(PROJECT_ROOT / "functions" / "nudge", out / "nudge", ignore=_IGNORED, dirs_exist_ok=True)
+    shutil.copytree(rules_dir, out / "rules", dirs_exist_ok=True)
 
 
 @jsii.implements(ILocalBundling)
@@ -34,8 +42,7 @@ class PipBundling:
 
     def try_bundle(self, output_dir: str, options: Any) -> bool:
         out = Path(output_dir)
-        shutil.copytree(PROJECT_ROOT / "functions" / "nudge", out / "nudge", ignore=_IGNORED, dirs_exist_ok=True)
-        shutil.copytree(self.rules_dir, out / "rules", dirs_exist_ok=True)
+        copy_sources(out, self.rules_dir)
         command = [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
             "--target", str(out), "--platform", self.platform, "--implementation", "cp",

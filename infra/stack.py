@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from nudge.engine import Plan
-from nudge.evaluator.filters import event_filter_patterns
+from nudge.evaluator.source_filters import event_filter_patterns
 from nudge.settings import StackSettings
 
 from .delivery import Delivery

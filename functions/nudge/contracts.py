@@ -276,7 +276,7 @@ class FiringMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = FIRING_MESSAGE_VERSION
+    v: Literal[1] = 1
     firing_id: str
     rule: str
     customer_id: str

@@ -14,7 +14,7 @@ from aws_cdk.assertions import Match, Template
 
 from infra.app import build_app
 from nudge.engine import RuleLoadError, compile_rules, load_rules_or_raise
-from nudge.evaluator.filters import event_filter_patterns
+from nudge.evaluator.source_filters import event_filter_patterns
 
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 

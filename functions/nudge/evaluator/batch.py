@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..contracts import Event, Firing, Timer
-from ..engine import Engine, TimerCancel, TimerSet
+from ..engine import Engine, Reading, TimerCancel, TimerSet
 from .ports import DeadLetters, FiringSink, StateStore, StoredState, TimerScheduler, VersionConflict
 from .records import InputRecord, Rejected, TimerRecord, decode_record
 
 log = logging.getLogger(__name__)
 
-Item = tuple[int, Event | Timer, int]
-"""(index of the record in the batch, payload, the wall clock in ms the payload is evaluated at)."""
+Item = tuple[int, Event | Timer, int, Reading | None]
+"""(index of the record in the batch, payload, the wall clock in ms it is evaluated at, the event's reading)."""
 
 EventWalls = Mapping[str, int]
 """Event id -> the wall clock (ms) that one event is evaluated at, instead of the batch's."""
@@ -148,15 +148,16 @@ class BatchEvaluator:
             if isinstance(item, Rejected):
                 rejected.append((index, item))
                 continue
+            reading: Reading | None = None
             if isinstance(item, TimerRecord):
                 payload: Event | Timer = item.timer
                 customer_id, payload_wall = item.timer.customer_id, wall
-            elif self.engine.needs(item):
+            elif (reading := self.engine.read(item)) is not None:
                 payload, customer_id, payload_wall = item, item.customer_id, walls.get(item.event_id, wall)
             else:
                 report.skipped += 1  # no rule can use it: no read, no write
                 continue
-            customers.setdefault(customer_id, _Customer([])).items.append((index, payload, payload_wall))
+            customers.setdefault(customer_id, _Customer([])).items.append((index, payload, payload_wall, reading))
         report.customers = len(customers)
         failed_indexes: list[int] = []
         if rejected:
@@ -197,11 +198,11 @@ class BatchEvaluator:
         assert customer.stored is not None
         state = customer.stored.state
         customer.firings, customer.timers, customer.changed = [], [], False
-        for _, payload, wall in customer.items:
+        for _, payload, wall, reading in customer.items:
             if isinstance(payload, Timer):
                 outcome = self.engine.on_timer(state, payload)
             else:
-                outcome = self.engine.process(state, payload, wall)
+                outcome = self.engine.process(state, payload, wall, reading)
             customer.firings += outcome.firings
             customer.timers += outcome.timers
             customer.changed |= outcome.changed

@@ -30,7 +30,7 @@ from ..delivery.ports import ActivationStatus
 from ..delivery.service import DeliveryResult
 from ..engine import compile_rules, load_rules_or_raise
 from ..evaluator import BatchEvaluator, EventWalls, InputRecord
-from ..evaluator.filters import event_filter_patterns, record_passes
+from ..evaluator.source_filters import event_filter_patterns, record_passes
 from ..settings import StackSettings
 from ..timefmt import iso
 from ..wiring import build_deliverer, build_evaluator

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from nudge.engine import compile_rules, load_rules_or_raise
-from nudge.evaluator.filters import event_filter_patterns, record_passes
+from nudge.evaluator.source_filters import event_filter_patterns, record_passes
 
 PATTERNS = event_filter_patterns(compile_rules(load_rules_or_raise("rules")))
 
