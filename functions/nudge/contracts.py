@@ -301,7 +301,12 @@ def decode_firing(body: str | bytes) -> FiringMessage:
     decoded = loads(body)
     if not isinstance(decoded, dict):
         raise ContractError(f"not a firing (a {type(decoded).__name__}, not an object)")
-    version = decoded.get("v")
+    if "v" not in decoded:
+        # Queued before messages were versioned (it may wait in a DLQ for 14 days): the same
+        # fields, plus a ``variant`` that nothing ever set.
+        decoded = {key: value for key, value in decoded.items() if key != "variant"}
+        decoded["v"] = FIRING_MESSAGE_VERSION
+    version = decoded["v"]
     if version != FIRING_MESSAGE_VERSION:
         raise ContractError(f"firing message v{version} is not supported (expected v{FIRING_MESSAGE_VERSION})")
     try:

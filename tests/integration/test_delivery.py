@@ -324,13 +324,13 @@ def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, 
 
 def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
     assert deliverer.handle(json.dumps({"v": 1, "rule": "cart_abandonment"}), attempt=1) is None
-    assert deliverer.handle(json.dumps({"rule": "cart_abandonment"}), attempt=1) is None
+    assert deliverer.handle(json.dumps({"v": 2, "rule": "cart_abandonment"}), attempt=1) is None
     assert deliverer.handle("{not json", attempt=1) is None
     messages = session.client("sqs").receive_message(
         QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
     )["Messages"]
     reasons = {m["Body"]: m["MessageAttributes"]["reason"]["StringValue"] for m in messages}
     assert reasons[json.dumps({"v": 1, "rule": "cart_abandonment"})].startswith("not a firing (firing_id")
-    assert reasons[json.dumps({"rule": "cart_abandonment"})] == "firing message vNone is not supported (expected v1)"
+    assert reasons[json.dumps({"v": 2, "rule": "cart_abandonment"})] == "firing message v2 is not supported (expected v1)"
     assert reasons["{not json"].startswith("not JSON")
     assert sent_emails() == []
