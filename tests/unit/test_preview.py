@@ -140,3 +140,26 @@ def test_preview_of_a_customer_without_an_address_renders_but_builds_nothing():
     assert shown.recipient is None and shown.request is None
     assert shown.rendered is not None and shown.rendered.data["sku"] == "S"
     assert preview(firing, TemplateSet(), SETTINGS, offline_channels("x@example.com")).rendered is None
+
+
+def test_a_sample_event_the_rule_would_not_keep_is_left_out_with_the_reason():
+    yoga = rule(
+        """
+        id: yoga_cart
+        when:
+          sequence: [{event: add_to_cart, where: {category: yoga}}, {event: checkout_viewed}]
+          within: 1h
+        wait: 1h
+        action: {channel: email, template: cart_reminder}
+        """
+    )
+    events = [
+        SampleEvent("add_to_cart", {"sku": "ESPRESSO", "category": "coffee"}, "a1", at("10:00")),
+        SampleEvent("add_to_cart", {"sku": "MAT", "category": "yoga"}, "a2", at("10:01")),
+        SampleEvent("checkout_viewed", {}, "c1", at("10:05")),
+    ]
+    sample = firing_from_events(yoga, "c-1", {}, events, key=None, now_ms=at("12:00"))
+    assert [e.event_id for e in sample.firing.events] == ["a2", "c1"]
+    assert "1 add_to_cart event(s) left out: they match no `where` of rule yoga_cart, so it would not keep them" in (
+        sample.notes
+    )

@@ -3,8 +3,8 @@
 ``nudge preview`` shows what delivery would send for a firing, so the firing it previews must be
 one the engine could have made: the events carry exactly the properties the rule keeps, nested as
 the engine nests them, and the key is the engine's reading of the rule's ``key`` path. Rather than
-re-implement that, each sample event is put through the engine (a one-event rule that keeps the
-same paths) and the firing is encoded and decoded as the firings queue would carry it.
+re-implement that, the engine says how it would carry each sample event (``Engine.carried``) and
+the firing is encoded and decoded as the firings queue would carry it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..contracts import IDENTIFY, Event, Firing, FiringMessage, MatchedEvent, decode_firing, encode_firing
-from ..engine import Rule, compile_rules, firing_id, replay
+from ..engine import Engine, Rule, compile_rules, firing_id, replay
 
 
 @dataclass(frozen=True)
@@ -39,22 +39,6 @@ def present(traits: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in traits.items() if value is not None}
 
 
-def _carried(event: Event, paths: Sequence[str], key_path: str | None) -> tuple[MatchedEvent, str | None]:
-    """The event as a firing carries it, and its key, by the engine: a rule firing on it alone, keeping ``paths``."""
-    for key in (key_path, None) if key_path else (None,):
-        probe = Rule.model_validate(
-            {
-                "id": "preview",
-                "key": key,
-                "when": {"event": event.name},
-                "action": {"channel": "event", "properties": paths},
-            }
-        )
-        for fired in replay(compile_rules([probe]), [event]):
-            return fired.events[0], fired.key
-    raise AssertionError(f"a rule on {event.name} alone did not fire for it")  # it always fires: no where, no wait
-
-
 def firing_from_events(
     rule: Rule,
     customer_id: str,
@@ -69,9 +53,11 @@ def firing_from_events(
     Events the rule does not use are left out, as are the properties it does not keep; ``key``
     (if given) overrides the key read from the events.
     """
-    routes = compile_rules([rule.model_copy(update={"enabled": True})]).routes
+    engine = Engine(compile_rules([rule.model_copy(update={"enabled": True})]))
+    routes = engine.plan.routes
     matched: list[MatchedEvent] = []
     unused: dict[str, int] = {}
+    unmatched: dict[str, int] = {}
     dropped: dict[str, set[str]] = {}
     found_key = key
     for index, given in enumerate(events):
@@ -89,12 +75,20 @@ def firing_from_events(
             ts=now_ms if given.ts is None else given.ts,
             properties=given.properties,
         )
-        carried, event_key = _carried(event, route.paths, rule.key)
-        matched.append(carried)
+        carried = engine.carried(event, rule.id)
+        if carried is None:
+            unmatched[given.name] = unmatched.get(given.name, 0) + 1
+            continue
+        matched.append(carried[0])
+        event_key = carried[1]
         if key is None and event_key is not None:
             found_key = event_key
     notes = [
         f"{count} {name} event(s) left out: rule {rule.id} does not use {name} events" for name, count in unused.items()
+    ]
+    notes += [
+        f"{count} {name} event(s) left out: they match no `where` of rule {rule.id}, so it would not keep them"
+        for name, count in unmatched.items()
     ]
     notes += [
         f"{name} properties {', '.join(sorted(properties))} left out: rule {rule.id} keeps only its where "

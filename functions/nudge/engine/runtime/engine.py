@@ -96,6 +96,21 @@ class Engine:
             return _PROFILE_ONLY
         return None
 
+    def carried(self, event: Event, rule_id: str) -> tuple[MatchedEvent, str | None] | None:
+        """How a firing of ``rule_id`` would carry ``event``, and the key it would read from it.
+
+        The properties are those the plan keeps of the event, nested again as in every firing;
+        ``None`` when no filter of the plan matches the event. ``nudge preview`` shows firings
+        made from sample events with this, so they are exactly what the engine would make.
+        """
+        reading = self.read(event)
+        if reading is None or not reading[1]:
+            return None
+        props = reading[0]
+        stored = StoredEvent(event.event_id, event.name, event.ts, props)
+        has_key, key = self._key(self.plan.by_id[rule_id], stored)
+        return MatchedEvent(event.name, event.event_id, event.ts, _unflatten(props)), key if has_key else None
+
     def needs(self, event: Event) -> bool:
         """Whether ``event`` can change any customer's state: callers skip all I/O for the rest."""
         return self.read(event) is not None
