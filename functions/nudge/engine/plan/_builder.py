@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ..language.rules import (
     AllCondition,
     AttributeCondition,
@@ -72,7 +74,7 @@ class _Uses:
 
     Filters are shared: ``purchase`` as the ``unless`` of three rules and the ``trend`` of a
     fourth is one filter, matched once per event, kept for the longest of its four needs. Two
-    filters are the same when their event and their (normalized) ``where`` are equal.
+    filters are the same when their event and their (normalized) ``where``, as canonical JSON, are equal.
     """
 
     filters: dict[tuple[str, str], _Use] = field(default_factory=dict)
@@ -90,7 +92,7 @@ class _Uses:
         trigger_of: int | None = None,
         cancels: int | None = None,
     ) -> Matcher:
-        identity = (name, repr(sorted(where.items())))
+        identity = (name, orjson.dumps(where, option=orjson.OPT_SORT_KEYS).decode())
         use = self.filters.get(identity)
         if use is None:
             matcher = Matcher(name, [(path, compile_test(test)) for path, test in where.items()])
