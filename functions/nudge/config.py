@@ -48,15 +48,6 @@ class EvaluatorConfig(EnvConfig):
     timer_retry_attempts: int = 10
     timer_max_event_age_seconds: int = 86_400
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> EvaluatorConfig:
-        env = os.environ if environ is None else environ
-        values = {name: env[f"NUDGE_{name.upper()}"] for name in cls.model_fields if f"NUDGE_{name.upper()}" in env}
-        return cls.model_validate(values)
-
-    def to_env(self) -> dict[str, str]:
-        return {f"NUDGE_{name.upper()}": str(value) for name, value in self.model_dump().items()}
-
 
 class DeliveryConfig(EnvConfig):
     """What the delivery function needs: queues, the activation log, channel settings, links."""

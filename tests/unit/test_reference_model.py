@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from nudge.contracts import Event
 from nudge.engine import CustomerState, Engine, Plan, compile_rules, load_rules_or_raise
 from nudge.engine.runtime.reference import ReferenceModel
-from tests.support import at, plan
+from tests.support import VOCABULARY, at, plan
 
 BASE = at("00:00")
 MINUTE = 60_000
@@ -103,17 +103,7 @@ def test_crowded_history_decoded_between_events_retains_and_arms_as_the_referenc
     _compare(CROWDED, events, reload=True)
 
 
-SHIPPED_NAMES = [
-    "page_viewed",
-    "product_viewed",
-    "add_to_cart",
-    "checkout_viewed",
-    "purchase",
-    "whitepaper_downloaded",
-    "trial_started",
-    "onboarding_viewed",
-    "upgraded",
-]
+SHIPPED_NAMES = [name for name in VOCABULARY if name != "identify"]
 
 
 @settings(max_examples=150, deadline=None)
