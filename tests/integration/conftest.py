@@ -16,7 +16,7 @@ from nudge.evaluator import BatchEvaluator, InputRecord
 from nudge.local.provision import LocalResources, provision
 from nudge.local.scheduler_driver import ScheduleDriver
 from nudge.settings import StackSettings
-from nudge.wiring import build_evaluator
+from nudge.wiring.evaluator import build_evaluator
 
 REGION = "eu-west-1"
 

@@ -28,7 +28,7 @@ from nudge.delivery.ports import ActivationStatus
 from nudge.delivery.unsubscribe import token
 from nudge.engine import compile_rules, load_rules_or_raise, replay
 from nudge.local.provision import LOCAL_UNSUBSCRIBE_SECRET
-from nudge.wiring import build_deliverer, build_unsubscriber
+from nudge.wiring.delivery import build_deliverer, build_unsubscriber
 from tests.support import at, ev
 
 from .conftest import REGION, Stream
@@ -331,6 +331,8 @@ def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Del
     )["Messages"]
     reasons = {m["Body"]: m["MessageAttributes"]["reason"]["StringValue"] for m in messages}
     assert reasons[json.dumps({"v": 1, "rule": "cart_abandonment"})].startswith("not a firing (firing_id")
-    assert reasons[json.dumps({"v": 2, "rule": "cart_abandonment"})] == "firing message v2 is not supported (expected v1)"
+    assert (
+        reasons[json.dumps({"v": 2, "rule": "cart_abandonment"})] == "firing message v2 is not supported (expected v1)"
+    )
     assert reasons["{not json"].startswith("not JSON")
     assert sent_emails() == []

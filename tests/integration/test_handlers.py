@@ -23,7 +23,7 @@ from nudge.contracts import encode_firing
 from nudge.delivery.unsubscribe import unsubscribe_url
 from nudge.engine import compile_rules, load_rules_or_raise, replay
 from nudge.timefmt import iso
-from nudge.wiring import unsubscribe_secret
+from nudge.wiring.delivery import unsubscribe_secret
 from tests.support import ev
 
 from .conftest import Stream

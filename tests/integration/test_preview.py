@@ -21,7 +21,7 @@ from nudge.contracts import FiringMessage, decode_firing, encode_firing
 from nudge.delivery.ports import ActivationStatus
 from nudge.delivery.preview import preview
 from nudge.engine import compile_rules, load_rules_or_raise, replay
-from nudge.wiring import build_deliverer
+from nudge.wiring.delivery import build_deliverer
 from tests.support import at, ev
 
 from .conftest import REGION

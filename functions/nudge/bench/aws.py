@@ -39,7 +39,7 @@ from ..engine import CustomerState, Plan
 from ..local.provision import LocalResources, provision
 from ..local.scheduler_driver import parse_at
 from ..settings import StackSettings
-from ..wiring import build_evaluator
+from ..wiring.evaluator import build_evaluator
 from .baseline import build_per_event_evaluator
 from .measure import OperationCount, RequestCounter
 from .prices import Usage, lambda_billed_ms

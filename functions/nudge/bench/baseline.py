@@ -29,7 +29,7 @@ from ..config import EvaluatorConfig
 from ..contracts import encode_firing
 from ..engine import CustomerState, Engine, Outcome, compile_rules, load_rules_or_raise
 from ..evaluator.records import InputRecord, Rejected, TimerRecord, decode_record
-from ..wiring import timer_scheduler
+from ..wiring.evaluator import timer_scheduler
 
 
 @dataclass
@@ -111,7 +111,7 @@ class PerEventEvaluator:
 
 
 def build_per_event_evaluator(config: EvaluatorConfig, session: Any, clock: Clock = WALL_CLOCK) -> PerEventEvaluator:
-    """Wired like ``nudge.wiring.build_evaluator``: same rules, tables, queues, schedules."""
+    """Wired like ``nudge.wiring.evaluator.build_evaluator``: same rules, tables, queues, schedules."""
     engine = Engine(compile_rules(load_rules_or_raise(config.rules_dir)))
     return PerEventEvaluator(
         engine=engine,

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..config import DeliveryConfig
 from ..delivery.deliverer import Deliverer
-from ..wiring import build_deliverer
+from ..wiring.delivery import build_deliverer
 
 logger = Logger(service="nudge-delivery")
 metrics = Metrics(namespace="Nudge", service="delivery")

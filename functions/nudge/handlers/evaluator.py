@@ -17,7 +17,7 @@ from ..clock import WALL_CLOCK
 from ..config import EvaluatorConfig
 from ..evaluator import BatchEvaluator
 from ..evaluator.collector import tune_collector
-from ..wiring import build_evaluator
+from ..wiring.evaluator import build_evaluator
 
 logger = Logger(service="nudge-evaluator")
 metrics = Metrics(namespace="Nudge", service="evaluator")

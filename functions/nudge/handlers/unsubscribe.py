@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ..config import UnsubscribeConfig
 from ..delivery.opt_out import Outcome, Unsubscriber
-from ..wiring import build_unsubscriber
+from ..wiring.delivery import build_unsubscriber
 
 logger = Logger(service="nudge-unsubscribe")
 metrics = Metrics(namespace="Nudge", service="unsubscribe")

@@ -33,7 +33,8 @@ from ..evaluator import BatchEvaluator, EventWalls, InputRecord
 from ..evaluator.source_filters import event_filter_patterns, record_passes
 from ..settings import StackSettings
 from ..timefmt import iso
-from ..wiring import build_deliverer, build_evaluator
+from ..wiring.delivery import build_deliverer
+from ..wiring.evaluator import build_evaluator
 from .embedded import EmbeddedAws
 from .provision import LocalResources, provision
 from .scheduler_driver import ScheduleDriver

@@ -1,0 +1,51 @@
+"""The evaluator's composition root: rules compiled, state, Scheduler and queue adapters behind the ports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from ..adapters.dynamodb_state import DynamoDBStateStore
+from ..adapters.scheduler import MIN_LEAD_MS, EventBridgeTimerScheduler
+from ..adapters.sqs import SqsDeadLetters, SqsFiringSink
+from ..clock import WALL_CLOCK, Clock
+from ..config import EvaluatorConfig
+from ..engine import Engine, compile_rules, load_rules_or_raise
+from ..evaluator import BatchEvaluator
+
+
+def build_evaluator(
+    config: EvaluatorConfig,
+    session: Any = None,
+    clock: Clock = WALL_CLOCK,
+    timer_min_lead_ms: int = MIN_LEAD_MS,
+) -> BatchEvaluator:
+    """Compile the rules and wire the adapters (once per cold start); the local stack and tests pass their clock."""
+    session = session or boto3.session.Session()
+    engine = Engine(compile_rules(load_rules_or_raise(config.rules_dir)))
+    return BatchEvaluator(
+        engine=engine,
+        store=DynamoDBStateStore(session.client("dynamodb"), config.state_table),
+        scheduler=timer_scheduler(config, session, clock, timer_min_lead_ms),
+        sink=SqsFiringSink(session.client("sqs"), config.firings_queue_url),
+        dead_letters=SqsDeadLetters(session.client("sqs"), config.rejected_queue_url),
+        ttl_margin_ms=config.state_ttl_margin_ms,
+    )
+
+
+def timer_scheduler(
+    config: EvaluatorConfig, session: Any, clock: Clock = WALL_CLOCK, min_lead_ms: int = MIN_LEAD_MS
+) -> EventBridgeTimerScheduler:
+    """The Scheduler adapter for this stack's group, stream, role and dead-letter queue."""
+    return EventBridgeTimerScheduler(
+        session.client("scheduler"),
+        group_name=config.schedule_group,
+        stream_arn=config.events_stream_arn,
+        role_arn=config.scheduler_role_arn,
+        dead_letter_arn=config.timers_dlq_arn,
+        retry_attempts=config.timer_retry_attempts,
+        max_event_age_seconds=config.timer_max_event_age_seconds,
+        clock=clock,
+        min_lead_ms=min_lead_ms,
+    )
