@@ -59,9 +59,8 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     version = data.get("v")
     if version != SCHEMA_VERSION:
         raise ValueError(f"customer state schema v{version} is not supported (expected v{SCHEMA_VERSION})")
-    state = CustomerState(data["c"])
+    state = CustomerState(data["c"], EventLog(data["e"]))
     state.now = data["n"]
-    state.events = EventLog(data["e"])
     state.profile = data["p"]
     for packed_key, (last_arm, last_fired, pending) in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)

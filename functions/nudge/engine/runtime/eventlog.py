@@ -69,9 +69,10 @@ class EventLog:
 
     __slots__ = ("_lists", "_packed")
 
-    def __init__(self, packed: Mapping[str, Packed] | None = None) -> None:
+    def __init__(self, packed: dict[str, Packed] | None = None) -> None:
+        """``packed`` is the codec's decoded ``"e"`` object, which the log takes over (it is not copied)."""
         self._lists: dict[str, list[StoredEvent]] = {}
-        self._packed: dict[str, Packed] = dict(packed) if packed else {}
+        self._packed: dict[str, Packed] = {} if packed is None else packed
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -94,8 +95,10 @@ class EventLog:
 
     def contains(self, name: str, event_id: str) -> bool:
         """Whether an event of this name with this id is stored."""
-        items = self.of(name)
-        return items is not None and any(e.id == event_id for e in items)
+        for e in self.of(name) or ():  # noqa: SIM110 - a plain loop: this scan runs for every stored event
+            if e.id == event_id:
+                return True
+        return False
 
     def __bool__(self) -> bool:
         return bool(self._lists) or bool(self._packed)

@@ -52,10 +52,10 @@ class CustomerState:
 
     __slots__ = ("customer_id", "events", "now", "profile", "prune_due", "rules")
 
-    def __init__(self, customer_id: str) -> None:
+    def __init__(self, customer_id: str, events: EventLog | None = None) -> None:
         self.customer_id = customer_id
         self.now: int | None = None
-        self.events = EventLog()
+        self.events = EventLog() if events is None else events
         self.profile: dict[str, list[Any]] = {}  # trait -> [value, ts]; value None is a tombstone
         self.rules: dict[RuleKey, RuleState] = {}
         self.prune_due: tuple[Plan, int] | None = None
@@ -76,9 +76,8 @@ class CustomerState:
         return not self.events and not self.profile and not self.rules
 
     def encode(self) -> bytes:
-        from .codec import encode_state  # noqa: PLC0415 - the codec imports this module
-
-        return encode_state(self)
+        """Schema v1 bytes (``codec``)."""
+        return _codec.encode_state(self)
 
     def size(self) -> int:
         """Serialized size in bytes: what DynamoDB would store for this customer's state."""
@@ -86,6 +85,10 @@ class CustomerState:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> CustomerState:
-        from .codec import decode_state  # noqa: PLC0415
+        """A state from schema v1 bytes (``codec``)."""
+        return _codec.decode_state(raw)
 
-        return decode_state(raw)
+
+# Last, because the codec builds these classes: whichever of the two is imported first, both are
+# complete before either method above runs.
+from . import codec as _codec  # noqa: E402
