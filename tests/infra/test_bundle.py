@@ -13,8 +13,8 @@ def test_the_bundle_leaves_out_the_cli_the_bench_and_the_local_stack(tmp_path: P
     copy_sources(tmp_path, PROJECT_ROOT / "rules")
     packages = {path.name for path in (tmp_path / "nudge").iterdir() if path.is_dir()}
     assert not packages & set(TOOLS_ONLY)
-    assert {"engine", "evaluator", "delivery", "adapters", "handlers"} <= packages
-    assert (tmp_path / "nudge" / "wiring.py").exists()
+    assert {"engine", "evaluator", "delivery", "adapters", "handlers", "wiring"} <= packages
+    assert (tmp_path / "nudge" / "wiring" / "evaluator.py").exists()
     assert (tmp_path / "rules" / "cart_abandonment.yaml").exists()
 
 
