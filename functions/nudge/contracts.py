@@ -150,6 +150,40 @@ def parse_event(data: bytes | str | dict[str, Any]) -> Event:
         raise EventError(_describe(exc, "event")) from None
 
 
+# -- keys ----------------------------------------------------------------------------------------
+
+
+KEY_MARK = "#"
+
+
+def key_text(value: Any) -> str | None:
+    """The key a property value selects, as the text firings, timers and state carry (``None``: no key).
+
+    Keys compare as JSON values: values of different types are different keys, and numbers compare
+    by value (``7`` and ``7.0`` are one key). A string is its own text, so string keys read as
+    they are; any other value is ``#`` and its JSON (``#7``, ``#true``), and a string that itself
+    starts with ``#`` is ``#`` and its JSON too (``#"#vip"``), so no two values share a text.
+    Objects, arrays and null select no key.
+    """
+    kind = type(value)
+    if kind is str:
+        return value if not value.startswith(KEY_MARK) else KEY_MARK + orjson.dumps(value).decode()
+    if kind is bool:
+        return "#true" if value else "#false"
+    if kind is int:
+        return f"#{value}"
+    if kind is float:
+        return f"#{int(value)}" if value.is_integer() else f"#{value!r}"
+    return None
+
+
+def key_value(text: str | None) -> Any:
+    """The JSON value a key text stands for: what templates and webhooks show."""
+    if text is None or not text.startswith(KEY_MARK):
+        return text
+    return orjson.loads(text[1:])
+
+
 # -- the timer message ---------------------------------------------------------------------------
 
 
@@ -336,6 +370,8 @@ __all__ = [
     "encode_firing",
     "encode_timer",
     "is_timer",
+    "key_text",
+    "key_value",
     "loads",
     "parse_event",
 ]

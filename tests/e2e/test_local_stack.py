@@ -112,3 +112,29 @@ def test_cli_local_reports_bad_lines_like_replay(tmp_path: Path, capsys: pytest.
     assert main(["local", "--events", str(events), "--json"]) == 1
     err = capsys.readouterr().err
     assert f"{events}:1: bad event: not JSON" in err
+
+
+def _envelope(event_id: str, event: str, minute: int, **properties: object) -> str:
+    return json.dumps(
+        {
+            "event_id": event_id,
+            "customer_id": "c-typed",
+            "event": event,
+            "timestamp": f"2026-11-22T10:{minute:02d}:00Z",
+            "properties": properties,
+        }
+    )
+
+
+def test_keys_of_different_json_types_stay_apart_locally_as_in_replay(stack: LocalStack, tmp_path: Path):
+    """sku 2 and sku "2" are two products: buying the number cancels only the number's reminder."""
+    lines = [_envelope(f"n{m}", "product_viewed", m, sku=2, name="Mug") for m in range(3)]
+    lines += [_envelope(f"s{m}", "product_viewed", 10 + m, sku="2", name="Poster") for m in range(3)]
+    lines.append(_envelope("buy", "purchase", 30, sku=2))
+    path = tmp_path / "typed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    output = run_stack(stack, path)
+    local = [{k: v for k, v in f.items() if k != "type"} for f in output.firings]
+    assert local == replayed(path)
+    assert [(f["rule"], f["key"]) for f in local] == [("repeated_product_views", "2")]
+    assert [e["properties"]["name"] for e in local[0]["events"]] == ["Poster"] * 3

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nudge.contracts import (
     ContractError,
@@ -14,6 +16,8 @@ from nudge.contracts import (
     decode_timer,
     encode_firing,
     encode_timer,
+    key_text,
+    key_value,
     loads,
 )
 
@@ -66,3 +70,38 @@ def test_a_timer_of_another_version_is_refused():
     body["v"] = 9
     with pytest.raises(ContractError, match="timer message v9 is not supported"):
         decode_timer(body)
+
+
+JSON_SCALARS = st.one_of(
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6),
+    st.sampled_from(["#", "#1", "#true", '#"#"', "1", "true", "7.0"]),
+)
+
+
+def _json_equal(a: object, b: object) -> bool:
+    """Equal as JSON values: the same type (numbers are one type) and the same value."""
+    number = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, number) and isinstance(b, number):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+@given(a=JSON_SCALARS, b=JSON_SCALARS)
+def test_two_values_share_a_key_exactly_when_they_are_equal_json_values(a: object, b: object):
+    assert (key_text(a) == key_text(b)) is _json_equal(a, b)
+
+
+@given(value=JSON_SCALARS)
+def test_a_key_text_reads_back_as_its_value(value: object):
+    assert _json_equal(key_value(key_text(value)), value)
+
+
+def test_a_string_key_is_its_own_text_and_other_values_are_marked():
+    assert key_text("SKU-1") == "SKU-1"
+    assert (key_text(42), key_text(7.0), key_text(True), key_text("#vip")) == ("#42", "#7", "#true", '#"#vip"')
+    assert key_text(None) is None and key_text({"a": 1}) is None and key_text([1]) is None

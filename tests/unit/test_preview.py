@@ -79,7 +79,7 @@ def test_a_sample_firing_is_armed_by_its_last_event_and_keyed_by_the_engine():
     ]
     sample = firing_from_events(cart, "c-1", {"first_name": "Ana", "email": None}, events, key=None, now_ms=at("12:00"))
     firing = sample.firing
-    assert firing.key == "42"  # the engine's reading of the key path: a number becomes its text
+    assert firing.key == "#42"  # the engine's reading of the key path: a number is `#` and its JSON
     assert (firing.armed_at, firing.fired_at) == ("2026-11-22T10:30:00Z", "2026-11-22T12:30:00Z")
     assert [e.event_id for e in firing.events] == ["v1", "preview-3"]
     assert firing.events[0].properties == {"sku": 42, "name": "Mat"}

@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nudge.contracts import Event
+from nudge.contracts import Event, key_text
 from nudge.engine import CustomerState, Engine, Plan, compile_rules, load_rules_or_raise, replay
 from tests.support import VOCABULARY as SHARED_VOCABULARY
 from tests.support import at, plan
@@ -177,3 +177,49 @@ def test_a_state_decoded_between_events_decides_and_holds_exactly_what_one_kept_
         outcomes = [engine.process(state, event, event.ts) for state in (kept, reloaded)]
         assert len({repr((o.firings, o.timers, o.decisions)) for o in outcomes}) == 1
         assert _held(kept) == _held(reloaded)
+
+
+KEYED = plan(
+    """
+id: views_per_sku
+key: sku
+when: {event: product_viewed, count: {gte: 2}, within: 1d}
+unless: {event: purchase}
+wait: 1h
+action: {channel: event, properties: [sku]}
+""",
+    """
+id: mat_then_blocks_per_sku
+key: sku
+when:
+  sequence: [{event: product_viewed}, {event: add_to_cart}]
+  within: 1d
+action: {channel: event, properties: [sku]}
+""",
+)
+MIXED_SKUS = [1, "1", True, "true", 1.0, 2, "2", "#1"]
+
+
+@st.composite
+def mixed_key_streams(draw: st.DrawFn) -> list[Event]:
+    events = []
+    for index in range(draw(st.integers(1, 40))):
+        name = draw(st.sampled_from(["product_viewed", "product_viewed", "add_to_cart", "purchase"]))
+        sku = draw(st.sampled_from(MIXED_SKUS))
+        minute = draw(st.integers(0, 6 * 60))
+        events.append(_event(name, BASE + minute * MINUTE, f"k{index}", sku=sku))
+    return events
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=mixed_key_streams())
+def test_keyed_rules_never_mix_keys_of_different_json_types(events: list[Event]):
+    for firing in replay(KEYED, events):
+        kinds = {(_json_kind(e.properties["sku"]), e.properties["sku"]) for e in firing.events}
+        assert len(kinds) == 1, f"one firing, keys of several JSON values: {kinds}"
+        [(_, value)] = kinds
+        assert key_text(value) == firing.key
+
+
+def _json_kind(value: object) -> str:
+    return "boolean" if isinstance(value, bool) else "number" if isinstance(value, int | float) else "string"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nudge.contracts import EventError, Timer, parse_event
+from nudge.contracts import EventError, Timer, key_text, parse_event
 from nudge.engine import CustomerState, Engine, TimerCancel, TimerSet, compile_rules
 from tests.support import at, ev, fired, plan, rule, run
 
@@ -378,9 +378,32 @@ def test_keyed_rule_ignores_events_without_the_key():
 
 
 def test_numeric_key_values_are_keys_too():
+    """A key that is not a string is `#` and its JSON, so it can never be taken for a string key."""
     p = plan(PER_PRODUCT)
     events = [ev("product_viewed", f"10:0{m}", sku=42) for m in range(3)]
-    assert fired(p, events) == [("views_per_sku", "c-1", "42", at("12:02"))]
+    assert fired(p, events) == [("views_per_sku", "c-1", "#42", at("12:02"))]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(1, "1"), (True, "true"), (2, "2"), (True, 1), (False, 0), ("#1", 1)],
+    ids=["number-string", "bool-string", "two", "bool-number", "false-zero", "marked-string"],
+)
+def test_key_values_of_different_json_types_are_different_keys(first, second):
+    p = plan(PER_PRODUCT)
+    views = [ev("product_viewed", f"10:0{m}", sku=value) for m in range(3) for value in (first, second)]
+    assert sorted(key for _, _, key, _ in fired(p, views)) == sorted([key_text(first), key_text(second)])
+    # A purchase of the one cancels only the one's wait.
+    kept = fired(p, [*views, ev("purchase", "10:30", sku=second)])
+    assert [key for _, _, key, _ in kept] == [key_text(first)]
+
+
+def test_numbers_are_one_key_by_value():
+    p = plan(PER_PRODUCT)
+    events = [ev("product_viewed", "10:00", sku=7), ev("product_viewed", "10:01", sku=7.0)]
+    events.append(ev("product_viewed", "10:02", sku=7))
+    assert fired(p, events) == [("views_per_sku", "c-1", "#7", at("12:02"))]
+    assert fired(p, [*events, ev("purchase", "10:30", sku=7.0)]) == []
 
 
 # -- audience -------------------------------------------------------------------------------------

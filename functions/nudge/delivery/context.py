@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..contracts import FiringMessage, MatchedEventMessage
+from ..contracts import FiringMessage, MatchedEventMessage, key_value
 
 
 def cart_lines(events: list[MatchedEventMessage]) -> list[dict[str, Any]]:
@@ -34,7 +34,7 @@ def template_context(firing: FiringMessage, *, site_url: str, unsubscribe_url: s
             "armed_at": firing.armed_at,
             "channel": firing.channel,
         },
-        "key": firing.key,
+        "key": key_value(firing.key),
         "events": events,
         "cart": cart_lines(firing.events),
         "products": [dict(e.properties) for e in firing.events if e.event == "product_viewed"],

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-from ..contracts import FiringMessage
+from ..contracts import FiringMessage, key_value
 from .ports import Outgoing
 from .templates import Rendered
 
@@ -179,7 +179,7 @@ class EventBridgeEntry:
             "firing_id": firing.firing_id,
             "customer_id": firing.customer_id,
             "rule": firing.rule,
-            "key": firing.key,
+            "key": key_value(firing.key),
             "fired_at": firing.fired_at,
             "armed_at": firing.armed_at,
             "events": [e.model_dump() for e in firing.events],

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
+from ...contracts import key_text
 from .operators import MISSING, Predicate, resolve
 
 if TYPE_CHECKING:
@@ -67,12 +68,7 @@ class Context:
         keyed = self._keyed.get(name)
         if keyed is None:
             path, key = self.key_path, self.key
-            # Keys are strings: a string value selects by plain equality, others in key_of's form.
-            keyed = [
-                e
-                for e in items
-                if (value := e.props.get(path)) == key or (type(value) is not str and key_of(value) == key)
-            ]
+            keyed = [e for e in items if key_text(e.props.get(path)) == key]
             self._keyed[name] = keyed
         return keyed
 
@@ -84,17 +80,6 @@ class Context:
             found = [e for e in self.events(matcher.name) if low <= e.ts <= now and matches(e.props)]
             self._hits[(matcher, low)] = found
         return found
-
-
-def key_of(value: Any) -> str | None:
-    """The key a property value selects: strings as they are, numbers and booleans in JSON form."""
-    if value is MISSING or value is None or isinstance(value, dict | list):
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 class Matcher:

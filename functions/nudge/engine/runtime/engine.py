@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...contracts import IDENTIFY, Event, Firing, MatchedEvent, Timer
+from ...contracts import IDENTIFY, Event, Firing, MatchedEvent, Timer, key_text
 from ..plan.compiled import CompiledRule, Filter, Plan
-from ..plan.conditions import Context, key_of
-from ..plan.operators import MISSING
+from ..plan.conditions import Context
 from .eventlog import StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
 from .state import CustomerState, Pending, RuleState
@@ -178,8 +177,7 @@ class Engine:
     def _key(self, rule: CompiledRule, stored: StoredEvent) -> tuple[bool, str | None]:
         if rule.key_path is None:
             return True, None
-        value = stored.props.get(rule.key_path, MISSING)
-        key = value if type(value) is str else key_of(value)
+        key = key_text(stored.props.get(rule.key_path))
         return key is not None, key
 
     def _cancel_wait(self, rule: CompiledRule, state: CustomerState, stored: StoredEvent, outcome: Outcome) -> None:
@@ -271,7 +269,7 @@ class Engine:
                 if (
                     arm <= e.ts <= due
                     and any(m.matches(e.props) for m in matchers)
-                    and (rule.key_path is None or key_of(e.props.get(rule.key_path, MISSING)) == key)
+                    and (rule.key_path is None or key_text(e.props.get(rule.key_path)) == key)
                 ):
                     return True
         return False

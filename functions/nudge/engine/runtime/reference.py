@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...contracts import Event
+from ...contracts import Event, key_text
 from ..plan.compiled import Filter, Plan
-from ..plan.conditions import Context, key_of
+from ..plan.conditions import Context
 from ..plan.operators import MISSING, resolve
 from .eventlog import StoredEvent
 
@@ -95,7 +95,7 @@ class ReferenceModel:
         for rule in self.plan.rules:
             key: str | None = None
             if rule.key_path is not None:
-                key = key_of(stored.props.get(rule.key_path, MISSING))
+                key = key_text(stored.props.get(rule.key_path))
                 if key is None:
                     continue
             ctx = Context(self._events, self.now, _no_traits, stored, rule.key_path, key)
