@@ -138,3 +138,36 @@ def test_keys_of_different_json_types_stay_apart_locally_as_in_replay(stack: Loc
     assert local == replayed(path)
     assert [(f["rule"], f["key"]) for f in local] == [("repeated_product_views", "2")]
     assert [e["properties"]["name"] for e in local[0]["events"]] == ["Poster"] * 3
+
+
+def test_duplicates_by_id_have_no_effect_locally_as_in_replay(stack: LocalStack, tmp_path: Path):
+    """An id reused under another name, re-sent after its event was pruned, or on a second identify."""
+
+    def line(event_id: str, customer: str, event: str, when: str, **fields: object) -> str:
+        return json.dumps({"event_id": event_id, "customer_id": customer, "event": event, "timestamp": when, **fields})
+
+    lines = [
+        # c-a: the checkout view reuses the add's id: no sequence, no reminder.
+        line("a-1", "c-a", "identify", "2026-11-22T09:00:00Z", traits={"email": "a@example.com"}),
+        line("a-2", "c-a", "add_to_cart", "2026-11-22T10:00:00Z", properties={"sku": "SKU-1", "name": "Mug"}),
+        line("a-2", "c-a", "checkout_viewed", "2026-11-22T10:10:00Z"),
+        # c-b: the add b1 is forgotten once the checkout view 90 minutes later moves the clock; its
+        # copy, stamped 11:20, must not complete a sequence with that checkout view.
+        line("b1", "c-b", "identify", "2026-11-22T09:00:00Z", traits={"email": "b@example.com"}),
+        line("b2", "c-b", "add_to_cart", "2026-11-22T10:00:00Z", properties={"sku": "SKU-2", "name": "Pot"}),
+        line("b3", "c-b", "checkout_viewed", "2026-11-22T11:30:00Z"),
+        line("b2", "c-b", "add_to_cart", "2026-11-22T11:20:00Z", properties={"sku": "SKU-2", "name": "Pot"}),
+        # c-c: the second identify reuses the first's id: the reminder goes to the first address.
+        line("i4", "c-c", "identify", "2026-11-22T09:00:00Z", traits={"email": "first@example.com"}),
+        line("i4", "c-c", "identify", "2026-11-22T09:00:00Z", traits={"email": "second@example.com"}),
+        line("c-2", "c-c", "add_to_cart", "2026-11-22T10:00:00Z", properties={"sku": "SKU-3", "name": "Tea"}),
+        line("c-3", "c-c", "checkout_viewed", "2026-11-22T10:05:00Z"),
+    ]
+    path = tmp_path / "duplicates.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    output = run_stack(stack, path)
+    local = sorted(({k: v for k, v in f.items() if k != "type"} for f in output.firings), key=key)
+    assert local == sorted(replayed(path), key=key)
+    assert [(f["rule"], f["customer_id"]) for f in local] == [("cart_abandonment", "c-c")]
+    [mail] = sent_emails()
+    assert mail["To"] == "first@example.com"

@@ -122,7 +122,7 @@ VOCABULARY = [name for name in SHARED_VOCABULARY if name != "identify"]
 
 
 @st.composite
-def event_streams(draw: st.DrawFn) -> list[Event]:
+def event_streams(draw: st.DrawFn, span_minutes: int = 8 * 24 * 60) -> list[Event]:
     count = draw(st.integers(1, 60))
     events = []
     for index in range(count):
@@ -132,7 +132,7 @@ def event_streams(draw: st.DrawFn) -> list[Event]:
             props = {"sku": draw(st.sampled_from(["SKU-YOGA-MAT", "SKU-YOGA-BLOCKS", "SKU-3"])), "price": 10}
         elif name == "page_viewed":
             props = {"section": draw(st.sampled_from(["services", "blog"]))}
-        minute = draw(st.integers(0, 8 * 24 * 60))
+        minute = draw(st.integers(0, span_minutes))
         events.append(
             Event(
                 event_id=f"e{index}",
@@ -223,3 +223,38 @@ def test_keyed_rules_never_mix_keys_of_different_json_types(events: list[Event])
 
 def _json_kind(value: object) -> str:
     return "boolean" if isinstance(value, bool) else "number" if isinstance(value, int | float) else "string"
+
+
+def _accepted_ids(events: list[Event]) -> set[tuple[str, str]]:
+    """(customer, id) of every event the engine stores when ``events`` arrive in this order."""
+    engine, states = Engine(SHIPPED), {}
+    accepted = set()
+    for event in events:
+        state = states.setdefault(event.customer_id, CustomerState(event.customer_id))
+        if engine.process(state, event, event.ts).accepted:
+            accepted.add((event.customer_id, event.event_id))
+    return accepted
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=event_streams(span_minutes=20 * 60), data=st.data())
+def test_a_second_copy_with_another_payload_changes_nothing_once_the_first_is_stored(
+    events: list[Event], data: st.DataObject
+):
+    """Within the dedupe window, an id counts once: its copies may differ in name, properties and time."""
+    accepted = _accepted_ids(events)
+    stream = list(events)
+    for original in events:
+        if (original.customer_id, original.event_id) not in accepted or not data.draw(st.booleans()):
+            continue
+        name = data.draw(st.sampled_from(VOCABULARY))
+        copy = Event(
+            event_id=original.event_id,
+            customer_id=original.customer_id,
+            name=name,
+            ts=original.ts + data.draw(st.integers(-120, 120)) * MINUTE,
+            properties={"sku": data.draw(st.sampled_from(["SKU-YOGA-MAT", "SKU-YOGA-BLOCKS"])), "section": "services"},
+        )
+        after = stream.index(original) + 1
+        stream.insert(data.draw(st.integers(after, len(stream))), copy)
+    assert _firings(stream) == _firings(events)

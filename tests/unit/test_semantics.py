@@ -560,3 +560,68 @@ def test_state_with_integers_beyond_64_bits_still_encodes():
     engine = Engine(plan(CART))
     engine.process(state, ev("add_to_cart", "10:00", sku=2**70), at("10:00"))
     assert CustomerState.decode(state.encode()).events.of("add_to_cart")[0].props == {"sku": 2**70}
+
+
+# -- duplicates: an event id counts once per customer, whatever its name and however late ----------
+
+
+def test_an_id_reused_under_another_name_is_a_duplicate():
+    p = plan(CART)
+    events = [ev("add_to_cart", "10:00", event_id="e1"), ev("checkout_viewed", "10:10", event_id="e1")]
+    assert fired(p, events) == []
+
+
+def test_an_unless_event_reusing_the_arming_id_cancels_nothing():
+    p = plan(CART)
+    events = [
+        ev("add_to_cart", "10:00", event_id="e1"),
+        ev("checkout_viewed", "10:05", event_id="e2"),
+        ev("purchase", "10:30", event_id="e1"),
+    ]
+    assert fired(p, events) == [("cart", "c-1", None, at("11:05"))]
+
+
+def test_a_duplicate_is_a_duplicate_after_the_original_is_forgotten():
+    """k1 at 10:00 is pruned once k9 at 11:30 moves the clock; its copy stamped 11:20 must not count."""
+    p = plan(
+        """
+        id: three_in_an_hour
+        when: {event: page_viewed, count: {gte: 3}, within: 1h}
+        cooldown: 1d
+        action: {channel: event}
+        """
+    )
+    events = [
+        ev("page_viewed", "10:00", event_id="k1"),
+        ev("page_viewed", "11:30", event_id="k9"),
+        ev("page_viewed", "11:20", event_id="k1"),
+        ev("page_viewed", "11:25", event_id="k3"),
+    ]
+    assert fired(p, events) == []
+    assert fired(p, [*events[:2], ev("page_viewed", "11:20", event_id="k2"), events[3]]) == [
+        ("three_in_an_hour", "c-1", None, at("11:30"))
+    ]
+
+
+def test_a_duplicate_identify_does_not_change_the_profile():
+    p = plan(IBERIA.replace("in: [PT, ES]", "in: [PT]"))
+    events = [
+        ev("identify", "09:00", event_id="i4", traits={"country": "ES"}),
+        ev("identify", "09:00", event_id="i4", traits={"country": "PT"}),
+        ev("purchase", "10:00"),
+    ]
+    assert fired(p, events) == []
+
+
+def test_an_id_is_remembered_for_the_dedupe_window_and_no_longer():
+    p = plan(
+        """
+        id: each_purchase
+        when: {event: purchase}
+        action: {channel: event}
+        """
+    )
+    first = [ev("purchase", "10:00", event_id="p1"), ev("purchase", "+1d 09:59", event_id="p2")]
+    assert len(fired(p, [*first, ev("purchase", "+1d 09:59", event_id="p1")])) == 2
+    later = [ev("purchase", "10:00", event_id="p1"), ev("purchase", "+1d 10:01", event_id="p2")]
+    assert len(fired(p, [*later, ev("purchase", "+1d 10:02", event_id="p1")])) == 3

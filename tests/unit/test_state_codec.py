@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+import pytest
+
 from nudge.contracts import Event
 from nudge.engine import CustomerState, Engine, compile_rules, load_rules_or_raise
 
@@ -41,12 +44,21 @@ def shipped_rules_state() -> CustomerState:
 
 
 def test_the_engine_writes_schema_v1_byte_for_byte():
-    """The bytes were written by the release before the engine's restructure: the layout must not move."""
+    """The layout must not move: a change here is a schema change, and needs a reader for the old one."""
     assert shipped_rules_state().encode() == (GOLDEN / "state_v1.json").read_bytes()
 
 
-def test_a_decoded_state_encodes_to_the_same_bytes():
-    golden = (GOLDEN / "state_v1.json").read_bytes()
+def test_the_state_differs_from_the_previous_release_only_by_the_ids_seen():
+    """``state_v1_before_seen_ids.json`` is what the release before the restructure wrote (less its prune memo)."""
+    now = orjson.loads((GOLDEN / "state_v1.json").read_bytes())
+    before = orjson.loads((GOLDEN / "state_v1_before_seen_ids.json").read_bytes())
+    assert len(now.pop("d")) == len(STEPS)
+    assert now == before
+
+
+@pytest.mark.parametrize("name", ["state_v1.json", "state_v1_before_seen_ids.json"])
+def test_a_decoded_state_encodes_to_the_same_bytes(name: str):
+    golden = (GOLDEN / name).read_bytes()
     assert CustomerState.decode(golden).encode() == golden
 
 
@@ -54,7 +66,7 @@ def test_a_state_with_the_old_persisted_prune_memo_is_read_and_the_memo_dropped(
     """Earlier releases stored the engine's prune memo as "x"; it is not the customer's data."""
     old = (GOLDEN / "state_v1_with_prune_memo.json").read_bytes()
     assert b'"x":' in old
-    assert CustomerState.decode(old).encode() == (GOLDEN / "state_v1.json").read_bytes()
+    assert CustomerState.decode(old).encode() == (GOLDEN / "state_v1_before_seen_ids.json").read_bytes()
 
 
 def test_a_decoded_state_decides_as_the_state_kept_in_memory():

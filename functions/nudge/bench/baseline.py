@@ -63,7 +63,7 @@ class PerEventEvaluator:
         self.firings_queue_url = firings_queue_url
         self.rejected_queue_url = rejected_queue_url
         self.ttl_margin_ms = ttl_margin_ms
-        self.horizon_ms = engine.plan.longest_horizon()
+        self.horizon_ms = engine.retention()
 
     def evaluate(self, records: Sequence[InputRecord], wall: int) -> PerEventReport:
         report = PerEventReport(records=len(records))

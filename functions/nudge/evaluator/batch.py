@@ -130,7 +130,7 @@ class BatchEvaluator:
         self.dead_letters = dead_letters
         self.ttl_margin_ms = ttl_margin_ms
         self.conflict_retries = conflict_retries
-        self.horizon_ms = engine.plan.longest_horizon()
+        self.horizon_ms = engine.retention()
 
     def evaluate(self, records: Sequence[InputRecord], wall: int, event_walls: EventWalls | None = None) -> BatchReport:
         """Evaluate a batch at wall-clock time ``wall`` (ms).

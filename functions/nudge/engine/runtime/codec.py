@@ -5,11 +5,13 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
     {"v": 1, "c": customer id, "n": now,
      "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
      "p": {trait: [value, ts]},
-     "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null]}}
+     "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null]},
+     "d": {id digest: event time in s}}                   # only when not empty; digests sorted
     pending = [arm, due, [[name, id, ts, props], ...]]
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
-memo is the engine's business and not the customer's data.
+memo is the engine's business and not the customer's data. They did not write ``"d"`` (the ids
+seen, ``seen.py``); a state without it has seen no ids, and readers that predate it ignore it.
 
 orjson writes this about three times faster than the stdlib, which made encoding half of the
 engine's time before; integers beyond 64 bits (only from events handed over as Python objects)
@@ -24,6 +26,7 @@ from typing import Any
 import orjson
 
 from .eventlog import EventLog, StoredEvent
+from .seen import SeenIds
 from .state import CustomerState, Pending, RuleState
 
 SCHEMA_VERSION = 1
@@ -37,7 +40,7 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
         if rs.pending is not None:
             pending = [rs.pending.arm, rs.pending.due, [_encode_event(e) for e in rs.pending.matched]]
         rules[rule_id if key is None else f"{rule_id}{_SEP}{key}"] = [rs.last_arm, rs.last_fired, pending]
-    return {
+    data = {
         "v": SCHEMA_VERSION,
         "c": state.customer_id,
         "n": state.now,
@@ -45,6 +48,9 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
         "p": state.profile,
         "r": rules,
     }
+    if state.seen:
+        data["d"] = dict(sorted(state.seen.encode().items()))
+    return data
 
 
 def encode_state(state: CustomerState) -> bytes:
@@ -59,7 +65,7 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     version = data.get("v")
     if version != SCHEMA_VERSION:
         raise ValueError(f"customer state schema v{version} is not supported (expected v{SCHEMA_VERSION})")
-    state = CustomerState(data["c"], EventLog(data["e"]))
+    state = CustomerState(data["c"], EventLog(data["e"]), SeenIds(data.get("d")))
     state.now = data["n"]
     state.profile = data["p"]
     for packed_key, (last_arm, last_fired, pending) in data["r"].items():

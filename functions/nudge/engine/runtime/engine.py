@@ -24,6 +24,9 @@ from .eventlog import StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
 from .state import CustomerState, Pending, RuleState
 
+DEDUPE_WINDOW = 24 * 3_600_000
+"""Default time (ms) an event id is remembered after its timestamp."""
+
 MAX_MATCHED_EVENTS = 50
 """How many matched events a firing carries (the newest), which bounds a pending wait's size."""
 
@@ -73,8 +76,14 @@ class Engine:
     only decides whether a wait is already over when it is armed. Conditions use event time.
     """
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, dedupe_window: int = DEDUPE_WINDOW) -> None:
         self.plan = plan
+        self.dedupe_window = dedupe_window
+        """How long (ms) after its timestamp an event id is remembered, so that a re-sent copy is a no-op."""
+
+    def retention(self) -> int:
+        """The longest time (ms) a state holds anything after its last event: the base of its TTL."""
+        return max(self.plan.longest_horizon(), self.dedupe_window)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -124,13 +133,16 @@ class Engine:
             reading = self.read(event)
             if reading is None:
                 return outcome
+        if event.event_id in state.seen:
+            return outcome  # a duplicate: the first copy decided everything, whatever this one says
         if event.name == IDENTIFY and event.traits:
-            outcome.changed = self._apply_traits(state, event)
-        if not reading[1]:
-            return outcome
-        stored = self._accept(state, event, reading)
+            self._apply_traits(state, event)
+            self._remember(state, event)
+            outcome.changed = True
+        stored = self._accept(state, event, reading) if reading[1] else None
         if stored is None:
             return outcome
+        self._remember(state, event)
         filters = reading[1]
         outcome.accepted = outcome.changed = True
         cancels, triggers = self.plan.routes[event.name].uses(filters)
@@ -144,9 +156,15 @@ class Engine:
         self.prune(state)
         return outcome
 
-    def _apply_traits(self, state: CustomerState, event: Event) -> bool:
+    def _remember(self, state: CustomerState, event: Event) -> None:
+        """Its id, for the dedupe window; the prune memo learns when the id is due to be forgotten."""
+        state.seen.add(event.event_id, event.ts)
+        memo = state.prune_due
+        if memo is not None:
+            state.prune_due = (memo[0], min(memo[1], state.seen.due(event.ts, self.dedupe_window)))
+
+    def _apply_traits(self, state: CustomerState, event: Event) -> None:
         """Per-trait last-writer-wins by event time, so a late identify never undoes a newer one."""
-        changed = False
         for name, value in event.traits.items():
             current = state.profile.get(name)
             if current is not None:
@@ -155,11 +173,13 @@ class Engine:
                 if event.ts == current[1] and _tiebreak(value) <= _tiebreak(current[0]):
                     continue
             state.profile[name] = [value, event.ts]
-            changed = True
-        return changed
 
     def _accept(self, state: CustomerState, event: Event, reading: Reading) -> StoredEvent | None:
-        """Store the event unless it is a duplicate or the retention rule would forget it at once."""
+        """Store the event unless it is stored already or the retention rule would forget it at once.
+
+        An id stays in ``state.seen`` for the dedupe window, and the event itself for its horizon:
+        a copy is recognized while either holds, whichever is longer.
+        """
         if state.events.contains(event.name, event.event_id):
             return None
         props, filters = reading
@@ -347,7 +367,7 @@ class Engine:
         memo = state.prune_due
         if memo is not None and now < memo[1] and memo[0] is self.plan:
             return
-        next_due = state.events.prune(self.plan.routes, now)
+        next_due = min(state.events.prune(self.plan.routes, now), state.seen.prune(now, self.dedupe_window))
         by_id = self.plan.by_id
         for rule_key in list(state.rules):
             rule = by_id.get(rule_key[0])

@@ -10,6 +10,9 @@ the rules' filters alone, what is retained and which rules arm:
 - it is *retained* at ``now`` while ``ts >= now - horizon``, its horizon being the longest among the
   filters it matches, and while it is among the newest ``cap`` of its name, counting only events
   still retained when it arrived; an event that fails either test once is gone for good;
+- an event is a *duplicate*, and has no effect, when an event of its name with its id is retained,
+  or when any event with its id was stored within the dedupe window before ``now`` (in whole
+  seconds of event time);
 - a rule *arms* on a stored event when its ``when``, evaluated at ``now`` over the retained events
   in a context of its own, holds with evidence that includes that event; the arm time is the
   latest timestamp of the evidence, and arm times only move forward per (rule, key).
@@ -44,7 +47,10 @@ class ReferenceModel:
     """One customer's retained events and arm times under ``plan``, recomputed naively after each event."""
 
     plan: Plan
+    dedupe_window: int = 24 * 3_600_000
     now: int | None = None
+    seen: dict[str, int] = field(default_factory=dict)
+    """Every id stored, with its event time: never forgotten here, judged against the window."""
     kept: dict[str, list[_Kept]] = field(default_factory=dict)
     last_arm: dict[tuple[str, str | None], int] = field(default_factory=dict)
     armings: list[tuple[str, str | None, int]] = field(default_factory=list)
@@ -63,7 +69,10 @@ class ReferenceModel:
             return
         items = self.kept.setdefault(event.name, [])
         if any(k.event.id == event.event_id for k in items):
-            return  # a duplicate
+            return  # a duplicate of a retained event
+        first = self.seen.get(event.event_id)
+        if first is not None and self.now is not None and first // 1000 >= (self.now - self.dedupe_window) // 1000:
+            return  # a duplicate of an event seen within the window
         props = {path: value for path in route.paths if (value := resolve(event.properties, path)) is not MISSING}
         stored = StoredEvent(event.event_id, event.name, event.ts, props)
         now = event.ts if self.now is None else max(self.now, event.ts)
@@ -78,6 +87,7 @@ class ReferenceModel:
             candidate = candidate[1:]
         self.kept[event.name] = candidate
         self.now = now
+        self.seen[event.event_id] = event.ts
         for name, others in self.kept.items():
             self.kept[name] = [k for k in others if k.event.ts >= now - k.horizon]
         self._arm(stored)

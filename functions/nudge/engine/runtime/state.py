@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .eventlog import EventLog, StoredEvent
+from .seen import SeenIds
 
 if TYPE_CHECKING:
     from ..plan.compiled import Plan
@@ -50,12 +51,14 @@ class CustomerState:
     windows are evaluated (event time, not arrival time).
     """
 
-    __slots__ = ("customer_id", "events", "now", "profile", "prune_due", "rules")
+    __slots__ = ("customer_id", "events", "now", "profile", "prune_due", "rules", "seen")
 
-    def __init__(self, customer_id: str, events: EventLog | None = None) -> None:
+    def __init__(self, customer_id: str, events: EventLog | None = None, seen: SeenIds | None = None) -> None:
         self.customer_id = customer_id
         self.now: int | None = None
         self.events = EventLog() if events is None else events
+        self.seen = SeenIds() if seen is None else seen
+        """The ids of the events this customer sent lately, whatever became of the events."""
         self.profile: dict[str, list[Any]] = {}  # trait -> [value, ts]; value None is a tombstone
         self.rules: dict[RuleKey, RuleState] = {}
         self.prune_due: tuple[Plan, int] | None = None
@@ -73,7 +76,7 @@ class CustomerState:
         return [(key, rs.pending) for key, rs in self.rules.items() if rs.pending is not None]
 
     def is_empty(self) -> bool:
-        return not self.events and not self.profile and not self.rules
+        return not self.events and not self.profile and not self.rules and not self.seen
 
     def encode(self) -> bytes:
         """Schema v1 bytes (``codec``)."""
