@@ -16,6 +16,7 @@ two weeks is still read correctly, or parked again saying why.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -181,7 +182,7 @@ def key_value(text: str | None) -> Any:
     """The JSON value a key text stands for: what templates and webhooks show."""
     if text is None or not text.startswith(KEY_MARK):
         return text
-    return orjson.loads(text[1:])
+    return json.loads(text[1:])  # the stdlib: an integer of any size stays an integer
 
 
 # -- the timer message ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import json
+import shutil
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
@@ -171,3 +172,27 @@ def test_duplicates_by_id_have_no_effect_locally_as_in_replay(stack: LocalStack,
     assert [(f["rule"], f["customer_id"]) for f in local] == [("cart_abandonment", "c-c")]
     [mail] = sent_emails()
     assert mail["To"] == "first@example.com"
+
+
+def test_a_lone_event_a_minute_late_fires_locally_as_in_replay(aws: EmbeddedAws, tmp_path: Path):
+    rules = tmp_path / "rules"
+    shutil.copytree("rules/templates", rules / "templates")
+    (rules / "each_purchase.yaml").write_text("id: each_purchase\nwhen: {event: purchase}\naction: {channel: event}\n")
+    (rules / "service_visits.yaml").write_text(
+        "id: service_visits\n"
+        "when: {event: page_viewed, where: {section: services}, count: {gte: 3}, within: 1d}\n"
+        "cooldown: 1d\naction: {channel: event}\n"
+    )
+    lines = [
+        _envelope("v1", "page_viewed", 0, section="services"),
+        _envelope("p1", "purchase", 0, total=12).replace("10:00:00Z", "09:59:00Z"),
+    ]
+    path = tmp_path / "late.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    aws.reset()
+    stack = LocalStack(str(rules), clock=VirtualClock(), aws=aws)
+    output = run_stack(stack, path)
+    local = [{k: v for k, v in f.items() if k != "type"} for f in output.firings]
+    plan = compile_rules(load_rules_or_raise(str(rules)))
+    assert local == [f.to_json() for f in replay(plan, events_of(path))]
+    assert [(f["rule"], f["fired_at"]) for f in local] == [("each_purchase", "2026-11-22T09:59:00Z")]

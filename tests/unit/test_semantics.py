@@ -527,7 +527,7 @@ def test_state_from_rules_no_longer_deployed_is_dropped():
 def test_referenced_events_and_horizon_come_from_the_rules():
     p = plan(CART, IMMEDIATE)
     assert p.referenced_events() == ["add_to_cart", "checkout_viewed", "product_viewed", "purchase"]
-    assert p.longest_horizon() == 7 * 86_400_000
+    assert p.longest_horizon() == 7 * 86_400_000 + p.allowed_lateness
 
 
 def test_disabled_rules_are_not_compiled():
@@ -625,3 +625,32 @@ def test_an_id_is_remembered_for_the_dedupe_window_and_no_longer():
     assert len(fired(p, [*first, ev("purchase", "+1d 09:59", event_id="p1")])) == 2
     later = [ev("purchase", "10:00", event_id="p1"), ev("purchase", "+1d 10:01", event_id="p2")]
     assert len(fired(p, [*later, ev("purchase", "+1d 10:02", event_id="p1")])) == 3
+
+
+# -- allowed lateness: every event is kept that much beyond its window ------------------------------
+
+EACH_PURCHASE = """
+id: each_purchase
+when: {event: purchase}
+action: {channel: event}
+"""
+SERVICE_VISITS = """
+id: service_visits
+when: {event: page_viewed, where: {section: services}, count: {gte: 3}, within: 1d}
+cooldown: 1d
+action: {channel: event}
+"""
+
+
+def test_a_lone_event_rule_fires_for_an_event_late_within_the_allowed_lateness():
+    """The README's "this event, as it arrives": a purchase a minute late fires too, at its own time."""
+    p = plan(EACH_PURCHASE, SERVICE_VISITS)
+    events = [ev("page_viewed", "10:00", section="services"), ev("purchase", "09:59")]
+    assert fired(p, events) == [("each_purchase", "c-1", None, at("09:59"))]
+    assert fired(p, events[::-1]) == [("each_purchase", "c-1", None, at("09:59"))]
+
+
+def test_an_event_later_than_the_allowed_lateness_is_not_stored_where_its_window_is_over():
+    p = plan(EACH_PURCHASE, SERVICE_VISITS)
+    events = [ev("page_viewed", "10:00", section="services"), ev("purchase", "09:57")]
+    assert fired(p, events) == []

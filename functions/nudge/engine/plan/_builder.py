@@ -38,6 +38,10 @@ from .operators import compile_count, compile_test, count_capacity
 DEFAULT_HISTORY = 50
 """How many of the newest events of one name a customer's state keeps (raised by larger counts)."""
 
+ALLOWED_LATENESS = 2 * 60_000
+"""How late (ms) an event may come and still find what its rules need: every filter keeps its events
+this much longer than its own window, so a lone ``when: {event: X}`` keeps X for this long."""
+
 Pinned = tuple[str, tuple[str, ...]]
 
 
@@ -106,12 +110,12 @@ class _Uses:
         self.cap[name] = max(self.cap.get(name, DEFAULT_HISTORY), cap)
         return use.matcher
 
-    def routes(self, rules: list[CompiledRule]) -> dict[str, Route]:
+    def routes(self, rules: list[CompiledRule], lateness: int) -> dict[str, Route]:
         grouped: dict[str, list[tuple[Filter, Pinned | None]]] = {}
         for use in self.filters.values():
             item = Filter(
                 use.matcher,
-                use.horizon,
+                use.horizon + lateness,
                 triggers=tuple(rules[index] for index in sorted(use.triggers)),
                 cancels=tuple(rules[index] for index in sorted(use.cancels)),
             )
@@ -157,8 +161,8 @@ class _RuleCompiler:
         return AnyNode([self.node(child, arms) for child in cond.any])
 
 
-def compile_rules(rules: Iterable[Rule]) -> Plan:
-    """Compile enabled rules, in the order given, into one ``Plan``."""
+def compile_rules(rules: Iterable[Rule], allowed_lateness: int = ALLOWED_LATENESS) -> Plan:
+    """Compile enabled rules, in the order given, into one ``Plan`` that waits ``allowed_lateness`` for stragglers."""
     uses = _Uses()
     compiled: list[CompiledRule] = []
     for rule in rules:
@@ -195,4 +199,4 @@ def compile_rules(rules: Iterable[Rule]) -> Plan:
                 cooldown=rule.cooldown,
             )
         )
-    return Plan(compiled, uses.routes(compiled))
+    return Plan(compiled, uses.routes(compiled, allowed_lateness), allowed_lateness)

@@ -6,7 +6,7 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
      "p": {trait: [value, ts]},
      "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null]},
-     "d": {id digest: event time in s}}                   # only when not empty; digests sorted
+     "d": [oldest s, "digests", [s - oldest, ...]]}      # ids seen (seen.py); only when not empty
     pending = [arm, due, [[name, id, ts, props], ...]]
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
@@ -49,7 +49,7 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
         "r": rules,
     }
     if state.seen:
-        data["d"] = dict(sorted(state.seen.encode().items()))
+        data["d"] = state.seen.encode()
     return data
 
 
@@ -65,7 +65,7 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     version = data.get("v")
     if version != SCHEMA_VERSION:
         raise ValueError(f"customer state schema v{version} is not supported (expected v{SCHEMA_VERSION})")
-    state = CustomerState(data["c"], EventLog(data["e"]), SeenIds(data.get("d")))
+    state = CustomerState(data["c"], EventLog(data["e"]), SeenIds.decode(data.get("d")))
     state.now = data["n"]
     state.profile = data["p"]
     for packed_key, (last_arm, last_fired, pending) in data["r"].items():

@@ -6,9 +6,10 @@ the events it was made from (an ``add_to_cart`` kept 1 h is still recognized 24 
 ``identify`` that is never stored). Each id is remembered for ``window`` after its own timestamp,
 counted on the customer's clock (``now``, the latest stored event time).
 
-Ids are kept as 64-bit digests, 11 characters of base64 each, beside the event time in seconds:
-about 27 bytes an id in the encoded state, whatever the length of the id. Two different ids of one
-customer share a digest with a probability near 2^-64 per pair.
+Ids are kept as 64-bit digests, 11 characters of base64 each, beside the event time in seconds. In
+the encoded state they are one string of digests (in sorted order) and the times as offsets from
+the oldest, ``[oldest, "digests", [offsets]]``: about 16 bytes an id, whatever the length of the id.
+Two different ids of one customer share a digest with a probability near 2^-64 per pair.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import hashlib
 from collections.abc import Iterator
 
 from .eventlog import NEVER
+
+_WIDTH = 11
+"""Characters of one digest: 8 bytes in unpadded base64."""
 
 
 def digest(event_id: str) -> str:
@@ -60,5 +64,17 @@ class SeenIds:
             self._ids = kept
         return NEVER if not kept else self.due(min(kept.values()) * 1000, window)
 
-    def encode(self) -> dict[str, int]:
-        return self._ids
+    def encode(self) -> list[object]:
+        """``[oldest second, digests in sorted order as one string, [second - oldest, ...]]``."""
+        items = sorted(self._ids.items())
+        oldest = min(ts for _, ts in items)
+        return [oldest, "".join(key for key, _ in items), [ts - oldest for _, ts in items]]
+
+    @classmethod
+    def decode(cls, data: list[object] | None) -> SeenIds:
+        if not data:
+            return cls()
+        oldest, digests, offsets = data
+        assert isinstance(oldest, int) and isinstance(digests, str) and isinstance(offsets, list)
+        keys = [digests[i : i + _WIDTH] for i in range(0, len(digests), _WIDTH)]
+        return cls({key: oldest + offset for key, offset in zip(keys, offsets, strict=True)})
