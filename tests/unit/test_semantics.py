@@ -613,7 +613,8 @@ def test_a_duplicate_identify_does_not_change_the_profile():
     assert fired(p, events) == []
 
 
-def test_an_id_is_remembered_for_the_dedupe_window_and_no_longer():
+def test_an_id_is_remembered_for_the_dedupe_window_and_forgotten_on_the_next_full_hour():
+    """p1 at 10:00 is remembered 24 h, until the full hour after: a copy is a duplicate until +1d 11:00."""
     p = plan(
         """
         id: each_purchase
@@ -621,10 +622,10 @@ def test_an_id_is_remembered_for_the_dedupe_window_and_no_longer():
         action: {channel: event}
         """
     )
-    first = [ev("purchase", "10:00", event_id="p1"), ev("purchase", "+1d 09:59", event_id="p2")]
-    assert len(fired(p, [*first, ev("purchase", "+1d 09:59", event_id="p1")])) == 2
-    later = [ev("purchase", "10:00", event_id="p1"), ev("purchase", "+1d 10:01", event_id="p2")]
-    assert len(fired(p, [*later, ev("purchase", "+1d 10:02", event_id="p1")])) == 3
+    first = [ev("purchase", "10:00", event_id="p1"), ev("purchase", "+1d 10:59", event_id="p2")]
+    assert len(fired(p, [*first, ev("purchase", "+1d 10:59", event_id="p1")])) == 2
+    later = [ev("purchase", "10:00", event_id="p1"), ev("purchase", "+1d 11:00", event_id="p2")]
+    assert len(fired(p, [*later, ev("purchase", "+1d 11:01", event_id="p1")])) == 3
 
 
 # -- allowed lateness: every event is kept that much beyond its window ------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from ...contracts import key_text
+from ...contracts import KEY_MARK, key_text
 from .operators import MISSING, Predicate, resolve
 
 if TYPE_CHECKING:
@@ -68,7 +68,11 @@ class Context:
         keyed = self._keyed.get(name)
         if keyed is None:
             path, key = self.key_path, self.key
-            keyed = [e for e in items if key_text(e.props.get(path)) == key]
+            if key is not None and not key.startswith(KEY_MARK):
+                # A plain string key: only that very string equals it (no number or boolean does).
+                keyed = [e for e in items if e.props.get(path) == key]
+            else:
+                keyed = [e for e in items if key_text(e.props.get(path)) == key]
             self._keyed[name] = keyed
         return keyed
 

@@ -6,7 +6,7 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
      "p": {trait: [value, ts]},
      "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null]},
-     "d": [oldest s, "digests", [s - oldest, ...]]}      # ids seen (seen.py); only when not empty
+     "d": [oldest s, "digests", [s - oldest, ...]]}      # ids seen, in the order seen (seen.py); if any
     pending = [arm, due, [[name, id, ts, props], ...]]
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a

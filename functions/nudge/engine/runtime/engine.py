@@ -22,6 +22,7 @@ from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
 from .eventlog import StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
+from .seen import digest
 from .state import CustomerState, Pending, RuleState
 
 DEDUPE_WINDOW = 24 * 3_600_000
@@ -133,16 +134,17 @@ class Engine:
             reading = self.read(event)
             if reading is None:
                 return outcome
-        if event.event_id in state.seen:
+        seen_as = digest(event.event_id)
+        if seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
         if event.name == IDENTIFY and event.traits:
             self._apply_traits(state, event)
-            self._remember(state, event)
+            self._remember(state, seen_as, event.ts)
             outcome.changed = True
         stored = self._accept(state, event, reading) if reading[1] else None
         if stored is None:
             return outcome
-        self._remember(state, event)
+        self._remember(state, seen_as, event.ts)
         filters = reading[1]
         outcome.accepted = outcome.changed = True
         cancels, triggers = self.plan.routes[event.name].uses(filters)
@@ -156,12 +158,12 @@ class Engine:
         self.prune(state)
         return outcome
 
-    def _remember(self, state: CustomerState, event: Event) -> None:
-        """Its id, for the dedupe window; the prune memo learns when the id is due to be forgotten."""
-        state.seen.add(event.event_id, event.ts)
+    def _remember(self, state: CustomerState, seen_as: str, ts: int) -> None:
+        """An event's id, for the dedupe window; the prune memo learns when it is due to be forgotten."""
+        due = state.seen.add(seen_as, ts, self.dedupe_window)
         memo = state.prune_due
-        if memo is not None:
-            state.prune_due = (memo[0], min(memo[1], state.seen.due(event.ts, self.dedupe_window)))
+        if memo is not None and due < memo[1]:
+            state.prune_due = (memo[0], due)
 
     def _apply_traits(self, state: CustomerState, event: Event) -> None:
         """Per-trait last-writer-wins by event time, so a late identify never undoes a newer one."""

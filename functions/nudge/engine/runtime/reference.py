@@ -11,8 +11,8 @@ the rules' filters alone, what is retained and which rules arm:
   filters it matches, and while it is among the newest ``cap`` of its name, counting only events
   still retained when it arrived; an event that fails either test once is gone for good;
 - an event is a *duplicate*, and has no effect, when an event of its name with its id is retained,
-  or when any event with its id was stored within the dedupe window before ``now`` (in whole
-  seconds of event time);
+  or when any event with its id was stored and ``now`` has not reached that id's expiry (the
+  first full hour after its time plus the dedupe window);
 - a rule *arms* on a stored event when its ``when``, evaluated at ``now`` over the retained events
   in a context of its own, holds with evidence that includes that event; the arm time is the
   latest timestamp of the evidence, and arm times only move forward per (rule, key).
@@ -30,6 +30,7 @@ from ..plan.compiled import Filter, Plan
 from ..plan.conditions import Context
 from ..plan.operators import MISSING, resolve
 from .eventlog import StoredEvent
+from .seen import expiry
 
 
 def _no_traits() -> dict[str, Any]:
@@ -71,7 +72,7 @@ class ReferenceModel:
         if any(k.event.id == event.event_id for k in items):
             return  # a duplicate of a retained event
         first = self.seen.get(event.event_id)
-        if first is not None and self.now is not None and first // 1000 >= (self.now - self.dedupe_window) // 1000:
+        if first is not None and self.now is not None and self.now < expiry(first, self.dedupe_window):
             return  # a duplicate of an event seen within the window
         props = {path: value for path in route.paths if (value := resolve(event.properties, path)) is not MISSING}
         stored = StoredEvent(event.event_id, event.name, event.ts, props)
