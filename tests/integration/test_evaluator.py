@@ -285,3 +285,13 @@ def test_batch_io_is_bounded(session, resources, clock):  # type: ignore[no-unty
     report = harness.evaluate(records)
     assert report.skipped == 50
     assert sum(counter.calls.values()) == 0  # events no rule references cost no I/O at all
+
+
+def test_events_later_than_the_allowed_lateness_are_counted_for_the_late_events_metric(harness: Harness, clock):
+    """By the wall clock: a checkout view stamped 10 minutes before the batch is read is late; 1 minute is not."""
+    clock.set(at("10:30"))
+    harness.stream.put(event("add_to_cart", "10:00", sku="SKU-1"), event("checkout_viewed", "10:20"))
+    harness.stream.put(event("checkout_viewed", "10:29", event_id="in-time"))
+    report = harness.evaluate()
+    assert report.counts()["LateEvents"] == 2  # the add (30 min) and the first view (10 min)
+    assert report.late == 2

@@ -365,3 +365,22 @@ def test_replay_keeps_state_only_for_customers_with_something_to_remember():
     assert [(f.customer_id, f.rule) for f in firings] == [("c-shopper", "cart_abandonment")]
     assert set(replayer.states) == {"c-shopper", "c-known"}  # the cooldown and profile are still remembered
     assert replayer.pending_timers() == 0
+
+
+def test_the_summary_counts_events_later_than_the_allowed_lateness(tmp_path: Path, capsys):
+    """A checkout view 10 minutes behind the clock is late; one 1 minute behind is within the 2 minutes."""
+    events = write_lines(
+        tmp_path / "late.jsonl",
+        [
+            envelope("a1", "add_to_cart", "2026-11-22T10:00:00Z", sku="S1"),
+            envelope("p1", "page_viewed", "2026-11-22T10:30:00Z", section="services"),
+            envelope("c1", "checkout_viewed", "2026-11-22T10:29:00Z"),
+            envelope("c2", "checkout_viewed", "2026-11-22T10:20:00Z"),
+        ],
+    )
+    code, out, _ = nudge(capsys, "--events", events)
+    assert code == 0
+    assert (
+        out.splitlines()[-1]
+        == "1 late: more than 2m behind the latest event when read, used only where their windows still held them"
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ..contracts import Event, EventError, Firing, parse_event
-from ..engine import Replayer, ReplayStats, RuleLoadError, compile_rules, load_rules_or_raise
+from ..engine import Replayer, ReplayStats, RuleLoadError, compile_rules, format_duration, load_rules_or_raise
 from ..timefmt import iso, parse_iso
 from .progress import Progress
 
@@ -175,3 +175,8 @@ def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None
         f"\n{stats.events:,} events read, {stats.accepted:,} used by rules, "
         f"{len(firings):,} firings, {stats.timers_fired:,} waits came due\n"
     )
+    if stats.late:
+        out.write(
+            f"{stats.late:,} late: more than {format_duration(stats.allowed_lateness)} behind the latest event "
+            "when read, used only where their windows still held them\n"
+        )

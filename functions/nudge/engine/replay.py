@@ -38,6 +38,9 @@ class RuleTally:
 class ReplayStats:
     events: int = 0
     accepted: int = 0
+    late: int = 0
+    """Events more than ``allowed_lateness`` (ms) behind the virtual clock when they came."""
+    allowed_lateness: int = 0
     timers_fired: int = 0
     rules: dict[str, RuleTally] = field(default_factory=dict)
 
@@ -56,7 +59,7 @@ class Replayer:
         self.engine = Engine(plan)
         self.states: dict[str, CustomerState] = {}
         self.clock: int | None = None
-        self.stats = ReplayStats()
+        self.stats = ReplayStats(allowed_lateness=plan.allowed_lateness)
         for rule in plan.rules:
             self.stats.rules[rule.id] = RuleTally()
         # Heap entries are (due, customer, rule, key text, sequence, timer); an entry whose timer is no
@@ -77,6 +80,8 @@ class Replayer:
         outcome = self.engine.process(state, event, clock)
         if outcome.accepted:
             self.stats.accepted += 1
+        if outcome.late:
+            self.stats.late += 1
         self._absorb(outcome)
         self._keep(state)
         firings.extend(outcome.firings)

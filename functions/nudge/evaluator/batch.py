@@ -42,6 +42,7 @@ class BatchReport:
     writes: int = 0
     conflicts: int = 0
     failed_customers: int = 0
+    late: int = 0
     failed_sequence_number: str | None = None
     rejections: list[Rejected] = field(default_factory=list)
 
@@ -58,6 +59,7 @@ class BatchReport:
             "StateWrites": self.writes,
             "StateConflicts": self.conflicts,
             "FailedCustomers": self.failed_customers,
+            "LateEvents": self.late,
         }
 
     def response(self) -> dict[str, list[dict[str, str]]]:
@@ -75,6 +77,7 @@ class _Customer:
     timers: list[TimerSet | TimerCancel] = field(default_factory=list)
     changed: bool = False
     failed: bool = False
+    late: int = 0
 
     @property
     def first_index(self) -> int:
@@ -167,6 +170,7 @@ class BatchEvaluator:
             failed_indexes += [index for index, r in rejected if id(r) in unparked]
         if customers:
             self._evaluate_customers(customers, wall, report)
+            report.late = sum(customer.late for customer in customers.values())
             failed = [c for c in customers.values() if c.failed]
             report.failed_customers = len(failed)
             failed_indexes += [c.first_index for c in failed]
@@ -197,7 +201,7 @@ class BatchEvaluator:
     def _run(self, customer: _Customer) -> None:
         assert customer.stored is not None
         state = customer.stored.state
-        customer.firings, customer.timers, customer.changed = [], [], False
+        customer.firings, customer.timers, customer.changed, customer.late = [], [], False, 0
         for _, payload, wall, reading in customer.items:
             if isinstance(payload, Timer):
                 outcome = self.engine.on_timer(state, payload)
@@ -206,6 +210,7 @@ class BatchEvaluator:
             customer.firings += outcome.firings
             customer.timers += outcome.timers
             customer.changed |= outcome.changed
+            customer.late += outcome.late
         customer.timers = coalesce(customer.timers)
 
     def _apply_timers(self, customer: _Customer, report: BatchReport) -> None:

@@ -137,6 +137,7 @@ class Engine:
         seen_as = digest(event.event_id)
         if seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
+        outcome.late = event.ts < wall - self.plan.allowed_lateness
         if event.name == IDENTIFY and event.traits:
             self._apply_traits(state, event)
             self._remember(state, seen_as, event.ts)

@@ -64,6 +64,9 @@ class Outcome:
     decisions: list[Decision] = field(default_factory=list)
     changed: bool = False
     accepted: bool = False
+    late: bool = False
+    """The event came more than the allowed lateness behind the caller's clock: it was processed on a
+    best-effort basis (stored only where its window still holds it)."""
 
 
 def firing_id(rule: str, customer_id: str, key: str | None, armed_at: int) -> str:
