@@ -655,3 +655,12 @@ def test_an_event_later_than_the_allowed_lateness_is_not_stored_where_its_window
     p = plan(EACH_PURCHASE, SERVICE_VISITS)
     events = [ev("page_viewed", "10:00", section="services"), ev("purchase", "09:57")]
     assert fired(p, events) == []
+
+
+def test_a_customer_who_only_identifies_remembers_only_a_day_of_ids():
+    """Bounded state: identify events are never stored, yet their ids must not pile up."""
+    engine, state = Engine(plan(CART)), CustomerState("c-1")
+    for hour in range(72):
+        event = ev("identify", f"+{hour // 24}d {hour % 24:02d}:00", traits={"plan": f"p{hour}"})
+        engine.process(state, event, event.ts)
+    assert 24 <= len(state.seen) <= 26

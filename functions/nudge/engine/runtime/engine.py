@@ -141,6 +141,9 @@ class Engine:
         if event.name == IDENTIFY and event.traits:
             self._apply_traits(state, event)
             self._remember(state, seen_as, event.ts)
+            # An identify is never stored, so it never prunes: its own time sweeps the id memory, or
+            # a customer who only ever identifies would remember every id for good.
+            state.seen.prune(max(event.ts, state.now or event.ts), self.dedupe_window)
             outcome.changed = True
         stored = self._accept(state, event, reading) if reading[1] else None
         if stored is None:
