@@ -13,6 +13,7 @@ from typing import Any
 
 from ..contracts import FiringMessage
 from ..delivery.ports import RECLAIMABLE, ActivationStatus, Claim
+from ..settings import TTL_ATTRIBUTE
 
 DAY_MS = 86_400_000
 RECLAIMABLE_VALUES = {f":r{index}": status.value for index, status in enumerate(sorted(RECLAIMABLE))}
@@ -32,7 +33,7 @@ class DynamoDBActivationLog:
             "rule": {"S": firing.rule},
             "channel": {"S": firing.channel},
             "fired_at": {"S": firing.fired_at},
-            "expires_at": {"N": str((now_ms + self.ttl_days * DAY_MS) // 1000)},
+            TTL_ATTRIBUTE: {"N": str((now_ms + self.ttl_days * DAY_MS) // 1000)},
         }
 
     def claim(self, firing: FiringMessage, now_ms: int) -> Claim:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..engine import CustomerState
 from ..evaluator.ports import StoredState, VersionConflict
+from ..settings import TTL_ATTRIBUTE
 
 BATCH_GET_LIMIT = 100
 _RAW, _ZLIB = b"j", b"z"
@@ -88,7 +89,7 @@ class DynamoDBStateStore:
                 **key,
                 "state": {"B": encode_state(state)},
                 "version": {"N": str((stored.version or 0) + 1)},
-                "expires_at": {"N": str(expires_at_s)},
+                TTL_ATTRIBUTE: {"N": str(expires_at_s)},
             }
             if stored.version is None:
                 self.client.put_item(

@@ -22,7 +22,7 @@ Later, incremental aggregates (a count per filter and key, kept up to date on ``
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -102,10 +102,6 @@ class EventLog:
 
     def __bool__(self) -> bool:
         return bool(self._lists) or bool(self._packed)
-
-    def __iter__(self) -> Iterator[StoredEvent]:
-        for name in self.names():
-            yield from self.of(name) or ()
 
     # -- changing --------------------------------------------------------------------------------
 

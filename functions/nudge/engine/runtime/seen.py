@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 
 from .eventlog import NEVER
 
@@ -58,9 +57,6 @@ class SeenIds:
 
     def __len__(self) -> int:
         return len(self._ids)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._ids)
 
     def add(self, key: str, ts: int, window: int) -> int:
         """Remember the id of digest ``key`` and event time ``ts``; return when it is forgotten."""
