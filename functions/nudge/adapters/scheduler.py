@@ -69,12 +69,12 @@ class EventBridgeTimerScheduler:
             else:
                 self._cancel(request)
 
-    def definition(self, timer: Timer) -> dict[str, Any]:
-        """The full schedule (create and update take the same shape)."""
+    def definition(self, timer: Timer, at: int) -> dict[str, Any]:
+        """The full schedule for ``timer``, coming at ``at`` (create and update take the same shape)."""
         return {
             "Name": schedule_name(timer.customer_id, timer.rule, timer.key),
             "GroupName": self.group_name,
-            "ScheduleExpression": at_expression(timer.due, self.clock.now_ms(), self.min_lead_ms),
+            "ScheduleExpression": at_expression(at, self.clock.now_ms(), self.min_lead_ms),
             "ScheduleExpressionTimezone": "UTC",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "ActionAfterCompletion": "DELETE",
@@ -93,7 +93,7 @@ class EventBridgeTimerScheduler:
         }
 
     def _set(self, request: TimerSet) -> None:
-        definition = self.definition(request.timer)
+        definition = self.definition(request.timer, request.at)
         errors = self.client.exceptions
         if request.replaces:
             try:

@@ -158,7 +158,7 @@ class MotoStack:
         for name, at, timer in seed.timers:
             if timer.customer_id not in customers:
                 continue
-            definition = {**adapter.definition(timer), "ScheduleExpression": _at_text(at)}
+            definition = {**adapter.definition(timer, at), "ScheduleExpression": _at_text(at)}
             self.scheduler.create_schedule(**definition)
             queue.put(name, at, (name, timer.customer_id, encode_timer(timer).encode()))
 

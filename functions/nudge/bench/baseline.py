@@ -84,7 +84,7 @@ class PerEventEvaluator:
         state = decode_state(found["state"]["B"]) if found else CustomerState(customer_id)
         outcome: Outcome
         if isinstance(item, TimerRecord):
-            outcome = self.engine.on_timer(state, item.timer)
+            outcome = self.engine.on_timer(state, item.timer, wall)
         else:
             outcome = self.engine.process(state, item, wall)
         for request in outcome.timers:
@@ -102,7 +102,7 @@ class PerEventEvaluator:
             report.firings += 1
         expires = max(wall, state.now or wall) + self.horizon_ms + self.ttl_margin_ms
         for _, pending in state.pending():
-            expires = max(expires, pending.due + self.ttl_margin_ms)
+            expires = max(expires, pending.due + self.engine.lateness + self.ttl_margin_ms)
         self.dynamodb.put_item(
             TableName=self.table_name,
             Item={**key, "state": {"B": encode_state(state)}, "expires_at": {"N": str(expires // 1000)}},

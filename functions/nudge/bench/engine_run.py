@@ -51,7 +51,7 @@ class EngineRun:
 def _apply(queue: TimerQueue[Timer], request: TimerSet | TimerCancel, wall: int, run: EngineRun) -> None:
     if isinstance(request, TimerSet):
         timer = request.timer
-        queue.put(schedule_name(timer.customer_id, timer.rule, timer.key), schedule_at(timer.due, wall), timer)
+        queue.put(schedule_name(timer.customer_id, timer.rule, timer.key), schedule_at(request.at, wall), timer)
         run.timers_set += 1
     else:
         queue.cancel(schedule_name(request.customer_id, request.rule, request.key))
@@ -79,7 +79,10 @@ def run_batched(engine: Engine, batcher: Batcher[Timer], events: Sequence[Event]
             changed = False
             requests: list[TimerSet | TimerCancel] = []
             for item in items:
-                outcome = on_timer(state, item) if isinstance(item, Timer) else process(state, item[0], wall, item[1])
+                if isinstance(item, Timer):
+                    outcome = on_timer(state, item, wall)
+                else:
+                    outcome = process(state, item[0], wall, item[1])
                 changed |= outcome.changed
                 requests += outcome.timers
                 run.firings += len(outcome.firings)
@@ -111,7 +114,10 @@ def run_per_event(engine: Engine, batcher: Batcher[Timer], events: Sequence[Even
             raw = states.get(customer_id)
             state = decode(raw) if raw is not None else CustomerState(customer_id)
             run.decodes += raw is not None
-            outcome = engine.on_timer(state, item) if isinstance(item, Timer) else engine.process(state, item, wall)
+            if isinstance(item, Timer):
+                outcome = engine.on_timer(state, item, wall)
+            else:
+                outcome = engine.process(state, item, wall)
             for request in outcome.timers:
                 _apply(queue, request, wall, run)
             run.firings += len(outcome.firings)

@@ -1,8 +1,10 @@
 """Replay: the engine over a stream of events on a virtual clock, with timers kept in memory.
 
 The virtual clock stands for production's wall clock: it is the largest event timestamp seen so
-far. Before an event is processed, every timer due strictly before the new clock fires, as the
-scheduler would have delivered it first; a timer due exactly at an event's time fires after it.
+far. A timer comes at its wait's decision time (due + allowed lateness), as Scheduler is asked to
+deliver it. Before an event is processed, every timer that comes strictly before the new clock
+fires, as the scheduler would have delivered it first; one that comes exactly at an event's
+clock fires after it. An event is late when it is more than the allowed lateness behind the clock.
 Memory holds one state per customer with something to remember, plus one entry per pending wait.
 """
 
@@ -88,10 +90,14 @@ class Replayer:
         return firings
 
     def finish(self, until: int | None = None) -> list[Firing]:
-        """End of input: move the clock to ``until`` (or past the last timer) and fire what is due."""
+        """End of input: decide every wait due by ``until`` (all of them when ``None``).
+
+        The input holds everything there is, so there is no straggler left to wait for: a wait due
+        at ``until`` is decided, its timer coming the allowed lateness later as always.
+        """
         if until is None:
             return self._fire_timers(before=None)
-        firings = self._fire_timers(before=until + 1)
+        firings = self._fire_timers(before=until + self.engine.lateness + 1)
         self.clock = until if self.clock is None else max(self.clock, until)
         return firings
 
@@ -111,7 +117,7 @@ class Replayer:
                 timer = request.timer
                 self._live[(timer.customer_id, timer.rule, timer.key)] = timer
                 self._sequence += 1
-                entry = (timer.due, timer.customer_id, timer.rule, timer.key or "", self._sequence, timer)
+                entry = (request.at, timer.customer_id, timer.rule, timer.key or "", self._sequence, timer)
                 heapq.heappush(self._heap, entry)
             elif isinstance(request, TimerCancel):
                 self._live.pop((request.customer_id, request.rule, request.key), None)
@@ -120,7 +126,7 @@ class Replayer:
         firings: list[Firing] = []
         heap = self._heap
         while heap and (before is None or heap[0][0] < before):
-            due, customer_id, _, _, _, timer = heapq.heappop(heap)
+            comes, customer_id, _, _, _, timer = heapq.heappop(heap)
             timer_key = (customer_id, timer.rule, timer.key)
             if self._live.get(timer_key) is not timer:
                 continue  # moved or cancelled since it was queued
@@ -128,8 +134,8 @@ class Replayer:
             state = self.states.get(customer_id)
             if state is None:
                 continue
-            self.clock = due if self.clock is None else max(self.clock, due)
-            outcome = self.engine.on_timer(state, timer)
+            self.clock = comes if self.clock is None else max(self.clock, comes)
+            outcome = self.engine.on_timer(state, timer, self.clock)
             self.stats.timers_fired += 1
             self._absorb(outcome)
             self._keep(state)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..contracts import Event, Firing, Timer
 from ..engine import Engine, Reading, TimerCancel, TimerSet
@@ -107,7 +107,7 @@ def coalesce(requests: Sequence[TimerSet | TimerCancel]) -> list[TimerSet | Time
         if created_here and isinstance(request, TimerCancel):
             continue
         if created_here and isinstance(request, TimerSet) and request.replaces:
-            result.append(TimerSet(request.timer, replaces=False))
+            result.append(replace(request, replaces=False))
         else:
             result.append(request)
     return result
@@ -204,7 +204,7 @@ class BatchEvaluator:
         customer.firings, customer.timers, customer.changed, customer.late = [], [], False, 0
         for _, payload, wall, reading in customer.items:
             if isinstance(payload, Timer):
-                outcome = self.engine.on_timer(state, payload)
+                outcome = self.engine.on_timer(state, payload, wall)
             else:
                 outcome = self.engine.process(state, payload, wall, reading)
             customer.firings += outcome.firings
@@ -276,5 +276,5 @@ class BatchEvaluator:
         latest = max(wall, state.now or wall)
         expires = latest + self.horizon_ms + self.ttl_margin_ms
         for _, pending in state.pending():
-            expires = max(expires, pending.due + self.ttl_margin_ms)
+            expires = max(expires, pending.due + self.engine.lateness + self.ttl_margin_ms)
         return expires // 1000

@@ -3,8 +3,8 @@
 The plan answers, in a dict lookup and one ``Route.match``, the questions the hot path asks of
 every event: may this event arm a rule, cancel a wait, or be needed later? Events whose name no
 rule references cost one lookup and nothing else. The builder also derives what state must be
-kept: per event name the properties read and how many of the newest events (cap), and per filter
-how far back its events are needed (horizon), so an event is kept only as long as a filter it
+kept: per event name the properties read, and per filter how far back its events are needed
+(horizon) and how many of its newest matches (cap), so an event is kept only as long as a filter it
 matches needs it: a product view is not kept for a week because one rule wants yoga-mat views
 that long.
 
@@ -36,7 +36,10 @@ from .conditions import AllNode, AnyNode, AttributeNode, EventNode, Matcher, Nod
 from .operators import compile_count, compile_test, count_capacity
 
 DEFAULT_HISTORY = 50
-"""How many of the newest events of one name a customer's state keeps (raised by larger counts)."""
+"""How many of the newest events one filter keeps, and one condition sees (raised by larger counts).
+
+Per filter, not per name: a rule that stores every product view cannot push out the yoga-mat
+views another rule is waiting on, so adding or removing a rule never changes another's firings."""
 
 ALLOWED_LATENESS = 2 * 60_000
 """How late (ms) an event may come and still find what its rules need: every filter keeps its events
@@ -68,13 +71,14 @@ class _Use:
     matcher: Matcher
     pinned: Pinned | None
     horizon: int = 0
+    cap: int = DEFAULT_HISTORY
     triggers: set[int] = field(default_factory=set)
     cancels: set[int] = field(default_factory=set)
 
 
 @dataclass
 class _Uses:
-    """Every distinct filter of the rule set, and per event name the properties read and the cap.
+    """Every distinct filter of the rule set, and per event name the properties read.
 
     Filters are shared: ``purchase`` as the ``unless`` of three rules and the ``trend`` of a
     fourth is one filter, matched once per event, kept for the longest of its four needs. Two
@@ -83,7 +87,6 @@ class _Uses:
 
     filters: dict[tuple[str, str], _Use] = field(default_factory=dict)
     paths: dict[str, set[str]] = field(default_factory=dict)
-    cap: dict[str, int] = field(default_factory=dict)
 
     def add(
         self,
@@ -102,12 +105,12 @@ class _Uses:
             matcher = Matcher(name, [(path, compile_test(test)) for path, test in where.items()])
             use = self.filters[identity] = _Use(matcher, pinned_strings(where))
         use.horizon = max(use.horizon, horizon)
+        use.cap = max(use.cap, cap)
         if trigger_of is not None:
             use.triggers.add(trigger_of)
         if cancels is not None:
             use.cancels.add(cancels)
         self.paths.setdefault(name, set()).update(where, extra)
-        self.cap[name] = max(self.cap.get(name, DEFAULT_HISTORY), cap)
         return use.matcher
 
     def routes(self, rules: list[CompiledRule], lateness: int) -> dict[str, Route]:
@@ -116,11 +119,12 @@ class _Uses:
             item = Filter(
                 use.matcher,
                 use.horizon + lateness,
+                use.cap,
                 triggers=tuple(rules[index] for index in sorted(use.triggers)),
                 cancels=tuple(rules[index] for index in sorted(use.cancels)),
             )
             grouped.setdefault(use.matcher.name, []).append((item, use.pinned))
-        return {name: Route(name, filters, self.paths[name], self.cap[name]) for name, filters in grouped.items()}
+        return {name: Route(name, filters, self.paths[name]) for name, filters in grouped.items()}
 
 
 class _RuleCompiler:
@@ -130,7 +134,9 @@ class _RuleCompiler:
         self.uses = uses
         self.extra = [p for p in (rule.key, *rule.action.properties) if p]
 
-    def _use(self, name: str, where: dict[str, dict[str, Any]], horizon: int, arms: bool, cap: int = 1) -> Matcher:
+    def _use(
+        self, name: str, where: dict[str, dict[str, Any]], horizon: int, arms: bool, cap: int = DEFAULT_HISTORY
+    ) -> Matcher:
         trigger_of = self.index if arms else None
         return self.uses.add(name, where, horizon, cap=cap, extra=self.extra, trigger_of=trigger_of)
 
@@ -141,17 +147,17 @@ class _RuleCompiler:
         """
         if isinstance(cond, EventFilter):
             count = compile_count(cond.count) if cond.count is not None else None
-            cap = count_capacity(cond.count) if cond.count is not None else 1
+            cap = max(DEFAULT_HISTORY, count_capacity(cond.count)) if cond.count is not None else DEFAULT_HISTORY
             matcher = self._use(cond.event, cond.where, cond.within or 0, arms, cap)
-            return EventNode(matcher, cond.within, count)
+            return EventNode(matcher, cond.within, count, cap)
         if isinstance(cond, SequenceCondition):
             within = cond.within or 0
             steps = [self._use(step.event, step.where, within, arms) for step in cond.sequence]
-            return SequenceNode(steps, within)
+            return SequenceNode(steps, within, DEFAULT_HISTORY)
         if isinstance(cond, TrendCondition):
             spec = cond.trend
             matcher = self._use(spec.event, spec.where, spec.period * spec.periods, arms)
-            return TrendNode(matcher, spec.period, spec.periods, spec.direction == "increasing")
+            return TrendNode(matcher, spec.period, spec.periods, spec.direction == "increasing", DEFAULT_HISTORY)
         if isinstance(cond, AttributeCondition):
             return AttributeNode(cond.attribute, compile_test(cond.test))
         if isinstance(cond, NotCondition):

@@ -50,22 +50,25 @@ class CompiledRule:
 class Filter:
     """One distinct ``event`` + ``where`` of the plan and its uses across every rule.
 
-    ``horizon`` is how long (ms) an event matching it must be kept; ``triggers`` the rules whose
+    ``horizon`` is how long (ms) an event matching it must be kept, ``cap`` how many of the newest
+    events it matches must be kept (the largest any condition on it sees); ``triggers`` the rules whose
     condition it is part of (so a match may arm them), ``cancels`` the rules whose ``unless`` it is.
     Both are in plan order, which is the order firings of one event follow.
     """
 
-    __slots__ = ("cancels", "horizon", "matcher", "triggers")
+    __slots__ = ("cancels", "cap", "horizon", "matcher", "triggers")
 
     def __init__(
         self,
         matcher: Matcher,
         horizon: int,
+        cap: int,
         triggers: tuple[CompiledRule, ...],
         cancels: tuple[CompiledRule, ...],
     ) -> None:
         self.matcher = matcher
         self.horizon = horizon
+        self.cap = cap
         self.triggers = triggers
         self.cancels = cancels
 
@@ -74,7 +77,7 @@ class Filter:
 
 
 class Route:
-    """The filters of one event name, the properties to keep, and how many of its events."""
+    """The filters of one event name and the properties to keep."""
 
     __slots__ = (
         "_dotted",
@@ -82,7 +85,8 @@ class Route:
         "_plain",
         "_scan",
         "_uses",
-        "cap",
+        "cap_floor",
+        "cap_total",
         "filters",
         "floor",
         "horizon",
@@ -95,14 +99,16 @@ class Route:
         name: str,
         filters: Sequence[tuple[Filter, tuple[str, tuple[str, ...]] | None]],
         paths: Iterable[str],
-        cap: int,
     ) -> None:
         self.name = name
         self.filters = tuple(item for item, _ in filters)
         self.paths = tuple(sorted(paths))
         self._plain = tuple(path for path in self.paths if "." not in path)
         self._dotted = tuple(path for path in self.paths if "." in path)
-        self.cap = cap
+        self.cap_floor = min(item.cap for item in self.filters)
+        """Fewer events of this name than this are all kept by the caps (the smallest filter cap)."""
+        self.cap_total = sum(item.cap for item in self.filters)
+        """No more events of this name than this are ever kept (every filter's cap, added up)."""
         self.horizon = max(item.horizon for item in self.filters)
         """Nothing of this name is kept longer than this."""
         self.floor = min(item.horizon for item in self.filters)
@@ -157,6 +163,10 @@ class Route:
                     if item.matcher.matches(props):
                         found.append(item)
         return found
+
+    def single(self) -> bool:
+        """Whether the name has one filter, so its cap is a plain count of its newest events."""
+        return len(self.filters) == 1
 
     def horizon_of(self, props: Mapping[str, Any]) -> int:
         """How long an event with these properties is kept (-1 when no filter wants it any more)."""

@@ -32,7 +32,7 @@ class Context:
     checkout views once. Evidence lists may come from that cache: nodes never mutate them.
     """
 
-    __slots__ = ("_events", "_hits", "_keyed", "_profile", "_traits", "arriving", "key", "key_path", "now")
+    __slots__ = ("_events", "_floors", "_hits", "_keyed", "_profile", "_traits", "arriving", "key", "key_path", "now")
 
     def __init__(
         self,
@@ -45,7 +45,8 @@ class Context:
     ) -> None:
         self._events = events
         self._keyed: dict[str, list[StoredEvent]] = {}
-        self._hits: dict[tuple[Matcher, int], list[StoredEvent]] = {}
+        self._hits: dict[tuple[Matcher, int, int], list[StoredEvent]] = {}
+        self._floors: dict[tuple[Matcher, int], tuple[int, str] | None] = {}
         self._traits = traits
         self._profile: Mapping[str, Any] | None = None
         self.now = now
@@ -76,13 +77,40 @@ class Context:
             self._keyed[name] = keyed
         return keyed
 
-    def hits(self, matcher: Matcher, low: int) -> list[StoredEvent]:
-        """The events ``matcher`` matches in ``[low, now]``, oldest first."""
-        found = self._hits.get((matcher, low))
+    def floor(self, matcher: Matcher, cap: int) -> tuple[int, str] | None:
+        """The (ts, id) of the ``cap``-th newest stored event ``matcher`` matches, of any key; None if fewer.
+
+        A condition sees only its filter's ``cap`` newest matches, counted over every key and
+        every time, as its rule alone would have kept them: the event log may hold more, for
+        another rule that asks more of the same filter or keeps the same events for another
+        filter, and a rule must not see what it would not have kept (its firings would depend on
+        the other rules). A name with at most ``cap`` events stored needs no count.
+        """
+        items = self._events(matcher.name) or []
+        if len(items) <= cap:
+            return None
+        found = self._floors.get((matcher, cap), False)
+        if found is False:
+            found, seen, matches = None, 0, matcher.matches
+            for e in reversed(items):
+                if matches(e.props):
+                    seen += 1
+                    if seen == cap:
+                        found = (e.ts, e.id)
+                        break
+            self._floors[(matcher, cap)] = found
+        return found  # type: ignore[return-value]
+
+    def hits(self, matcher: Matcher, low: int, cap: int) -> list[StoredEvent]:
+        """What a condition sees of ``matcher`` in ``[low, now]``, oldest first (see ``floor``)."""
+        found = self._hits.get((matcher, low, cap))
         if found is None:
             now, matches = self.now, matcher.matches
             found = [e for e in self.events(matcher.name) if low <= e.ts <= now and matches(e.props)]
-            self._hits[(matcher, low)] = found
+            floor = self.floor(matcher, cap)
+            if floor is not None:
+                found = [e for e in found if e.ts > floor[0] or (e.ts == floor[0] and e.id >= floor[1])]
+            self._hits[(matcher, low, cap)] = found
         return found
 
 
@@ -120,12 +148,13 @@ class Node(ABC):
 class EventNode(Node):
     """At least N matching events in ``[now - within, now]``; without ``within``, the arriving event."""
 
-    __slots__ = ("count", "matcher", "within")
+    __slots__ = ("cap", "count", "matcher", "within")
 
-    def __init__(self, matcher: Matcher, within: int | None, count: Callable[[int], bool] | None) -> None:
+    def __init__(self, matcher: Matcher, within: int | None, count: Callable[[int], bool] | None, cap: int) -> None:
         self.matcher = matcher
         self.within = within
         self.count = count
+        self.cap = cap
 
     def evaluate(self, ctx: Context) -> Evidence | None:
         if self.within is None:
@@ -133,7 +162,7 @@ class EventNode(Node):
             if arriving is not None and arriving.name == self.matcher.name and self.matcher.matches(arriving.props):
                 return [arriving]
             return None
-        hits = ctx.hits(self.matcher, ctx.now - self.within)
+        hits = ctx.hits(self.matcher, ctx.now - self.within, self.cap)
         satisfied = self.count(len(hits)) if self.count is not None else bool(hits)
         return hits if satisfied else None
 
@@ -149,11 +178,12 @@ class SequenceNode(Node):
     reminder can list them all.
     """
 
-    __slots__ = ("steps", "within")
+    __slots__ = ("cap", "steps", "within")
 
-    def __init__(self, steps: Sequence[Matcher], within: int) -> None:
+    def __init__(self, steps: Sequence[Matcher], within: int, cap: int) -> None:
         self.steps = tuple(steps)
         self.within = within
+        self.cap = cap
 
     def evaluate(self, ctx: Context) -> Evidence | None:
         low, now = ctx.now - self.within, ctx.now
@@ -163,7 +193,7 @@ class SequenceNode(Node):
         candidates: list[list[StoredEvent]] = []
         done = [low - 1] * (count + 1)
         for index, step in enumerate(self.steps):
-            items = ctx.hits(step, low)
+            items = ctx.hits(step, low, self.cap)
             previous = done[index]
             found = next((e.ts for e in items if e.ts > previous), None)
             if found is None:
@@ -253,23 +283,22 @@ class TrendNode(Node):
     so each event falls in exactly one.
     """
 
-    __slots__ = ("increasing", "matcher", "period", "periods")
+    __slots__ = ("cap", "increasing", "matcher", "period", "periods")
 
-    def __init__(self, matcher: Matcher, period: int, periods: int, increasing: bool) -> None:
+    def __init__(self, matcher: Matcher, period: int, periods: int, increasing: bool, cap: int) -> None:
         self.matcher = matcher
         self.period = period
         self.periods = periods
         self.increasing = increasing
+        self.cap = cap
 
     def evaluate(self, ctx: Context) -> Evidence | None:
         now, period, periods = ctx.now, self.period, self.periods
+        span = period * periods
+        hits = ctx.hits(self.matcher, now - span + 1, self.cap)
         counts = [0] * periods
-        hits: Evidence = []
-        for e in ctx.events(self.matcher.name):
-            age = now - e.ts
-            if 0 <= age < period * periods and self.matcher.matches(e.props):
-                counts[periods - 1 - age // period] += 1
-                hits.append(e)
+        for e in hits:
+            counts[periods - 1 - (now - e.ts) // period] += 1
         pairs = list(pairwise(counts))
         if self.increasing:
             ok = all(older < newer for older, newer in pairs)

@@ -5,9 +5,13 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
     {"v": 1, "c": customer id, "n": now,
      "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
      "p": {trait: [value, ts]},
-     "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null]},
+     "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null(, [later pending, ...])]},
      "d": [oldest s, "digests", [s - oldest, ...]]}      # ids seen, in the order seen (seen.py); if any
     pending = [arm, due, [[name, id, ts, props], ...]]
+
+A (rule, key) rarely has more than one pending wait (an arming after one wait's due time, before
+the allowed lateness has passed); the later ones are a fourth element, written only when there
+are any, so every other state keeps its bytes.
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
 memo is the engine's business and not the customer's data. They did not write ``"d"`` (the ids
@@ -36,10 +40,10 @@ _SEP = "|"  # rule ids are [a-z0-9_]+, so the first "|" always splits rule id fr
 def to_dict(state: CustomerState) -> dict[str, Any]:
     rules: dict[str, Any] = {}
     for (rule_id, key), rs in state.rules.items():
-        pending = None
-        if rs.pending is not None:
-            pending = [rs.pending.arm, rs.pending.due, [_encode_event(e) for e in rs.pending.matched]]
-        rules[rule_id if key is None else f"{rule_id}{_SEP}{key}"] = [rs.last_arm, rs.last_fired, pending]
+        entry: list[Any] = [rs.last_arm, rs.last_fired, _encode_pending(rs.waits[0]) if rs.waits else None]
+        if len(rs.waits) > 1:
+            entry.append([_encode_pending(wait) for wait in rs.waits[1:]])
+        rules[rule_id if key is None else f"{rule_id}{_SEP}{key}"] = entry
     data = {
         "v": SCHEMA_VERSION,
         "c": state.customer_id,
@@ -68,13 +72,13 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     state = CustomerState(data["c"], EventLog(data["e"]), SeenIds.decode(data.get("d")))
     state.now = data["n"]
     state.profile = data["p"]
-    for packed_key, (last_arm, last_fired, pending) in data["r"].items():
+    for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)
-        decoded_pending = None
-        if pending is not None:
-            arm, due, matched = pending
-            decoded_pending = Pending(arm, due, [_decode_event(item) for item in matched])
-        state.rules[(rule_id, key if _SEP in packed_key else None)] = RuleState(last_arm, last_fired, decoded_pending)
+        last_arm, last_fired, pending, *later = entry
+        waits = [] if pending is None else [_decode_pending(pending)]
+        if later:
+            waits += [_decode_pending(item) for item in later[0]]
+        state.rules[(rule_id, key if _SEP in packed_key else None)] = RuleState(last_arm, last_fired, waits)
     return state
 
 
@@ -84,6 +88,15 @@ def decode_state(raw: bytes | str) -> CustomerState:
     except orjson.JSONDecodeError:
         data = json.loads(raw)  # NaN or Infinity, which older writers could store
     return from_dict(data)
+
+
+def _encode_pending(wait: Pending) -> list[Any]:
+    return [wait.arm, wait.due, [_encode_event(e) for e in wait.matched]]
+
+
+def _decode_pending(item: list[Any]) -> Pending:
+    arm, due, matched = item
+    return Pending(arm, due, [_decode_event(e) for e in matched])
 
 
 def _encode_event(event: StoredEvent) -> list[Any]:

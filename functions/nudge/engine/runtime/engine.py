@@ -10,12 +10,20 @@ Timeline of the cart example (``wait: 1h``, ``unless: purchase``)::
     10:05 checkout_viewed  sequence complete -> arms, T = 10:05; TimerSet(due 11:05)
     10:40 add_to_cart      stored (no new complete sequence ends with it)
     10:50 checkout_viewed  arms again, T = 10:50 > 10:05 -> debounce: TimerSet(due 11:50)
-    11:50 timer            no purchase in [10:50, 11:50] -> Firing(fired_at 11:50)
+    11:52 timer            (due 11:50, decided once the allowed lateness of 2 min has passed)
+                           no purchase in [10:50, 11:50] -> Firing(fired_at 11:50)
+
+Results depend on event time only. A wait due at D is decided at D + L (``plan.allowed_lateness``)
+on what is known by then, and before the engine looks at anything new it decides every wait whose
+decision time the caller's clock has passed (``_settle``), so a late timer or a batch that carries
+a timer with newer events cannot change an outcome. An event older than the customer's newest
+(``_late_armings``) is judged at its own time, and every later instant it could change is judged
+again, so a rule arms as if its events had come in order.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...contracts import IDENTIFY, Event, Firing, MatchedEvent, Timer, key_text
 from ..plan.compiled import CompiledRule, Filter, Plan
@@ -24,6 +32,9 @@ from .eventlog import StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
 from .seen import digest
 from .state import CustomerState, Pending, RuleState
+
+if TYPE_CHECKING:
+    from ..plan.conditions import Matcher
 
 DEDUPE_WINDOW = 24 * 3_600_000
 """Default time (ms) an event id is remembered after its timestamp."""
@@ -56,16 +67,17 @@ def _tiebreak(value: Any) -> str:
     return repr(value)
 
 
-def _released_at(rule: CompiledRule, rule_state: RuleState) -> int | None:
+def _released_at(rule: CompiledRule, rule_state: RuleState, lateness: int) -> int | None:
     """The first ``now`` at which an idle (rule, key) state is of no more use (None: already).
 
-    ``last_arm`` guards against re-arming on events still inside the rule's window;
+    ``last_arm`` guards against re-arming on events still inside the rule's window, and on the
+    instants a late event has the engine judge again (none older than ``now - window - lateness``);
     ``last_fired`` is needed while a cooldown could still suppress a future firing.
     """
     last_arm, last_fired, cooldown = rule_state.last_arm, rule_state.last_fired, rule.cooldown
-    released = None if last_arm is None else last_arm + rule.window + 1
+    released = None if last_arm is None else last_arm + rule.window + lateness + 1
     if cooldown is not None and last_fired is not None:
-        until = last_fired + cooldown + rule.window
+        until = last_fired + cooldown + rule.window + lateness
         released = until if released is None or until > released else released
     return released
 
@@ -79,8 +91,13 @@ class Engine:
 
     def __init__(self, plan: Plan, dedupe_window: int = DEDUPE_WINDOW) -> None:
         self.plan = plan
-        self.dedupe_window = dedupe_window
-        """How long (ms) after its timestamp an event id is remembered, so that a re-sent copy is a no-op."""
+        self.lateness = plan.allowed_lateness
+        self.dedupe_window = max(dedupe_window, plan.allowed_lateness)
+        """How long (ms) after its timestamp an event id is remembered, so that a re-sent copy is a
+        no-op: never less than the allowed lateness, or a straggler's copy could count twice."""
+        self._arming: dict[str, list[tuple[str, Matcher]]] = {}
+        """Per rule, the (name, matcher) of every filter that may arm it: where a late event looks
+        for the later instants it may change (filled on first use; late events are rare)."""
 
     def retention(self) -> int:
         """The longest time (ms) a state holds anything after its last event: the base of its TTL."""
@@ -137,7 +154,9 @@ class Engine:
         seen_as = digest(event.event_id)
         if seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
-        outcome.late = event.ts < wall - self.plan.allowed_lateness
+        if state.rules:
+            self._settle(state, wall, outcome)
+        outcome.late = event.ts < wall - self.lateness
         if event.name == IDENTIFY and event.traits:
             self._apply_traits(state, event)
             self._remember(state, seen_as, event.ts)
@@ -145,6 +164,7 @@ class Engine:
             # a customer who only ever identifies would remember every id for good.
             state.seen.prune(max(event.ts, state.now or event.ts), self.dedupe_window)
             outcome.changed = True
+        newest = state.now
         stored = self._accept(state, event, reading) if reading[1] else None
         if stored is None:
             return outcome
@@ -154,9 +174,16 @@ class Engine:
         cancels, triggers = self.plan.routes[event.name].uses(filters)
         for rule in cancels:
             self._cancel_wait(rule, state, stored, outcome)
-        contexts: dict[str | None, Context] = {}  # by key path: shared by the rules this event may arm
-        for rule in triggers:
-            self._evaluate(rule, state, stored, wall, outcome, contexts)
+        if newest is None or stored.ts > newest:
+            # In order (the common case): judged at its own time, which is the customer's now.
+            contexts: dict[str | None, Context] = {}  # by key path: shared by the rules this event may arm
+            for rule in triggers:
+                has_key, key = self._key(rule, stored)
+                if has_key:
+                    self._evaluate(rule, state, stored, stored.ts, key, wall, outcome, contexts)
+        else:
+            for rule in triggers:
+                self._late_armings(rule, state, stored, wall, outcome)
         if outcome.decisions:
             state.prune_due = None  # every change to a rule's state comes with a decision
         self.prune(state)
@@ -211,31 +238,81 @@ class Engine:
         if not has_key:
             return
         rule_state = state.rules.get((rule.id, key))
-        pending = rule_state.pending if rule_state is not None else None
-        if pending is not None and pending.arm <= stored.ts <= pending.due:
-            rule_state.pending = None  # type: ignore[union-attr]
-            outcome.timers.append(TimerCancel(state.customer_id, rule.id, key))
-            outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts))
+        if rule_state is None or not rule_state.waits:
+            return
+        waits = rule_state.waits
+        for index, wait in enumerate(waits):
+            if wait.arm <= stored.ts <= wait.due:
+                head = waits[0]
+                del waits[index]
+                outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts))
+                self._retime(state, rule.id, key, rule_state, head, outcome)
+                return
+
+    def _late_armings(
+        self, rule: CompiledRule, state: CustomerState, stored: StoredEvent, wall: int, outcome: Outcome
+    ) -> None:
+        """Judge a late event at its own time, then every later instant of the rule it may change.
+
+        In order, the rule would have been evaluated at each of its arming events' times with this
+        event already known; so it is now, at those instants (an arriving event of the rule at or
+        after this one's time, with the same key), oldest first. Arm times only move forward, so
+        instants before the latest arming of (rule, key) are skipped unless a pending wait began
+        there (a late event of a pending arming joins what its firing lists). Instants older than
+        ``now - window - lateness`` are not judged again: what the rule did there may be forgotten
+        (``_released_at``), and only an event later than the allowed lateness reaches them.
+        """
+        has_key, key = self._key(rule, stored)
+        assert state.now is not None
+        oldest = state.now - rule.window - self.lateness
+        if not has_key or stored.ts < oldest:
+            return
+        self._evaluate(rule, state, stored, stored.ts, key, wall, outcome, None)
+        rule_state = state.rules.get((rule.id, key))
+        floor = stored.ts
+        if rule_state is not None and rule_state.last_arm is not None:
+            floor = max(floor, min([rule_state.last_arm, *(wait.arm for wait in rule_state.waits)]))
+        arming = self._arming.get(rule.id)
+        if arming is None:
+            arming = self._arming[rule.id] = [
+                (name, item.matcher)
+                for name, route in self.plan.routes.items()
+                for item in route.filters
+                if rule in item.triggers
+            ]
+        instants: dict[str, StoredEvent] = {}
+        for name, matcher in arming:
+            for e in state.events_of(name) or ():
+                if (
+                    e.ts >= floor
+                    and e is not stored
+                    and e.id not in instants
+                    and matcher.matches(e.props)
+                    and self._key(rule, e) == (True, key)
+                ):
+                    instants[e.id] = e
+        for later in sorted(instants.values(), key=StoredEvent.sort_key):
+            self._evaluate(rule, state, later, later.ts, key, wall, outcome, None)
 
     def _evaluate(
         self,
         rule: CompiledRule,
         state: CustomerState,
-        stored: StoredEvent,
+        arriving: StoredEvent,
+        now: int,
+        key: str | None,
         wall: int,
         outcome: Outcome,
-        contexts: dict[str | None, Context],
+        contexts: dict[str | None, Context] | None,
     ) -> None:
-        has_key, key = self._key(rule, stored)
-        if not has_key:
-            return
-        ctx = contexts.get(rule.key_path)
+        """Evaluate ``rule`` at ``now`` with ``arriving`` as the event that came; arm it if it holds."""
+        ctx = contexts.get(rule.key_path) if contexts is not None else None
         if ctx is None:
-            assert state.now is not None
-            ctx = Context(state.events_of, state.now, state.traits, stored, rule.key_path, key)
-            contexts[rule.key_path] = ctx
+            ctx = Context(state.events_of, now, state.traits, arriving, rule.key_path, key)
+            if contexts is not None:
+                contexts[rule.key_path] = ctx
         evidence = rule.when.evaluate(ctx)
-        if evidence is None or not any(e is stored for e in evidence):
+        if evidence is None or not any(e is arriving for e in evidence):
             return
         arm = max(e.ts for e in evidence)
         rule_state = state.rules.get((rule.id, key))
@@ -243,10 +320,10 @@ class Engine:
             rule_state = state.rules[(rule.id, key)] = RuleState()
         if rule_state.last_arm is not None and arm <= rule_state.last_arm:
             # This arming (or a later one) has been seen: re-deliveries and late events are no-ops,
-            # except that a late event of the pending arming itself joins what its firing will list.
-            pending = rule_state.pending
-            if pending is not None and pending.arm == arm:
-                self._join(pending, evidence)
+            # except that a late event of a pending arming itself joins what its firing will list.
+            for wait in rule_state.waits:
+                if wait.arm == arm:
+                    self._join(wait, evidence)
             return
         rule_state.last_arm = arm
         outcome.decisions.append(Decision(rule.id, key, "armed", arm))
@@ -255,11 +332,13 @@ class Engine:
             self._fire(rule, state, rule_state, key, arm, arm, matched, outcome)
             return
         due = arm + rule.wait
-        superseded = rule_state.pending
-        if superseded is not None:
-            # Debounce: the newer arming restarts the wait; its TimerSet moves the same timer.
+        waits = rule_state.waits
+        head = waits[0] if waits else None
+        if waits and arm <= waits[-1].due:
+            # Debounce: an arming inside the newest wait restarts it. (One after its due time starts a
+            # wait of its own: the older one is still decided as of its due time.)
+            superseded = waits.pop()
             outcome.decisions.append(Decision(rule.id, key, "superseded", superseded.arm))
-            rule_state.pending = None
         kind: DecisionKind | None = None
         if self._unless_known(rule, state, key, arm, due):
             kind = "cancelled"
@@ -269,18 +348,39 @@ class Engine:
             and due < rule_state.last_fired + rule.cooldown
         ):
             kind = "suppressed_cooldown"  # it would be suppressed when due whatever happens: no timer
-        elif due < wall:
-            # Armed by a late event after the wait was already over: decide now on what is known.
+        elif due + self.lateness < wall:
+            # Armed by an event so late that the decision time has passed: decide now on what is known.
             self._fire(rule, state, rule_state, key, arm, due, matched, outcome)
         else:
-            rule_state.pending = Pending(arm, due, [e.copy() for e in matched])
-            timer = Timer(state.customer_id, rule.id, key, arm, due)
-            outcome.timers.append(TimerSet(timer, replaces=superseded is not None))
-            return
+            waits.append(Pending(arm, due, [e.copy() for e in matched]))
         if kind is not None:
             outcome.decisions.append(Decision(rule.id, key, kind, due))
-        if superseded is not None:
-            outcome.timers.append(TimerCancel(state.customer_id, rule.id, key))
+        self._retime(state, rule.id, key, rule_state, head, outcome)
+
+    def _retime(
+        self,
+        state: CustomerState,
+        rule_id: str,
+        key: str | None,
+        rule_state: RuleState,
+        head: Pending | None,
+        outcome: Outcome,
+        came: bool = False,
+    ) -> None:
+        """Keep the one timer of (rule, key) on its oldest pending wait, which was ``head``.
+
+        ``came``: ``head``'s timer has just come, so there is no timer to move or cancel.
+        """
+        waits = rule_state.waits
+        first = waits[0] if waits else None
+        if first is head:
+            return
+        if first is None:
+            if not came:
+                outcome.timers.append(TimerCancel(state.customer_id, rule_id, key))
+            return
+        timer = Timer(state.customer_id, rule_id, key, first.arm, first.due)
+        outcome.timers.append(TimerSet(timer, first.due + self.lateness, replaces=head is not None and not came))
 
     @staticmethod
     def _join(pending: Pending, evidence: list[StoredEvent]) -> None:
@@ -312,7 +412,8 @@ class Engine:
         outcome: Outcome,
     ) -> None:
         if rule.audience is not None:
-            ctx = Context(state.events_of, state.now or fired_at, state.traits, None)
+            # As of the firing's own time: events after it, known or not yet, cannot change it.
+            ctx = Context(state.events_of, fired_at, state.traits, None)
             if rule.audience.evaluate(ctx) is None:
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_audience", fired_at))
                 return
@@ -344,24 +445,67 @@ class Engine:
 
     # -- timers ---------------------------------------------------------------------------------
 
-    def on_timer(self, state: CustomerState, timer: Timer) -> Outcome:
-        """A wait came due. A timer for a wait that was cancelled or moved is a no-op."""
+    def on_timer(self, state: CustomerState, timer: Timer, wall: int | None = None) -> Outcome:
+        """A wait's decision time came: decide it (and any older wait of its key) as of its due time.
+
+        ``wall`` is the caller's clock (the timer's decision time when not given). Every other wait
+        of the customer whose decision time it has passed is decided too. A timer for a wait that was
+        cancelled, restarted or already decided is a no-op (``stale_timer``).
+        """
         outcome = Outcome()
+        if wall is None:
+            wall = timer.due + self.lateness
         rule = self.plan.by_id.get(timer.rule)
         rule_state = state.rules.get((timer.rule, timer.key))
-        pending = rule_state.pending if rule_state is not None else None
-        if rule is None or rule_state is None or pending is None or pending.arm != timer.arm:
+        waits = rule_state.waits if rule_state is not None else []
+        own = next((wait for wait in waits if wait.arm == timer.arm), None)
+        if rule is None or rule_state is None or own is None:
             outcome.decisions.append(Decision(timer.rule, timer.key, "stale_timer", timer.due))
-            return outcome
-        rule_state.pending = None
+        else:
+            head = waits[0]
+            while waits:
+                wait = waits.pop(0)
+                self._decide(rule, state, rule_state, timer.key, wait, outcome)
+                if wait is own:
+                    break
+            self._retime(state, rule.id, timer.key, rule_state, head, outcome, came=head is own)
+        if state.rules:
+            self._settle(state, wall, outcome)
+        if outcome.changed:
+            self.prune(state)
+        return outcome
+
+    def _settle(self, state: CustomerState, wall: int, outcome: Outcome) -> None:
+        """Decide every pending wait whose decision time (due + lateness) is before ``wall``."""
+        limit = wall - self.lateness
+        for (rule_id, key), rule_state in state.rules.items():
+            waits = rule_state.waits
+            if not waits or waits[0].due >= limit:
+                continue
+            rule = self.plan.by_id.get(rule_id)
+            if rule is None:
+                continue  # the rule was removed: prune forgets its state
+            head = waits[0]
+            while waits and waits[0].due < limit:
+                self._decide(rule, state, rule_state, key, waits.pop(0), outcome)
+            self._retime(state, rule_id, key, rule_state, head, outcome)
+
+    def _decide(
+        self,
+        rule: CompiledRule,
+        state: CustomerState,
+        rule_state: RuleState,
+        key: str | None,
+        wait: Pending,
+        outcome: Outcome,
+    ) -> None:
+        """Decide ``wait`` as of its due time: cancelled if an ``unless`` event is known in it, else fire."""
         state.prune_due = None
         outcome.changed = True
-        if self._unless_known(rule, state, timer.key, pending.arm, pending.due):
-            outcome.decisions.append(Decision(rule.id, timer.key, "cancelled", pending.due))
+        if self._unless_known(rule, state, key, wait.arm, wait.due):
+            outcome.decisions.append(Decision(rule.id, key, "cancelled", wait.due))
         else:
-            self._fire(rule, state, rule_state, timer.key, pending.arm, pending.due, pending.matched, outcome)
-        self.prune(state)
-        return outcome
+            self._fire(rule, state, rule_state, key, wait.arm, wait.due, wait.matched, outcome)
 
     # -- bounds ---------------------------------------------------------------------------------
 
@@ -380,8 +524,8 @@ class Engine:
             rule_state = state.rules[rule_key]
             if rule is None:
                 del state.rules[rule_key]
-            elif rule_state.pending is None:
-                released = _released_at(rule, rule_state)
+            elif not rule_state.waits:
+                released = _released_at(rule, rule_state, self.lateness)
                 if released is None or released <= now:
                     del state.rules[rule_key]
                 else:

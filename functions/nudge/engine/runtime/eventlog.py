@@ -1,17 +1,20 @@
 """A customer's stored events, by name, and the one place the retention rule is applied.
 
 The retention rule: an event some filter matches is kept while it lies within the longest horizon
-of the filters it matches (counted back from the customer's ``now``), and while it is among the
-newest ``cap`` stored events of its name. Everything else is forgotten, and once forgotten it
-never comes back: ``now`` only moves forward, and an event that would be forgotten at once is not
-stored.
+of the filters it matches (counted back from the customer's ``now``), and while, for at least one
+filter it matches, it is among the newest ``cap`` stored events that filter matches. Everything
+else is forgotten, and once forgotten it never comes back: ``now`` only moves forward, and an event
+that would be forgotten at once is not stored. The caps are per filter so that one rule's busy
+filter cannot push out the events another rule needs.
 
 ``runtime/reference.py`` states the same rule naively; property tests hold this class to it.
 What makes this one fast is private to it, and listed in ``ARCHITECTURE.md``:
 
 - lists stay *packed* (``[id, ts, props]`` as the codec decoded them) until a name is read, so a
   batch that touches one of a busy customer's eight names does not build the other seven;
-- each stored event memoizes its horizon (``StoredEvent.horizon``), computed once from the plan;
+- each stored event memoizes its horizon and the filters it matches (``StoredEvent.horizon``,
+  ``StoredEvent.filters``), computed once from the plan;
+- a name with one filter, or fewer events than its smallest filter cap, needs no per-filter count;
 - ``prune`` skips a name while its oldest event is younger than the name's shortest horizon
   (``route.floor``): nothing of it can be due, and it says when the next check is worth making.
 
@@ -35,7 +38,7 @@ NEVER = 1 << 62
 class StoredEvent:
     """An event the rules reference, reduced to the properties they read (flat dotted paths)."""
 
-    __slots__ = ("horizon", "id", "name", "props", "ts")
+    __slots__ = ("filters", "horizon", "id", "name", "props", "ts")
 
     def __init__(self, id: str, name: str, ts: int, props: dict[str, Any], horizon: int | None = None) -> None:
         self.id = id
@@ -44,6 +47,8 @@ class StoredEvent:
         self.props = props
         self.horizon = horizon
         """How long the filters it matches keep it (ms): the event log's memo, never encoded."""
+        self.filters: list[Filter] | None = None
+        """The filters it matches: the event log's memo, never encoded."""
 
     def sort_key(self) -> tuple[int, str]:
         return (self.ts, self.id)
@@ -108,26 +113,50 @@ class EventLog:
     def add(self, route: Route, event: StoredEvent, filters: list[Filter], now: int) -> bool:
         """Store ``event`` (which ``filters`` of ``route`` match) if the retention rule keeps it at ``now``.
 
-        False when it would be forgotten at once: it is older than its longest horizon, or older
-        than every event the cap keeps.
+        False when it would be forgotten at once: it is older than its longest horizon, or, for
+        every filter it matches, older than all the events that filter's cap keeps.
         """
         horizon = filters[0].horizon if len(filters) == 1 else max(item.horizon for item in filters)
         if event.ts < now - horizon:
             return False
         event.horizon = horizon
+        event.filters = filters
         items = self.of(route.name)
         if items is None:
             items = self._lists[route.name] = []
-        cap = route.cap
-        if len(items) >= cap:
-            # Only events the horizon still keeps compete for the cap's places.
+        if len(items) >= route.cap_floor:
+            # Only events the horizon still keeps compete for the caps' places.
             self._expire(route, items, now)
-            if len(items) >= cap and event.sort_key() < items[-cap].sort_key():
-                return False
         bisect.insort(items, event, key=StoredEvent.sort_key)
-        if len(items) > cap:
-            del items[0]
-        return True
+        if len(items) <= route.cap_floor:
+            return True
+        if route.single():
+            if len(items) > route.cap_floor:
+                return items.pop(0) is not event
+            return True
+        return self._cap(route, items, event)
+
+    def _cap(self, route: Route, items: list[StoredEvent], added: StoredEvent) -> bool:
+        """Keep, newest first, each event that is among the newest ``cap`` of some filter it matches.
+
+        Returns whether ``added`` is kept. Evictions only ever reach back from the new event's
+        place: an event older than everything a filter keeps stays forgotten for it.
+        """
+        taken: dict[int, int] = {}
+        kept: list[StoredEvent] = []
+        evicted = False
+        for e in reversed(items):
+            matched = self._filters(route, e)
+            if any(taken.get(id(item), 0) < item.cap for item in matched):
+                kept.append(e)
+                for item in matched:
+                    taken[id(item)] = taken.get(id(item), 0) + 1
+            elif e is added:
+                evicted = True
+        if len(kept) != len(items):
+            kept.reverse()
+            items[:] = kept
+        return not evicted
 
     def prune(self, routes: Mapping[str, Route], now: int) -> int:
         """Forget what the retention rule no longer keeps at ``now``; return when to look again.
@@ -146,7 +175,7 @@ class EventLog:
             route = routes.get(name)
             if route is None:
                 del self._packed[name]
-            elif packed[0][1] < now - route.floor or len(packed) > route.cap:
+            elif packed[0][1] < now - route.floor or len(packed) > route.cap_total:
                 # Something to forget: unpack it (rarely; a packed list is otherwise left as it is).
                 next_due = min(next_due, self._prune_list(route, self.of(name) or [], now))
             else:
@@ -165,12 +194,19 @@ class EventLog:
 
     def _prune_list(self, route: Route, items: list[StoredEvent], now: int) -> int:
         self._expire(route, items, now)
-        if len(items) > route.cap:
-            del items[: len(items) - route.cap]
+        if len(items) > route.cap_total:
+            del items[: len(items) - route.cap_total]  # only after the plan's caps shrank
         if not items:
             self._lists.pop(route.name, None)
             return NEVER
         return items[0].ts + route.floor + 1
+
+    @staticmethod
+    def _filters(route: Route, event: StoredEvent) -> list[Filter]:
+        found = event.filters
+        if found is None:
+            found = event.filters = route.match(event.props)
+        return found
 
     @staticmethod
     def _horizon(route: Route, event: StoredEvent) -> int:

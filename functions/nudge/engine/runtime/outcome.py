@@ -26,13 +26,17 @@ DecisionKind = Literal[
 
 @dataclass(frozen=True)
 class TimerSet:
-    """Create or move the one pending timer of (customer, rule, key) to ``timer.due``.
+    """Create or move the one timer of (customer, rule, key) so that it comes at ``at``.
 
-    ``replaces`` says a timer for an earlier arming was pending (a debounce), so the scheduler
-    adapter can update it in place instead of trying to create it first.
+    ``at`` is when the wait ``timer`` names is decided: its due time plus the allowed lateness.
+    (The timer itself carries the due time, which is what the firing says.) A (rule, key) with
+    several pending waits has one timer, for the oldest; the engine moves it to the next one
+    when that one is decided. ``replaces`` says a timer was pending for another wait, so the
+    scheduler adapter can update it in place instead of trying to create it first.
     """
 
     timer: Timer
+    at: int
     replaces: bool = False
 
 

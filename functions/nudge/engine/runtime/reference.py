@@ -8,14 +8,18 @@ the rules' filters alone, what is retained and which rules arm:
 - an event is *matched* by the filters of its name whose tests hold on its properties (every
   filter is tried; no index);
 - it is *retained* at ``now`` while ``ts >= now - horizon``, its horizon being the longest among the
-  filters it matches, and while it is among the newest ``cap`` of its name, counting only events
-  still retained when it arrived; an event that fails either test once is gone for good;
+  filters it matches, and while it is among the newest ``cap`` retained events of at least one
+  filter it matches (counting newest first, over the events still retained when it arrived); an
+  event that fails either test once is gone for good;
 - an event is a *duplicate*, and has no effect, when an event of its name with its id is retained,
   or when any event with its id was stored and ``now`` has not reached that id's expiry (the
   first full hour after its time plus the dedupe window);
-- a rule *arms* on a stored event when its ``when``, evaluated at ``now`` over the retained events
-  in a context of its own, holds with evidence that includes that event; the arm time is the
-  latest timestamp of the evidence, and arm times only move forward per (rule, key).
+- when an event is stored, every rule is evaluated at that event's time and at the time of every
+  retained event at or after it, oldest first, each time over the retained events in a context
+  of its own with that instant's event as the arriving one; it *arms* when its ``when`` holds with
+  evidence that includes the arriving event; the arm time is the latest timestamp of the
+  evidence, and arm times only move forward per (rule, key); instants (the stored event's
+  included) older than ``now - window - allowed lateness`` are not evaluated for that rule;
 
 It is slow on purpose (every step rescans everything) and is never used outside the tests.
 """
@@ -41,6 +45,7 @@ def _no_traits() -> dict[str, Any]:
 class _Kept:
     event: StoredEvent
     horizon: int
+    filters: list[Filter]
 
 
 @dataclass
@@ -81,12 +86,17 @@ class ReferenceModel:
         if event.ts < now - horizon:
             return
         alive = [k for k in items if k.event.ts >= now - k.horizon]
-        candidate = sorted([*alive, _Kept(stored, horizon)], key=lambda k: k.event.sort_key())
-        if len(candidate) > route.cap:
-            if candidate[0].event is stored:
-                return  # older than every event the cap keeps
-            candidate = candidate[1:]
-        self.kept[event.name] = candidate
+        candidate = sorted([*alive, _Kept(stored, horizon, filters)], key=lambda k: k.event.sort_key())
+        taken: dict[int, int] = {}
+        survivors: list[_Kept] = []
+        for k in reversed(candidate):
+            if any(taken.get(id(item), 0) < item.cap for item in k.filters):
+                survivors.append(k)
+                for item in k.filters:
+                    taken[id(item)] = taken.get(id(item), 0) + 1
+        if not any(k.event is stored for k in survivors):
+            return  # older than everything the caps of its filters keep
+        self.kept[event.name] = survivors[::-1]
         self.now = now
         self.seen[event.event_id] = event.ts
         for name, others in self.kept.items():
@@ -102,20 +112,28 @@ class ReferenceModel:
         return [k.event for k in self.kept.get(name, [])]
 
     def _arm(self, stored: StoredEvent) -> None:
+        instants = sorted(
+            (k.event for items in self.kept.values() for k in items if k.event.ts >= stored.ts),
+            key=StoredEvent.sort_key,
+        )
         assert self.now is not None
         for rule in self.plan.rules:
-            key: str | None = None
-            if rule.key_path is not None:
-                key = key_text(stored.props.get(rule.key_path))
-                if key is None:
+            oldest = self.now - rule.window - self.plan.allowed_lateness
+            if stored.ts < oldest:
+                continue
+            for arriving in [stored, *(e for e in instants if e is not stored)]:
+                key: str | None = None
+                if rule.key_path is not None:
+                    key = key_text(arriving.props.get(rule.key_path))
+                    if key is None:
+                        continue
+                ctx = Context(self._events, arriving.ts, _no_traits, arriving, rule.key_path, key)
+                evidence = rule.when.evaluate(ctx)
+                if evidence is None or not any(e is arriving for e in evidence):
                     continue
-            ctx = Context(self._events, self.now, _no_traits, stored, rule.key_path, key)
-            evidence = rule.when.evaluate(ctx)
-            if evidence is None or not any(e is stored for e in evidence):
-                continue
-            arm = max(e.ts for e in evidence)
-            last = self.last_arm.get((rule.id, key))
-            if last is not None and arm <= last:
-                continue
-            self.last_arm[(rule.id, key)] = arm
-            self.armings.append((rule.id, key, arm))
+                arm = max(e.ts for e in evidence)
+                last = self.last_arm.get((rule.id, key))
+                if last is not None and arm <= last:
+                    continue
+                self.last_arm[(rule.id, key)] = arm
+                self.armings.append((rule.id, key, arm))

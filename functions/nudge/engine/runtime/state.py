@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 
 class Pending:
-    """An armed rule waiting for ``due``; ``matched`` is copied so pruning cannot empty a firing."""
+    """An armed rule waiting for ``due``, to be decided once the allowed lateness has passed too.
+
+    ``matched`` is copied so pruning cannot empty a firing.
+    """
 
     __slots__ = ("arm", "due", "matched")
 
@@ -29,16 +32,21 @@ class Pending:
 
 
 class RuleState:
-    """Per (rule, key): the latest arm time, the latest firing, and the pending wait if any."""
+    """Per (rule, key): the latest arm time, the latest firing, and the pending waits.
 
-    __slots__ = ("last_arm", "last_fired", "pending")
+    ``waits`` are oldest first and never overlap: a wait is decided as of its due time, but only
+    once the allowed lateness has passed, so an arming after one wait's due time and before its
+    decision starts a second wait beside it. Mostly there is none or one.
+    """
+
+    __slots__ = ("last_arm", "last_fired", "waits")
 
     def __init__(
-        self, last_arm: int | None = None, last_fired: int | None = None, pending: Pending | None = None
+        self, last_arm: int | None = None, last_fired: int | None = None, waits: list[Pending] | None = None
     ) -> None:
         self.last_arm = last_arm
         self.last_fired = last_fired
-        self.pending = pending
+        self.waits: list[Pending] = [] if waits is None else waits
 
 
 RuleKey = tuple[str, str | None]
@@ -73,7 +81,8 @@ class CustomerState:
         return {name: entry[0] for name, entry in self.profile.items() if entry[0] is not None}
 
     def pending(self) -> list[tuple[RuleKey, Pending]]:
-        return [(key, rs.pending) for key, rs in self.rules.items() if rs.pending is not None]
+        """Every pending wait, with the (rule, key) it belongs to."""
+        return [(key, wait) for key, rs in self.rules.items() for wait in rs.waits]
 
     def is_empty(self) -> bool:
         return not self.events and not self.profile and not self.rules and not self.seen
