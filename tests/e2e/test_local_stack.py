@@ -196,3 +196,64 @@ def test_a_lone_event_a_minute_late_fires_locally_as_in_replay(aws: EmbeddedAws,
     plan = compile_rules(load_rules_or_raise(str(rules)))
     assert local == [f.to_json() for f in replay(plan, events_of(path))]
     assert [(f["rule"], f["fired_at"]) for f in local] == [("each_purchase", "2026-11-22T09:59:00Z")]
+
+
+def _rules_with(tmp_path: Path, **files: str) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree("rules/templates", rules / "templates")
+    for name, text in files.items():
+        (rules / f"{name}.yaml").write_text(text)
+    return rules
+
+
+def _local_and_replayed(aws: EmbeddedAws, rules: Path, path: Path) -> tuple[list[dict], list[dict]]:
+    aws.reset()
+    stack = LocalStack(str(rules), clock=VirtualClock(), aws=aws)
+    output = run_stack(stack, path)
+    local = sorted(({k: v for k, v in f.items() if k != "type"} for f in output.firings), key=key)
+    plan = compile_rules(load_rules_or_raise(str(rules)))
+    return local, sorted((f.to_json() for f in replay(plan, events_of(path))), key=key)
+
+
+def test_an_arming_between_a_due_time_and_its_rounded_timer_starts_a_second_wait_locally(
+    aws: EmbeddedAws, tmp_path: Path
+):
+    """Pings at 10:00:00.250 and 10:00:30.500 under a 30 s wait: the local timer comes at a whole second
+    (and on AWS at a minute), after the second ping; both waits fire, as in replay."""
+    rules = _rules_with(tmp_path, ping_later="id: ping_later\nwhen: {event: ping}\nwait: 30s\naction: {channel: event}\n")
+    lines = [
+        json.dumps({"event_id": "p1", "customer_id": "c-p", "event": "ping", "timestamp": "2026-11-22T10:00:00.250Z"}),
+        json.dumps({"event_id": "p2", "customer_id": "c-p", "event": "ping", "timestamp": "2026-11-22T10:00:30.500Z"}),
+    ]
+    path = tmp_path / "pings.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    local, replayed_ = _local_and_replayed(aws, rules, path)
+    assert local == replayed_
+    assert [f["fired_at"] for f in local] == ["2026-11-22T10:00:30.250Z", "2026-11-22T10:01:00.500Z"]
+
+
+def test_a_rule_fires_locally_with_every_shipped_rule_loaded_as_it_does_alone(aws: EmbeddedAws, tmp_path: Path):
+    """60 product views between the yoga mat and the blocks, kept for repeated_product_views, do not
+    push the mat view out of yoga_mat_then_blocks' sight."""
+
+    def view(index: int, minute: int, sku: str) -> str:
+        return json.dumps(
+            {
+                "event_id": f"v{index}",
+                "customer_id": "c-heavy",
+                "event": "product_viewed",
+                "timestamp": f"2026-11-22T10:{minute:02d}:{index % 60:02d}Z",
+                "properties": {"sku": sku, "name": sku.title(), "price": 10},
+            }
+        )
+
+    lines = [view(0, 0, "SKU-YOGA-MAT")] + [view(i, 1 + i // 10, f"SKU-{i}") for i in range(1, 61)]
+    lines.append(view(61, 59, "SKU-YOGA-BLOCKS"))
+    path = tmp_path / "heavy.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    alone_rules = _rules_with(tmp_path / "alone", yoga=Path("rules/product_x_then_y.yaml").read_text())
+    alone = [f for f in _local_and_replayed(aws, alone_rules, path)[0]]
+    local, replayed_ = _local_and_replayed(aws, Path("rules"), path)
+    assert local == replayed_
+    assert [f["rule"] for f in alone] == ["yoga_mat_then_blocks"]
+    assert [f for f in local if f["rule"] == "yoga_mat_then_blocks"] == alone
