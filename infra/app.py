@@ -28,7 +28,7 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     validation = validate_paths(rules_dir)
     if validation.errors:
         raise RuleLoadError(validation.errors)
-    plan = compile_rules(rule for rule in validation.rules.rules if rule.enabled)
+    plan = compile_rules([rule for rule in validation.rules.rules if rule.enabled], validation.rules.policy)
     code = function_code(rules_dir, settings.architecture, settings.python_version)
     stack = NudgeStack(
         app,

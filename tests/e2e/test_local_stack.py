@@ -220,7 +220,9 @@ def test_an_arming_between_a_due_time_and_its_rounded_timer_starts_a_second_wait
 ):
     """Pings at 10:00:00.250 and 10:00:30.500 under a 30 s wait: the local timer comes at a whole second
     (and on AWS at a minute), after the second ping; both waits fire, as in replay."""
-    rules = _rules_with(tmp_path, ping_later="id: ping_later\nwhen: {event: ping}\nwait: 30s\naction: {channel: event}\n")
+    rules = _rules_with(
+        tmp_path, ping_later="id: ping_later\nwhen: {event: ping}\nwait: 30s\naction: {channel: event}\n"
+    )
     lines = [
         json.dumps({"event_id": "p1", "customer_id": "c-p", "event": "ping", "timestamp": "2026-11-22T10:00:00.250Z"}),
         json.dumps({"event_id": "p2", "customer_id": "c-p", "event": "ping", "timestamp": "2026-11-22T10:00:30.500Z"}),
@@ -252,7 +254,7 @@ def test_a_rule_fires_locally_with_every_shipped_rule_loaded_as_it_does_alone(aw
     path = tmp_path / "heavy.jsonl"
     path.write_text("\n".join(lines) + "\n")
     alone_rules = _rules_with(tmp_path / "alone", yoga=Path("rules/product_x_then_y.yaml").read_text())
-    alone = [f for f in _local_and_replayed(aws, alone_rules, path)[0]]
+    alone = _local_and_replayed(aws, alone_rules, path)[0]
     local, replayed_ = _local_and_replayed(aws, Path("rules"), path)
     assert local == replayed_
     assert [f["rule"] for f in alone] == ["yoga_mat_then_blocks"]

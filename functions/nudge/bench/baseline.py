@@ -27,7 +27,7 @@ from ..adapters.scheduler import EventBridgeTimerScheduler
 from ..clock import WALL_CLOCK, Clock
 from ..config import EvaluatorConfig
 from ..contracts import encode_firing
-from ..engine import CustomerState, Engine, Outcome, compile_rules, load_rules_or_raise
+from ..engine import CustomerState, Engine, Outcome, load_plan
 from ..evaluator.records import InputRecord, Rejected, TimerRecord, decode_record
 from ..wiring.evaluator import timer_scheduler
 
@@ -112,7 +112,7 @@ class PerEventEvaluator:
 
 def build_per_event_evaluator(config: EvaluatorConfig, session: Any, clock: Clock = WALL_CLOCK) -> PerEventEvaluator:
     """Wired like ``nudge.wiring.evaluator.build_evaluator``: same rules, tables, queues, schedules."""
-    engine = Engine(compile_rules(load_rules_or_raise(config.rules_dir)))
+    engine = Engine(load_plan(config.rules_dir))
     return PerEventEvaluator(
         engine=engine,
         dynamodb=session.client("dynamodb"),

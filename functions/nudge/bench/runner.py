@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts import Timer
-from ..engine import Engine, compile_rules, load_rules_or_raise
+from ..engine import Engine, compile_rules, load_ruleset_or_raise
 from ..evaluator.collector import tuned_collector
 from ..settings import StackSettings
 from . import report
@@ -35,9 +35,9 @@ _NUDGE_COLD_START = """
 import time
 started = time.perf_counter()
 import nudge.handlers.evaluator
-from nudge.engine import Engine, compile_rules, load_rules_or_raise
+from nudge.engine import Engine, load_plan
 from nudge.evaluator.collector import tune_collector
-Engine(compile_rules(load_rules_or_raise({rules!r})))
+Engine(load_plan({rules!r}))
 tune_collector()  # as the handler does at the end of a Lambda init
 print((time.perf_counter() - started) * 1000)
 """
@@ -47,8 +47,8 @@ import time
 started = time.perf_counter()
 import boto3
 import nudge.bench.baseline
-from nudge.engine import Engine, compile_rules, load_rules_or_raise
-Engine(compile_rules(load_rules_or_raise({rules!r})))
+from nudge.engine import Engine, load_plan
+Engine(load_plan({rules!r}))
 print((time.perf_counter() - started) * 1000)
 """
 
@@ -86,8 +86,9 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
     settings = StackSettings()
     memory_mb = options.memory_mb or settings.evaluator_memory_mb
     throughput = options.stream_events_per_s or prices["assumptions"]["stream_events_per_second"]
-    rules = load_rules_or_raise(rules_dir)
-    plan = compile_rules(rules)
+    ruleset = load_ruleset_or_raise(rules_dir)
+    rules = [rule for rule in ruleset.rules if rule.enabled]
+    plan = compile_rules(rules, ruleset.policy)
 
     progress(f"generating {options.workload.events:,} events over {options.workload.customers:,} customers")
     workload = generate(options.workload)

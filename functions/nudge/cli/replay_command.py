@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ..contracts import Event, EventError, Firing, parse_event
-from ..engine import Replayer, ReplayStats, RuleLoadError, compile_rules, format_duration, load_rules_or_raise
+from ..engine import Replayer, ReplayStats, RuleLoadError, format_duration, load_plan
 from ..timefmt import iso, parse_iso
 from .progress import Progress
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.rules}: no such rules folder or file", file=sys.stderr)
         return 2
     try:
-        plan = compile_rules(load_rules_or_raise(args.rules))
+        plan = load_plan(args.rules)
     except RuleLoadError as exc:
         print(exc, file=sys.stderr)
         return 2

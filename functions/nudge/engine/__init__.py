@@ -9,13 +9,23 @@ the wire types of ``nudge.contracts`` (``Event`` in, ``Firing`` and ``Timer`` ou
 - ``runtime``: ``Engine`` (the semantics), ``CustomerState`` with its ``EventLog`` and codec;
 - ``replay``: the engine over a stream of events on a virtual clock.
 
->>> plan = compile_rules(load_rules_or_raise("rules"))        # doctest: +SKIP
+>>> plan = load_plan("rules")                                 # doctest: +SKIP  (rules + policy.yaml)
 >>> engine = Engine(plan)                                      # doctest: +SKIP
 >>> outcome = engine.process(CustomerState("c-42"), event, wall=event.ts)  # doctest: +SKIP
 """
 
+from pathlib import Path
+
 from .language.durations import DurationError, format_duration, parse_duration
-from .language.loader import Diagnostic, RuleLoadError, RuleSet, load_rules, load_rules_or_raise
+from .language.loader import (
+    Diagnostic,
+    RuleLoadError,
+    RuleSet,
+    load_rules,
+    load_rules_or_raise,
+    load_ruleset_or_raise,
+)
+from .language.policy import DEFAULT_POLICY, Policy
 from .language.rules import Rule
 from .language.yaml12 import Yaml12Loader, line_of
 from .plan._builder import compile_rules
@@ -25,7 +35,15 @@ from .runtime.engine import Engine, Reading
 from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet, firing_id
 from .runtime.state import CustomerState
 
+
+def load_plan(paths: str | Path) -> Plan:
+    """The rules of a folder compiled under its ``policy.yaml``: what replay, local, the evaluator and CDK run."""
+    ruleset = load_ruleset_or_raise(paths)
+    return compile_rules([rule for rule in ruleset.rules if rule.enabled], ruleset.policy)
+
+
 __all__ = [
+    "DEFAULT_POLICY",
     "CustomerState",
     "Decision",
     "Diagnostic",
@@ -33,6 +51,7 @@ __all__ = [
     "Engine",
     "Outcome",
     "Plan",
+    "Policy",
     "Reading",
     "ReplayStats",
     "Replayer",
@@ -47,8 +66,10 @@ __all__ = [
     "firing_id",
     "format_duration",
     "line_of",
+    "load_plan",
     "load_rules",
     "load_rules_or_raise",
+    "load_ruleset_or_raise",
     "parse_duration",
     "replay",
 ]

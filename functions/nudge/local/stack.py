@@ -28,7 +28,7 @@ from ..contracts import IDENTIFY, Event, loads
 from ..delivery.deliverer import RetryLater
 from ..delivery.ports import ActivationStatus
 from ..delivery.service import DeliveryResult
-from ..engine import compile_rules, load_rules_or_raise
+from ..engine import load_plan
 from ..evaluator import BatchEvaluator, EventWalls, InputRecord
 from ..evaluator.source_filters import event_filter_patterns, record_passes
 from ..settings import StackSettings
@@ -133,7 +133,7 @@ class LocalStack:
         self.clock = clock or VirtualClock()
         self.aws = aws or EmbeddedAws()
         self.session = self.aws.session
-        self.plan = compile_rules(load_rules_or_raise(self.rules_dir))
+        self.plan = load_plan(self.rules_dir)
         self.resources: LocalResources = provision(
             self.session, self.settings, self.rules_dir, unsubscribe_url=f"{self.settings.site_url}/unsubscribe"
         )

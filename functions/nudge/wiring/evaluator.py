@@ -11,7 +11,7 @@ from ..adapters.scheduler import MIN_LEAD_MS, EventBridgeTimerScheduler
 from ..adapters.sqs import SqsDeadLetters, SqsFiringSink
 from ..clock import WALL_CLOCK, Clock
 from ..config import EvaluatorConfig
-from ..engine import Engine, compile_rules, load_rules_or_raise
+from ..engine import Engine, load_plan
 from ..evaluator import BatchEvaluator
 
 
@@ -23,7 +23,7 @@ def build_evaluator(
 ) -> BatchEvaluator:
     """Compile the rules and wire the adapters (once per cold start); the local stack and tests pass their clock."""
     session = session or boto3.session.Session()
-    engine = Engine(compile_rules(load_rules_or_raise(config.rules_dir)))
+    engine = Engine(load_plan(config.rules_dir))
     return BatchEvaluator(
         engine=engine,
         store=DynamoDBStateStore(session.client("dynamodb"), config.state_table),

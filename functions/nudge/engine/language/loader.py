@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from .checks import Problem, check_rule
+from .policy import DEFAULT_POLICY, POLICY_FILES, Policy
 from .rules import OPERATORS, Loc, OperatorError, Rule
 from .yaml12 import Yaml12Loader, line_of
 
@@ -63,9 +64,11 @@ class Diagnostic:
 
 @dataclass
 class RuleSet:
-    """The outcome of loading: valid rules (with their source) and every diagnostic found."""
+    """The outcome of loading: valid rules (with their source), the policy, and every diagnostic found."""
 
     rules: list[Rule] = field(default_factory=list)
+    policy: Policy = DEFAULT_POLICY
+    """The folder's ``policy.yaml`` (the defaults when there is none, or when it has errors)."""
     sources: dict[str, tuple[str, int]] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
@@ -269,6 +272,8 @@ def _unreadable_scalar(node: yaml.Node, seen: set[int]) -> yaml.ScalarNode | Non
 def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
     """Load every ``*.yaml``/``*.yml`` file of a folder (or the given files), validating all of them.
 
+    A folder's ``policy.yaml`` is the policy (``Policy``), not a rule.
+
     Errors never stop the load: every file is read and every problem reported, so one run of
     ``nudge validate`` shows the whole list.
     """
@@ -280,6 +285,9 @@ def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
         path = Path(given)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
+            for policy_file in [p for p in found if p.name in POLICY_FILES]:
+                found.remove(policy_file)
+                _load_policy(policy_file, result)
             if not found:
                 result.diagnostics.append(Diagnostic(str(path), 1, "no rule files (*.yaml, *.yml) in this folder"))
             files.extend(found)
@@ -320,6 +328,29 @@ def load_rules(paths: Path | str | Iterable[Path | str]) -> RuleSet:
     return result
 
 
+def _load_policy(path: Path, result: RuleSet) -> None:
+    label = str(path)
+    documents = _load_document(path, label, result)
+    if not documents:
+        return
+    data, node = documents[0]
+    if len(documents) > 1:
+        result.diagnostics.append(
+            Diagnostic(label, documents[1][1].start_mark.line + 1, "a policy file holds one mapping")
+        )
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        result.diagnostics.append(Diagnostic(label, node.start_mark.line + 1, "the policy must be a mapping"))
+        return
+    try:
+        result.policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            line_loc, where, message = _message(error, data)
+            result.diagnostics.append(Diagnostic(label, line_of(node, line_loc), message, where=_dotted(where)))
+
+
 def _locate(problem: Problem, label: str, node: yaml.Node, data: Any) -> Diagnostic:
     loc = _clean_loc(problem.loc, data)
     return Diagnostic(label, line_of(node, loc), problem.message, problem.severity, _dotted(loc))
@@ -327,7 +358,12 @@ def _locate(problem: Problem, label: str, node: yaml.Node, data: Any) -> Diagnos
 
 def load_rules_or_raise(paths: Path | str | Iterable[Path | str]) -> list[Rule]:
     """Load rules for running them (replay, the evaluator, ``cdk synth``); any error raises."""
+    return [rule for rule in load_ruleset_or_raise(paths).rules if rule.enabled]
+
+
+def load_ruleset_or_raise(paths: Path | str | Iterable[Path | str]) -> RuleSet:
+    """The rules and the policy, for running them; any error raises."""
     result = load_rules(paths)
     if result.errors:
         raise RuleLoadError(result.errors)
-    return [rule for rule in result.rules if rule.enabled]
+    return result

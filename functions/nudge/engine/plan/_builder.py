@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from ..language.policy import DEFAULT_POLICY, Policy
 from ..language.rules import (
     AllCondition,
     AttributeCondition,
@@ -41,9 +42,6 @@ DEFAULT_HISTORY = 50
 Per filter, not per name: a rule that stores every product view cannot push out the yoga-mat
 views another rule is waiting on, so adding or removing a rule never changes another's firings."""
 
-ALLOWED_LATENESS = 2 * 60_000
-"""How late (ms) an event may come and still find what its rules need: every filter keeps its events
-this much longer than its own window, so a lone ``when: {event: X}`` keeps X for this long."""
 
 Pinned = tuple[str, tuple[str, ...]]
 
@@ -167,8 +165,14 @@ class _RuleCompiler:
         return AnyNode([self.node(child, arms) for child in cond.any])
 
 
-def compile_rules(rules: Iterable[Rule], allowed_lateness: int = ALLOWED_LATENESS) -> Plan:
-    """Compile enabled rules, in the order given, into one ``Plan`` that waits ``allowed_lateness`` for stragglers."""
+def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Plan:
+    """Compile enabled rules, in the order given, into one ``Plan`` under ``policy``.
+
+    The policy's allowed lateness is how long every filter keeps its events beyond its own window
+    (so a lone ``when: {event: X}`` keeps X that long, for a straggler) and how long after its due
+    time a wait is decided.
+    """
+    allowed_lateness = policy.allowed_lateness
     uses = _Uses()
     compiled: list[CompiledRule] = []
     for rule in rules:
@@ -205,4 +209,4 @@ def compile_rules(rules: Iterable[Rule], allowed_lateness: int = ALLOWED_LATENES
                 cooldown=rule.cooldown,
             )
         )
-    return Plan(compiled, uses.routes(compiled, allowed_lateness), allowed_lateness)
+    return Plan(compiled, uses.routes(compiled, allowed_lateness), allowed_lateness, policy.dedupe_window)

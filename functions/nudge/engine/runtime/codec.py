@@ -5,13 +5,14 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
     {"v": 1, "c": customer id, "n": now,
      "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
      "p": {trait: [value, ts]},
-     "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null(, [later pending, ...])]},
+     "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null(, [later pending, ...](, [recent arm, ...]))]},
      "d": [oldest s, "digests", [s - oldest, ...]]}      # ids seen, in the order seen (seen.py); if any
     pending = [arm, due, [[name, id, ts, props], ...]]
 
 A (rule, key) rarely has more than one pending wait (an arming after one wait's due time, before
 the allowed lateness has passed); the later ones are a fourth element, written only when there
-are any, so every other state keeps its bytes.
+are any, so every other state keeps its bytes. So are a wait rule's earlier arm times within the
+allowed lateness (``RuleState.recent``), the fifth element, when two armings came that close.
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
 memo is the engine's business and not the customer's data. They did not write ``"d"`` (the ids
@@ -41,8 +42,10 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
     rules: dict[str, Any] = {}
     for (rule_id, key), rs in state.rules.items():
         entry: list[Any] = [rs.last_arm, rs.last_fired, _encode_pending(rs.waits[0]) if rs.waits else None]
-        if len(rs.waits) > 1:
+        if len(rs.waits) > 1 or rs.recent:
             entry.append([_encode_pending(wait) for wait in rs.waits[1:]])
+        if rs.recent:
+            entry.append(rs.recent)
         rules[rule_id if key is None else f"{rule_id}{_SEP}{key}"] = entry
     data = {
         "v": SCHEMA_VERSION,
@@ -74,11 +77,12 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     state.profile = data["p"]
     for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)
-        last_arm, last_fired, pending, *later = entry
+        last_arm, last_fired, pending, *more = entry
         waits = [] if pending is None else [_decode_pending(pending)]
-        if later:
-            waits += [_decode_pending(item) for item in later[0]]
-        state.rules[(rule_id, key if _SEP in packed_key else None)] = RuleState(last_arm, last_fired, waits)
+        if more:
+            waits += [_decode_pending(item) for item in more[0]]
+        recent = list(more[1]) if len(more) > 1 else None
+        state.rules[(rule_id, key if _SEP in packed_key else None)] = RuleState(last_arm, last_fired, waits, recent)
     return state
 
 

@@ -23,6 +23,7 @@ again, so a rule arms as if its events had come in order.
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any
 
 from ...contracts import IDENTIFY, Event, Firing, MatchedEvent, Timer, key_text
@@ -35,9 +36,6 @@ from .state import CustomerState, Pending, RuleState
 
 if TYPE_CHECKING:
     from ..plan.conditions import Matcher
-
-DEDUPE_WINDOW = 24 * 3_600_000
-"""Default time (ms) an event id is remembered after its timestamp."""
 
 MAX_MATCHED_EVENTS = 50
 """How many matched events a firing carries (the newest), which bounds a pending wait's size."""
@@ -61,6 +59,10 @@ def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
             target = child
         target.setdefault(leaf, value)
     return nested
+
+
+def _arm_of(wait: Pending) -> int:
+    return wait.arm
 
 
 def _tiebreak(value: Any) -> str:
@@ -89,10 +91,10 @@ class Engine:
     only decides whether a wait is already over when it is armed. Conditions use event time.
     """
 
-    def __init__(self, plan: Plan, dedupe_window: int = DEDUPE_WINDOW) -> None:
+    def __init__(self, plan: Plan) -> None:
         self.plan = plan
         self.lateness = plan.allowed_lateness
-        self.dedupe_window = max(dedupe_window, plan.allowed_lateness)
+        self.dedupe_window = max(plan.dedupe_window, plan.allowed_lateness)
         """How long (ms) after its timestamp an event id is remembered, so that a re-sent copy is a
         no-op: never less than the allowed lateness, or a straggler's copy could count twice."""
         self._arming: dict[str, list[tuple[str, Matcher]]] = {}
@@ -270,8 +272,8 @@ class Engine:
         self._evaluate(rule, state, stored, stored.ts, key, wall, outcome, None)
         rule_state = state.rules.get((rule.id, key))
         floor = stored.ts
-        if rule_state is not None and rule_state.last_arm is not None:
-            floor = max(floor, min([rule_state.last_arm, *(wait.arm for wait in rule_state.waits)]))
+        if rule.wait is None and rule_state is not None and rule_state.last_arm is not None:
+            floor = max(floor, rule_state.last_arm)  # without a wait, arm times only move forward
         arming = self._arming.get(rule.id)
         if arming is None:
             arming = self._arming[rule.id] = [
@@ -318,14 +320,29 @@ class Engine:
         rule_state = state.rules.get((rule.id, key))
         if rule_state is None:
             rule_state = state.rules[(rule.id, key)] = RuleState()
-        if rule_state.last_arm is not None and arm <= rule_state.last_arm:
-            # This arming (or a later one) has been seen: re-deliveries and late events are no-ops,
-            # except that a late event of a pending arming itself joins what its firing will list.
-            for wait in rule_state.waits:
-                if wait.arm == arm:
-                    self._join(wait, evidence)
-            return
-        rule_state.last_arm = arm
+        last_arm = rule_state.last_arm
+        in_order = last_arm is None or arm > last_arm
+        if not in_order:
+            assert last_arm is not None and state.now is not None
+            if rule.wait is None or arm == last_arm or arm in rule_state.recent or arm < state.now - self.lateness:
+                # Seen already (a re-delivery, a second look at an instant), or a late arming of a rule
+                # without a wait, or later than the lateness: arm times only move forward. A late event
+                # of a pending arming itself joins what its firing will list.
+                for wait in rule_state.waits:
+                    if wait.arm == arm:
+                        self._join(wait, evidence)
+                return
+            bisect.insort(rule_state.recent, arm)  # a late arming of a wait rule, within the lateness
+        else:
+            newest = state.now
+            if (
+                last_arm is not None
+                and rule.wait is not None
+                and newest is not None
+                and last_arm >= newest - self.lateness
+            ):
+                rule_state.recent.append(last_arm)  # a late arming before it must still see it
+            rule_state.last_arm = arm
         outcome.decisions.append(Decision(rule.id, key, "armed", arm))
         matched = sorted(evidence, key=StoredEvent.sort_key)[-MAX_MATCHED_EVENTS:]
         if rule.wait is None:
@@ -334,11 +351,18 @@ class Engine:
         due = arm + rule.wait
         waits = rule_state.waits
         head = waits[0] if waits else None
-        if waits and arm <= waits[-1].due:
-            # Debounce: an arming inside the newest wait restarts it. (One after its due time starts a
-            # wait of its own: the older one is still decided as of its due time.)
-            superseded = waits.pop()
-            outcome.decisions.append(Decision(rule.id, key, "superseded", superseded.arm))
+        # Debounce, as if in event-time order: an arming fires ``wait`` after itself unless another
+        # arming comes in (arm, due] (or an unless event in [arm, due]). So it stops the pending wait
+        # it falls inside, and a late one that has a later arming within its own wait never starts.
+        for index, wait in enumerate(waits):
+            if wait.arm < arm <= wait.due:
+                del waits[index]
+                outcome.decisions.append(Decision(rule.id, key, "superseded", wait.arm))
+                break
+        if not in_order and any(arm < other <= due for other in (*rule_state.recent, rule_state.last_arm or arm)):
+            outcome.decisions.append(Decision(rule.id, key, "superseded", arm))
+            self._retime(state, rule.id, key, rule_state, head, outcome)
+            return
         kind: DecisionKind | None = None
         if self._unless_known(rule, state, key, arm, due):
             kind = "cancelled"
@@ -352,7 +376,7 @@ class Engine:
             # Armed by an event so late that the decision time has passed: decide now on what is known.
             self._fire(rule, state, rule_state, key, arm, due, matched, outcome)
         else:
-            waits.append(Pending(arm, due, [e.copy() for e in matched]))
+            bisect.insort(waits, Pending(arm, due, [e.copy() for e in matched]), key=_arm_of)
         if kind is not None:
             outcome.decisions.append(Decision(rule.id, key, kind, due))
         self._retime(state, rule.id, key, rule_state, head, outcome)
@@ -524,7 +548,13 @@ class Engine:
             rule_state = state.rules[rule_key]
             if rule is None:
                 del state.rules[rule_key]
-            elif not rule_state.waits:
+                continue
+            if rule_state.recent:
+                # Earlier armings matter to late armings only, and those are at most the lateness old.
+                rule_state.recent = [r for r in rule_state.recent if r >= now - self.lateness]
+                if rule_state.recent:
+                    next_due = min(next_due, rule_state.recent[0] + self.lateness + 1)
+            if not rule_state.waits:
                 released = _released_at(rule, rule_state, self.lateness)
                 if released is None or released <= now:
                     del state.rules[rule_key]

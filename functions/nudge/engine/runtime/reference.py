@@ -18,7 +18,9 @@ the rules' filters alone, what is retained and which rules arm:
   retained event at or after it, oldest first, each time over the retained events in a context
   of its own with that instant's event as the arriving one; it *arms* when its ``when`` holds with
   evidence that includes the arriving event; the arm time is the latest timestamp of the
-  evidence, and arm times only move forward per (rule, key); instants (the stored event's
+  evidence; arm times only move forward per (rule, key), except that a rule with a wait also arms
+  at an earlier time it has not armed at yet, when that time is no older than ``now`` minus the
+  allowed lateness; instants (the stored event's
   included) older than ``now - window - allowed lateness`` are not evaluated for that rule;
 
 It is slow on purpose (every step rescans everything) and is never used outside the tests.
@@ -59,6 +61,8 @@ class ReferenceModel:
     """Every id stored, with its event time: never forgotten here, judged against the window."""
     kept: dict[str, list[_Kept]] = field(default_factory=dict)
     last_arm: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    arms: dict[tuple[str, str | None], set[int]] = field(default_factory=dict)
+    """Every arm time per (rule, key), never forgotten here."""
     armings: list[tuple[str, str | None, int]] = field(default_factory=list)
     """Every (rule, key, arm time), in the order the arms happened."""
 
@@ -133,7 +137,13 @@ class ReferenceModel:
                     continue
                 arm = max(e.ts for e in evidence)
                 last = self.last_arm.get((rule.id, key))
-                if last is not None and arm <= last:
+                known = self.arms.setdefault((rule.id, key), set())
+                if (
+                    last is not None
+                    and arm <= last
+                    and (rule.wait is None or arm in known or arm < self.now - self.plan.allowed_lateness)
+                ):
                     continue
-                self.last_arm[(rule.id, key)] = arm
+                known.add(arm)
+                self.last_arm[(rule.id, key)] = arm if last is None else max(last, arm)
                 self.armings.append((rule.id, key, arm))

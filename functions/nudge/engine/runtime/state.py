@@ -39,14 +39,21 @@ class RuleState:
     decision starts a second wait beside it. Mostly there is none or one.
     """
 
-    __slots__ = ("last_arm", "last_fired", "waits")
+    __slots__ = ("last_arm", "last_fired", "recent", "waits")
 
     def __init__(
-        self, last_arm: int | None = None, last_fired: int | None = None, waits: list[Pending] | None = None
+        self,
+        last_arm: int | None = None,
+        last_fired: int | None = None,
+        waits: list[Pending] | None = None,
+        recent: list[int] | None = None,
     ) -> None:
         self.last_arm = last_arm
         self.last_fired = last_fired
         self.waits: list[Pending] = [] if waits is None else waits
+        self.recent: list[int] = [] if recent is None else recent
+        """Earlier arm times of a wait rule, no older than the allowed lateness, oldest first: a late
+        arming is superseded by one of these inside its own wait, as it would have been in order."""
 
 
 RuleKey = tuple[str, str | None]

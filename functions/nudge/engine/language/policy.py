@@ -1,0 +1,56 @@
+"""The deployment-wide policy: ``policy.yaml`` beside the rules, read by replay, the local stack and CDK.
+
+It says how the engine treats time, for every rule at once::
+
+    allowed_lateness: 2m    # how long a decision that absence depends on waits for stragglers
+    dedupe_window: 24h      # how long an event id is remembered, so a re-sent copy is a no-op
+
+Both are optional; the defaults are the values above. The file ships with the rules (a deploy
+puts it in the bundle), so the evaluator, ``nudge replay`` and ``nudge local`` always agree.
+Later guardrails (caps, quiet hours, disengagement) belong in the same file.
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from .durations import format_duration
+from .rules import Duration
+
+POLICY_FILES = ("policy.yaml", "policy.yml")
+"""The names a policy file may have in a rules folder; no rule file may use them."""
+
+HOUR = 3_600_000
+
+
+class Policy(BaseModel):
+    """How time is treated: validated like a rule, errors reported as file:line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_lateness: Duration = 2 * 60_000
+    """How late (ms) an event may arrive and still count as if it came in order. A wait due at D is
+    decided at D + allowed_lateness; every stored event is kept this much longer than its window."""
+    dedupe_window: Duration = 24 * HOUR
+    """How long (ms) after its timestamp an event id is remembered."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.allowed_lateness > HOUR:
+            raise ValueError(
+                f"allowed_lateness {format_duration(self.allowed_lateness)} is more than 1h: every wait's "
+                "firing would be sent that much after its due time"
+            )
+        if self.dedupe_window < self.allowed_lateness:
+            raise ValueError(
+                f"dedupe_window {format_duration(self.dedupe_window)} is shorter than allowed_lateness "
+                f"{format_duration(self.allowed_lateness)}: a straggler's copy could count twice"
+            )
+        if self.dedupe_window > 7 * 24 * HOUR:
+            raise ValueError(f"dedupe_window {format_duration(self.dedupe_window)} is more than 7d")
+        return self
+
+
+DEFAULT_POLICY = Policy()
