@@ -6,6 +6,7 @@ The stack is synthesized once for the module (jsii synthesis costs seconds), wit
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,13 @@ def test_unsubscribe_endpoint_is_a_public_function_url_with_a_signing_secret(tem
     )
     unsubscribe = only(template, "AWS::Lambda::Function", {"Handler": "nudge.handlers.unsubscribe.handler"})
     assert "NUDGE_UNSUBSCRIBE_SECRET_ARN" in unsubscribe["Properties"]["Environment"]["Variables"]
+
+
+def test_a_bad_policy_fails_synth_with_its_file_and_line(tmp_path: Path):
+    shutil.copy("rules/cart_abandonment.yaml", tmp_path)
+    shutil.copytree("rules/templates", tmp_path / "templates")
+    (tmp_path / "policy.yaml").write_text("allowed_lateness: 2m\ndedupe_window: 1m\n")
+    with pytest.raises(RuleLoadError) as raised:
+        build_app(context={**NO_BUNDLING, "nudge": {"rules_dir": str(tmp_path)}})
+    assert f"{tmp_path / 'policy.yaml'}:1:" in str(raised.value)
+    assert "dedupe_window 1m is shorter than allowed_lateness 2m" in str(raised.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -384,3 +385,23 @@ def test_the_summary_counts_events_later_than_the_allowed_lateness(tmp_path: Pat
         out.splitlines()[-1]
         == "1 late: more than 2m behind the latest event when read, used only where their windows still held them"
     )
+
+
+def test_replay_reads_the_policy_beside_the_rules(capsys, tmp_path):
+    """With allowed_lateness 10m, a purchase stamped in the wait and arriving 8 min after its due time still counts."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    shutil.copy("rules/cart_abandonment.yaml", rules)
+    shutil.copytree("rules/templates", rules / "templates")
+    lines = [
+        '{"event_id":"a","customer_id":"c","event":"add_to_cart","timestamp":"2026-11-22T10:00:00Z","properties":{"sku":"S"}}',
+        '{"event_id":"b","customer_id":"c","event":"checkout_viewed","timestamp":"2026-11-22T10:05:00Z"}',
+        '{"event_id":"c","customer_id":"c","event":"page_viewed","timestamp":"2026-11-22T11:13:00Z"}',
+        '{"event_id":"d","customer_id":"c","event":"purchase","timestamp":"2026-11-22T11:04:00Z"}',
+    ]
+    events = write_lines(tmp_path / "events.jsonl", lines)
+    code, out, _ = nudge(capsys, "--events", events, "--json", rules=rules)
+    assert (code, [json.loads(line)["rule"] for line in out.splitlines()]) == (0, ["cart_abandonment"])
+    (rules / "policy.yaml").write_text("allowed_lateness: 10m\n")
+    code, out, _ = nudge(capsys, "--events", events, "--json", rules=rules)
+    assert (code, out) == (0, "")

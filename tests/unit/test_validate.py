@@ -852,3 +852,53 @@ def test_leading_zeros_and_clock_times_stay_strings(tmp_path):
         "qty": {"eq": 12},
         "delta": {"eq": -3},
     }
+
+
+# -- the policy file ---------------------------------------------------------------------------------
+
+
+def test_the_policy_file_is_not_a_rule_and_sets_the_lateness_and_the_dedupe_window(tmp_path: Path) -> None:
+    write(tmp_path, CART)
+    write(tmp_path, "allowed_lateness: 5m\ndedupe_window: 2d\n", name="policy.yaml")
+    result = load_rules(tmp_path)
+    assert result.ok and [r.id for r in result.rules] == ["cart"]
+    assert (result.policy.allowed_lateness, result.policy.dedupe_window) == (300_000, 2 * 86_400_000)
+
+
+def test_without_a_policy_file_the_defaults_hold(tmp_path: Path) -> None:
+    write(tmp_path, CART)
+    policy = load_rules(tmp_path).policy
+    assert (policy.allowed_lateness, policy.dedupe_window) == (120_000, 86_400_000)
+
+
+def test_a_policy_mistake_is_reported_at_its_line(tmp_path: Path) -> None:
+    write(tmp_path, CART)
+    path = write(tmp_path, "# time\nallowed_lateness: 2m\ndedupe_windw: 1d\n", name="policy.yaml")
+    assert _only_error(tmp_path).file == str(path)
+    assert _only_error(tmp_path).line == 3
+    assert _only_error(tmp_path).message == "unknown key 'dedupe_windw'"
+
+
+def test_a_dedupe_window_shorter_than_the_lateness_is_refused(tmp_path: Path) -> None:
+    write(tmp_path, CART)
+    write(tmp_path, "allowed_lateness: 10m\ndedupe_window: 5m\n", name="policy.yaml")
+    error = _only_error(tmp_path)
+    assert "shorter than allowed_lateness 10m" in error.message
+
+
+def test_a_lateness_of_more_than_an_hour_is_refused_at_its_line(tmp_path: Path) -> None:
+    write(tmp_path, CART)
+    write(tmp_path, "dedupe_window: 1d\nallowed_lateness: 3h\n", name="policy.yaml")
+    assert "more than 1h" in _only_error(tmp_path).message
+
+
+def test_nudge_validate_reports_a_bad_policy_with_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    write(tmp_path, CART)
+    path = write(tmp_path, "allowed_lateness: soon\n", name="policy.yaml")
+    assert main(["validate", str(tmp_path)]) == 1
+    assert f"{path}:1: allowed_lateness: bad duration 'soon'" in capsys.readouterr().err
+
+
+def _only_error(folder: Path) -> Diagnostic:
+    [error] = load_rules(folder).errors
+    return error
