@@ -23,6 +23,7 @@ from nudge.contracts import Event, Firing, Timer
 from nudge.engine import CustomerState, Engine, Plan, TimerCancel, TimerSet, compile_rules, load_rules_or_raise
 from nudge.engine.replay import Replayer
 from tests.support import at, ev, fired, plan, rule, run
+from tests.unit.test_semantics import CART
 
 L = 2 * 60_000
 MINUTE = 60_000
@@ -31,16 +32,6 @@ PING = """
 id: ping_later
 when: {event: ping}
 wait: 30s
-action: {channel: event}
-"""
-
-CART = """
-id: cart
-when:
-  sequence: [{event: add_to_cart}, {event: checkout_viewed}]
-  within: 1h
-unless: {event: purchase}
-wait: 1h
 action: {channel: event}
 """
 
@@ -83,12 +74,19 @@ def test_two_waits_of_one_key_share_one_timer_which_moves_to_the_younger_when_th
     assert (moved.timer.arm, moved.at) == (at("10:00:40"), at("10:01:10") + L)
 
 
-def test_a_wait_is_decided_at_due_plus_lateness_and_a_straggler_before_it_still_cancels():
-    """A purchase stamped inside the wait that arrives 90 s after the due time still counts."""
+def _cart_armed_at_10_05() -> tuple[Engine, CustomerState, TimerSet]:
+    """The cart rule armed at 10:05 (due 11:05, decided at 11:07), and the timer request it made."""
     engine = Engine(plan(CART))
     state = CustomerState("c-1")
     engine.process(state, ev("add_to_cart", "10:00"), wall=at("10:00"))
-    engine.process(state, ev("checkout_viewed", "10:05"), wall=at("10:05"))
+    [request] = engine.process(state, ev("checkout_viewed", "10:05"), wall=at("10:05")).timers
+    assert isinstance(request, TimerSet) and request.at == at("11:07")
+    return engine, state, request
+
+
+def test_a_wait_is_decided_at_due_plus_lateness_and_a_straggler_before_it_still_cancels():
+    """A purchase stamped inside the wait that arrives 90 s after the due time still counts."""
+    engine, state, _ = _cart_armed_at_10_05()
     late_purchase = engine.process(state, ev("purchase", "11:04"), wall=at("11:06:30"))
     assert late_purchase.firings == []
     assert [d.kind for d in late_purchase.decisions] == ["cancelled"]
@@ -96,10 +94,7 @@ def test_a_wait_is_decided_at_due_plus_lateness_and_a_straggler_before_it_still_
 
 
 def test_a_straggler_after_the_decision_time_is_late_and_changes_nothing():
-    engine = Engine(plan(CART))
-    state = CustomerState("c-1")
-    engine.process(state, ev("add_to_cart", "10:00"), wall=at("10:00"))
-    engine.process(state, ev("checkout_viewed", "10:05"), wall=at("10:05"))
+    engine, state, _ = _cart_armed_at_10_05()
     outcome = engine.process(state, ev("purchase", "11:04"), wall=at("11:08"))
     assert outcome.late
     assert [f.fired_at for f in outcome.firings] == [at("11:05")]  # decided first, as of 11:05
@@ -107,11 +102,7 @@ def test_a_straggler_after_the_decision_time_is_late_and_changes_nothing():
 
 def test_a_late_timer_in_a_batch_with_newer_events_is_decided_as_of_its_decision_time():
     """Scheduler delivers 10 min late, behind a purchase stamped after the due time: the cart still fires."""
-    engine = Engine(plan(CART))
-    state = CustomerState("c-1")
-    engine.process(state, ev("add_to_cart", "10:00"), wall=at("10:00"))
-    [request] = engine.process(state, ev("checkout_viewed", "10:05"), wall=at("10:05")).timers
-    assert isinstance(request, TimerSet)
+    engine, state, request = _cart_armed_at_10_05()
     batch_wall = at("11:17")
     newer = engine.process(state, ev("purchase", "11:06"), wall=batch_wall)
     timer = engine.on_timer(state, request.timer, wall=batch_wall)
@@ -120,11 +111,7 @@ def test_a_late_timer_in_a_batch_with_newer_events_is_decided_as_of_its_decision
 
 
 def test_a_timer_that_comes_late_on_its_own_decides_as_of_the_due_time():
-    engine = Engine(plan(CART))
-    state = CustomerState("c-1")
-    engine.process(state, ev("add_to_cart", "10:00"), wall=at("10:00"))
-    [request] = engine.process(state, ev("checkout_viewed", "10:05"), wall=at("10:05")).timers
-    assert isinstance(request, TimerSet)
+    engine, state, request = _cart_armed_at_10_05()
     outcome = engine.on_timer(state, request.timer, wall=at("13:00"))
     assert [f.fired_at for f in outcome.firings] == [at("11:05")]
 
