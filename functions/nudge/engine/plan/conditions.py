@@ -90,7 +90,10 @@ class Context:
         if len(items) <= cap:
             return None
         found = self._floors.get((matcher, cap), False)
-        if found is False:
+        if found is False and not matcher.tests:
+            newest = items[-cap]  # a filter without tests matches every event of its name
+            found = self._floors[(matcher, cap)] = (newest.ts, newest.id)
+        elif found is False:
             found, seen, matches = None, 0, matcher.matches
             for e in reversed(items):
                 if matches(e.props):
@@ -107,8 +110,8 @@ class Context:
         if found is None:
             now, matches = self.now, matcher.matches
             found = [e for e in self.events(matcher.name) if low <= e.ts <= now and matches(e.props)]
-            floor = self.floor(matcher, cap)
-            if floor is not None:
+            floor = self.floor(matcher, cap) if len(found) > 0 else None
+            if floor is not None and floor[0] >= low:  # else every hit in the window is newer than it
                 found = [e for e in found if e.ts > floor[0] or (e.ts == floor[0] and e.id >= floor[1])]
             self._hits[(matcher, low, cap)] = found
         return found

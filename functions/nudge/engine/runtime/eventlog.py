@@ -137,26 +137,52 @@ class EventLog:
         return self._cap(route, items, event)
 
     def _cap(self, route: Route, items: list[StoredEvent], added: StoredEvent) -> bool:
-        """Keep, newest first, each event that is among the newest ``cap`` of some filter it matches.
+        """Apply the per-filter caps after ``added`` was inserted into ``items``; whether it is kept.
 
-        Returns whether ``added`` is kept. Evictions only ever reach back from the new event's
-        place: an event older than everything a filter keeps stays forgotten for it.
+        Everything stored was kept before: for some filter it matches, fewer than that filter's cap
+        newer events match it too. Adding one event raises that count by one, for events older than
+        it, on the filters it matches; so for each of them at most one event crosses its cap (the
+        one just past it), and is forgotten unless another filter of its own still keeps it.
         """
-        taken: dict[int, int] = {}
-        kept: list[StoredEvent] = []
-        evicted = False
+        added_filters = self._filters(route, added)
+        for item in added_filters:
+            crossing = self._newest_beyond(route, items, item)
+            if crossing is None or crossing is added or crossing.sort_key() > added.sort_key():
+                continue  # nothing older than the added event moved past this filter's cap
+            theirs = self._filters(route, crossing)
+            if (len(theirs) == 1 and theirs[0] is item) or not self._kept(route, items, crossing):
+                items.remove(crossing)  # (kept by this filter alone, which just let it go)
+        if added is items[-1] or self._kept(route, items, added):
+            return True
+        items.remove(added)
+        return False
+
+    def _newest_beyond(self, route: Route, items: list[StoredEvent], item: Filter) -> StoredEvent | None:
+        """The newest event ``item`` matches that its cap does not keep (None when it keeps them all)."""
+        seen, cap = 0, item.cap
+        if len(items) <= cap:
+            return None
+        matches = item.matcher.matches
         for e in reversed(items):
-            matched = self._filters(route, e)
-            if any(taken.get(id(item), 0) < item.cap for item in matched):
-                kept.append(e)
-                for item in matched:
-                    taken[id(item)] = taken.get(id(item), 0) + 1
-            elif e is added:
-                evicted = True
-        if len(kept) != len(items):
-            kept.reverse()
-            items[:] = kept
-        return not evicted
+            known = e.filters
+            if (item in known) if known is not None else matches(e.props):
+                seen += 1
+                if seen > cap:
+                    return e
+        return None
+
+    def _kept(self, route: Route, items: list[StoredEvent], event: StoredEvent) -> bool:
+        """Whether, for some filter ``event`` matches, fewer than its cap newer events match it too."""
+        filters = self._filters(route, event)
+        newer = [0] * len(filters)
+        for e in reversed(items):
+            if e is event:
+                return any(count < item.cap for count, item in zip(newer, filters, strict=True))
+            known = e.filters
+            for index, item in enumerate(filters):
+                if (item in known) if known is not None else item.matcher.matches(e.props):
+                    newer[index] += 1
+        return False
 
     def prune(self, routes: Mapping[str, Route], now: int) -> int:
         """Forget what the retention rule no longer keeps at ``now``; return when to look again.
