@@ -14,12 +14,14 @@ construction.
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ..engine import Yaml12Loader
+from ..engine.language.policy import POLICY_FILES
 from .workload import CATEGORIES, TITLES
 
 PLANS = ("pro", "team", "enterprise", "starter")
@@ -38,6 +40,8 @@ CROSS_SELL = "yoga_mat_then_blocks"
 def _base_rules(rules_dir: Path) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for path in sorted(p for p in rules_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()):
+        if path.name in POLICY_FILES:
+            continue
         loaded = yaml.load(path.read_text(encoding="utf-8"), Loader=Yaml12Loader)
         rules.extend(loaded if isinstance(loaded, list) else [loaded])
     return [rule for rule in rules if rule.get("enabled", True)]
@@ -96,4 +100,7 @@ def generate_rules(rules_dir: str | Path, count: int, out_dir: Path, mode: str =
         raise ValueError(f"cannot make {count} distinct rules from {len(bases)} in {rules_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "rules.yaml").write_text(yaml.safe_dump(rules, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    for name in POLICY_FILES:  # the variants run under the same policy
+        if (Path(rules_dir) / name).is_file():
+            shutil.copy(Path(rules_dir) / name, out_dir / name)
     return out_dir
