@@ -31,7 +31,7 @@ from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
 from .eventlog import StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
-from .seen import digest
+from .seen import digest, expiry
 from .state import CustomerState, Pending, RuleState
 
 if TYPE_CHECKING:
@@ -153,8 +153,8 @@ class Engine:
             reading = self.read(event)
             if reading is None:
                 return outcome
-        seen_as = digest(event.event_id)
-        if seen_as in state.seen:
+        seen_as = digest(event.event_id) if state.seen or event.name == IDENTIFY else ""
+        if state.events.has_id(event.event_id) or seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
         if state.rules:
             self._settle(state, wall, outcome)
@@ -168,9 +168,10 @@ class Engine:
             outcome.changed = True
         newest = state.now
         stored = self._accept(state, event, reading) if reading[1] else None
+        if state.events.forgotten:
+            self._keep_forgotten_ids(state)
         if stored is None:
             return outcome
-        self._remember(state, seen_as, event.ts)
         filters = reading[1]
         outcome.accepted = outcome.changed = True
         cancels, triggers = self.plan.routes[event.name].uses(filters)
@@ -191,6 +192,20 @@ class Engine:
         self.prune(state)
         return outcome
 
+    def _keep_forgotten_ids(self, state: CustomerState) -> None:
+        """The ids of events the log just forgot go into the id memory, while the window still holds them.
+
+        A stored event's id needs no second copy (``EventLog.has_id`` answers for it); only once the
+        log lets the event go must the memory take over, which keeps ``"d"`` to the ids of events
+        no longer stored.
+        """
+        now = state.now or 0
+        window = self.dedupe_window
+        for event_id, ts in state.events.forgotten:
+            if expiry(ts, window) > now:
+                self._remember(state, digest(event_id), ts)
+        state.events.forgotten.clear()
+
     def _remember(self, state: CustomerState, seen_as: str, ts: int) -> None:
         """An event's id, for the dedupe window; the prune memo learns when it is due to be forgotten."""
         due = state.seen.add(seen_as, ts, self.dedupe_window)
@@ -210,13 +225,11 @@ class Engine:
             state.profile[name] = [value, event.ts]
 
     def _accept(self, state: CustomerState, event: Event, reading: Reading) -> StoredEvent | None:
-        """Store the event unless it is stored already or the retention rule would forget it at once.
+        """Store the event unless the retention rule would forget it at once.
 
-        An id stays in ``state.seen`` for the dedupe window, and the event itself for its horizon:
-        a copy is recognized while either holds, whichever is longer.
+        A copy is recognized while the event is stored (``EventLog.has_id``) and, once the log has
+        forgotten it, while the dedupe window holds its id (``state.seen``): whichever is longer.
         """
-        if state.events.contains(event.name, event.event_id):
-            return None
         props, filters = reading
         now = event.ts if state.now is None else max(state.now, event.ts)
         stored = StoredEvent(event.event_id, event.name, event.ts, props)
@@ -541,7 +554,10 @@ class Engine:
         memo = state.prune_due
         if memo is not None and now < memo[1] and memo[0] is self.plan:
             return
-        next_due = min(state.events.prune(self.plan.routes, now), state.seen.prune(now, self.dedupe_window))
+        next_due = state.events.prune(self.plan.routes, now)
+        if state.events.forgotten:
+            self._keep_forgotten_ids(state)
+        next_due = min(next_due, state.seen.prune(now, self.dedupe_window))
         by_id = self.plan.by_id
         for rule_key in list(state.rules):
             rule = by_id.get(rule_key[0])

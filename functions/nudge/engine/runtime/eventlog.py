@@ -72,12 +72,17 @@ def _ts(event: StoredEvent) -> int:
 class EventLog:
     """Stored events per name, oldest first (by ``(ts, id)``); ``of`` is the only way to read them."""
 
-    __slots__ = ("_lists", "_packed")
+    __slots__ = ("_ids", "_lists", "_packed", "forgotten")
 
     def __init__(self, packed: dict[str, Packed] | None = None) -> None:
         """``packed`` is the codec's decoded ``"e"`` object, which the log takes over (it is not copied)."""
         self._lists: dict[str, list[StoredEvent]] = {}
         self._packed: dict[str, Packed] = {} if packed is None else packed
+        self._ids: set[str] | None = None
+        """The ids of every stored event, of any name: built on the first ``has_id``, memory only."""
+        self.forgotten: list[tuple[str, int]] = []
+        """(id, ts) of the stored events forgotten since the owner last emptied it: the engine moves
+        their ids into the id memory (``seen.py``) while the dedupe window still holds them."""
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -98,12 +103,22 @@ class EventLog:
         """Every stored event by name: for tools and tests, which want to see it all."""
         return {name: list(self.of(name) or ()) for name in self.names()}
 
-    def contains(self, name: str, event_id: str) -> bool:
-        """Whether an event of this name with this id is stored."""
-        for e in self.of(name) or ():  # noqa: SIM110 - a plain loop: this scan runs for every stored event
-            if e.id == event_id:
-                return True
-        return False
+    def has_id(self, event_id: str) -> bool:
+        """Whether an event with this id is stored, whatever its name (the ids of stored events are
+        not kept again in the id memory: this answers for them)."""
+        ids = self._ids
+        if ids is None:
+            ids = {e.id for items in self._lists.values() for e in items}
+            ids.update(item[0] for packed in self._packed.values() for item in packed)
+            self._ids = ids
+        return event_id in ids
+
+    def _forget(self, events: list[StoredEvent]) -> None:
+        ids, forgotten = self._ids, self.forgotten
+        for e in events:
+            forgotten.append((e.id, e.ts))
+            if ids is not None:
+                ids.discard(e.id)
 
     def __bool__(self) -> bool:
         return bool(self._lists) or bool(self._packed)
@@ -128,13 +143,19 @@ class EventLog:
             # Only events the horizon still keeps compete for the caps' places.
             self._expire(route, items, now)
         bisect.insort(items, event, key=StoredEvent.sort_key)
-        if len(items) <= route.cap_floor:
-            return True
-        if route.single():
-            if len(items) > route.cap_floor:
-                return items.pop(0) is not event
-            return True
-        return self._cap(route, items, event)
+        kept = True
+        if len(items) > route.cap_floor:
+            if route.single():
+                oldest = items.pop(0)
+                if oldest is event:
+                    kept = False
+                else:
+                    self._forget([oldest])
+            else:
+                kept = self._cap(route, items, event)
+        if kept and self._ids is not None:
+            self._ids.add(event.id)
+        return kept
 
     def _cap(self, route: Route, items: list[StoredEvent], added: StoredEvent) -> bool:
         """Apply the per-filter caps after ``added`` was inserted into ``items``; whether it is kept.
@@ -152,6 +173,7 @@ class EventLog:
             theirs = self._filters(route, crossing)
             if (len(theirs) == 1 and theirs[0] is item) or not self._kept(route, items, crossing):
                 items.remove(crossing)  # (kept by this filter alone, which just let it go)
+                self._forget([crossing])
         if added is items[-1] or self._kept(route, items, added):
             return True
         items.remove(added)
@@ -194,13 +216,13 @@ class EventLog:
         for name in list(self._lists):
             route = routes.get(name)
             if route is None:
-                del self._lists[name]
+                self._forget(self._lists.pop(name))
                 continue
             next_due = min(next_due, self._prune_list(route, self._lists[name], now))
         for name, packed in list(self._packed.items()):
             route = routes.get(name)
             if route is None:
-                del self._packed[name]
+                self._forget([StoredEvent(id_, name, ts, props) for id_, ts, props in self._packed.pop(name)])
             elif packed[0][1] < now - route.floor or len(packed) > route.cap_total:
                 # Something to forget: unpack it (rarely; a packed list is otherwise left as it is).
                 next_due = min(next_due, self._prune_list(route, self.of(name) or [], now))
@@ -216,11 +238,16 @@ class EventLog:
             # items[0].ts + floor, which is what prune's returned time relies on.
             oldest = bisect.bisect_left(items, now - route.horizon, key=_ts)
             kept_all = bisect.bisect_left(items, now - route.floor, key=_ts)
-            items[:kept_all] = [e for e in items[oldest:kept_all] if e.ts >= now - self._horizon(route, e)]
+            kept = [e for e in items[oldest:kept_all] if e.ts >= now - self._horizon(route, e)]
+            if len(kept) < kept_all:
+                staying = {id(e) for e in kept}
+                self._forget([e for e in items[:kept_all] if id(e) not in staying])
+            items[:kept_all] = kept
 
     def _prune_list(self, route: Route, items: list[StoredEvent], now: int) -> int:
         self._expire(route, items, now)
         if len(items) > route.cap_total:
+            self._forget(items[: len(items) - route.cap_total])
             del items[: len(items) - route.cap_total]  # only after the plan's caps shrank
         if not items:
             self._lists.pop(route.name, None)

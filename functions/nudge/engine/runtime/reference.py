@@ -11,7 +11,7 @@ the rules' filters alone, what is retained and which rules arm:
   filters it matches, and while it is among the newest ``cap`` retained events of at least one
   filter it matches (counting newest first, over the events still retained when it arrived); an
   event that fails either test once is gone for good;
-- an event is a *duplicate*, and has no effect, when an event of its name with its id is retained,
+- an event is a *duplicate*, and has no effect, when an event with its id is retained (of any name),
   or when any event with its id was stored and ``now`` has not reached that id's expiry (the
   first full hour after its time plus the dedupe window);
 - when an event is stored, every rule is evaluated at that event's time and at the time of every
@@ -78,8 +78,8 @@ class ReferenceModel:
         if not filters:
             return
         items = self.kept.setdefault(event.name, [])
-        if any(k.event.id == event.event_id for k in items):
-            return  # a duplicate of a retained event
+        if any(k.event.id == event.event_id for others in self.kept.values() for k in others):
+            return  # a duplicate of a retained event, of any name
         first = self.seen.get(event.event_id)
         if first is not None and self.now is not None and self.now < expiry(first, self.dedupe_window):
             return  # a duplicate of an event seen within the window

@@ -7,6 +7,10 @@ the events it was made from (an ``add_to_cart`` kept 1 h is still recognized 24 
 counted on the customer's clock (``now``, the latest stored event time), and forgotten on the
 next full hour of that clock (``expiry``).
 
+Only the ids of events the event log no longer holds are kept here (and every ``identify``'s,
+which is never stored): a stored event's id is its own, and ``EventLog.has_id`` answers for it;
+when the log lets an event go, the engine moves its id here for the rest of the window.
+
 Ids are kept as 64-bit digests, 11 characters of base64 each, beside the event time in seconds.
 In the encoded state they are one string of digests and the times as offsets from the oldest,
 ``[oldest, "digests", [offsets]]``: about 16 bytes an id, whatever the length of the id. Two
