@@ -271,9 +271,10 @@ class Engine:
 
         In order, the rule would have been evaluated at each of its arming events' times with this
         event already known; so it is now, at those instants (an arriving event of the rule at or
-        after this one's time, with the same key), oldest first. Arm times only move forward, so
-        instants before the latest arming of (rule, key) are skipped unless a pending wait began
-        there (a late event of a pending arming joins what its firing lists). Instants older than
+        after this one's time, with the same key), oldest first. A rule without a wait skips the
+        instants before its latest arming (its arm times only move forward); a wait rule is judged
+        at every one (a late arming within the lateness debounces as in order, and a late event of
+        a pending arming joins what its firing lists). Instants older than
         ``now - window - lateness`` are not judged again: what the rule did there may be forgotten
         (``_released_at``), and only an event later than the allowed lateness reaches them.
         """
