@@ -81,6 +81,7 @@ class Delivery(Construct):
                 settings, UnsubscribeAddresses(unsubscribe_secret_arn=self.secret.secret_arn)
             ).to_env(),
             description="Records one-click unsubscribes as events on the stream",
+            reserved_concurrency=settings.unsubscribe_reserved_concurrency,
         )
         self.unsubscribe_url = self.unsubscribe.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         stream.grant_write(self.unsubscribe)

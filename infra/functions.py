@@ -26,6 +26,7 @@ def nudge_function(
     memory_mb: int = 512,
     timeout: Duration | None = None,
     description: str = "",
+    reserved_concurrency: int | None = None,
 ) -> lambda_.Function:
     log_group = logs.LogGroup(
         scope,
@@ -44,6 +45,7 @@ def nudge_function(
         handler=handler,
         memory_size=memory_mb,
         timeout=timeout or Duration.seconds(30),
+        reserved_concurrent_executions=reserved_concurrency or None,
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
         environment={

@@ -65,6 +65,10 @@ class StackSettings(BaseModel):
     sms_configuration_set: str = ""
     push_application_id: str = ""
     max_delivery_attempts: int = Field(default=5, ge=1, le=20)
+    unsubscribe_reserved_concurrency: int = Field(default=5, ge=0, le=1000)
+    """Concurrency reserved for (and capping) the public unsubscribe endpoint, so a flood of links
+    cannot take the concurrency the evaluator and delivery share; 0 leaves it unreserved (an account
+    must keep 10 unreserved: on one whose quota is 10, set 0)."""
     activation_ttl_days: int = Field(default=400, ge=1)
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
 

@@ -247,6 +247,8 @@ def test_unsubscribe_endpoint_is_a_public_function_url_with_a_signing_secret(tem
     )
     unsubscribe = only(template, "AWS::Lambda::Function", {"Handler": "nudge.handlers.unsubscribe.handler"})
     assert "NUDGE_UNSUBSCRIBE_SECRET_ARN" in unsubscribe["Properties"]["Environment"]["Variables"]
+    # Public, so capped: a flood of valid links cannot take the evaluator's and delivery's concurrency.
+    assert unsubscribe["Properties"]["ReservedConcurrentExecutions"] == 5
 
 
 def test_a_bad_policy_fails_synth_with_its_file_and_line(tmp_path: Path):

@@ -225,12 +225,18 @@ def test_unsubscribe_link_round_trip(deliverer: Deliverer, session, resources, c
     unsubscriber = build_unsubscriber(resources.unsubscribe, session, clock)
 
     assert unsubscriber.handle("POST", {**query, "t": "0" * 32}).response["statusCode"] == 403
+    for malformed in ("é" * 32, "\udcff" * 32, query["t"][:-1], query["t"] + "0", ""):
+        assert unsubscriber.handle("POST", {**query, "t": malformed}).response["statusCode"] == 403
     assert unsubscriber.handle("POST", {**query, "c": "someone-else"}).response["statusCode"] == 403
     assert stream.read() == []
     assert unsubscriber.handle("GET", query).response["statusCode"] == 200
     assert stream.read() == []  # a GET (link preview, scanner) records nothing
     assert unsubscriber.handle("POST", query).response["statusCode"] == 200
-    [record] = stream.read()
+    clock.advance_to(clock.now_ms() + 20_000)
+    assert unsubscriber.handle("POST", query).response["statusCode"] == 200  # the mail client posts again
+    first, again = stream.read()
+    assert json.loads(first.data)["event_id"] == json.loads(again.data)["event_id"]  # one event: a copy
+    record = first
     assert record.partition_key == "c-1"
     opt_out = json.loads(record.data)
     assert opt_out["event"] == "unsubscribed"
