@@ -61,6 +61,10 @@ def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
+def _time_then_id(item: tuple[str, int]) -> tuple[int, str]:
+    return item[1], item[0]
+
+
 def _arm_of(wait: Pending) -> int:
     return wait.arm
 
@@ -201,7 +205,9 @@ class Engine:
         """
         now = state.now or 0
         window = self.dedupe_window
-        for event_id, ts in state.events.forgotten:
+        # In event-time order: the log forgets name by name, in an order that differs between a state
+        # kept in memory and a decoded one, and the memory's bytes follow the order ids came in.
+        for event_id, ts in sorted(state.events.forgotten, key=_time_then_id):
             if expiry(ts, window) > now:
                 self._remember(state, digest(event_id), ts)
         state.events.forgotten.clear()
