@@ -15,8 +15,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.exceptions import ClientError
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.botocore_stubber import MockRawResponse
 from moto.ses.models import ses_backends
 from moto.sns.models import sns_backends
 
@@ -342,3 +344,26 @@ def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Del
     )
     assert reasons["{not json"].startswith("not JSON")
     assert sent_emails() == []
+
+
+def test_an_email_accepted_then_answered_500_is_sent_once(deliverer: Deliverer):
+    """SES takes the mail, then its answer is lost (a 500): botocore must not send it again itself.
+
+    The fault is injected after moto executed the call: moto's stubber runs the request, and this
+    handler answers 500 in place of its answer. With botocore's default retries the mail went out three
+    times within one attempt, unseen by the claim. (Whether the next claim may send it again is the
+    claim's decision, not the client's.)
+    """
+    client = deliverer.service.channels["email"].client  # type: ignore[attr-defined]
+    calls = 0
+
+    def execute_then_lose_the_answer(request: AWSPreparedRequest, **_: object) -> AWSResponse:
+        nonlocal calls
+        calls += 1
+        body = b'{"message": "internal failure"}'
+        return AWSResponse(request.url, 500, {"x-amzn-ErrorType": "InternalFailure"}, MockRawResponse(body))
+
+    client.meta.events.register_first("before-send.sesv2.SendEmail", execute_then_lose_the_answer)
+    with pytest.raises(RetryLater):
+        deliverer.handle(firing_body("cart_abandonment", cart_events()), attempt=1)
+    assert (calls, len(sent_emails())) == (1, 1)

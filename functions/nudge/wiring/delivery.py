@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from ..adapters.activations import DynamoDBActivationLog
 from ..adapters.channels import (
@@ -37,26 +38,34 @@ def unsubscribe_secret(config: DeliveryConfig | UnsubscribeConfig, session: Any)
     raise ValueError("set NUDGE_UNSUBSCRIBE_SECRET or NUDGE_UNSUBSCRIBE_SECRET_ARN")
 
 
+SEND_ONCE = Config(retries={"mode": "standard", "total_max_attempts": 1})
+"""For the providers' send calls: one attempt per claim. A send is not idempotent, and a 5xx or a
+timeout may come after the provider accepted it; botocore's own retries would then send it again,
+out of the claim's sight. A failed send is retried by claiming the firing again, never in the client."""
+
+
 def build_channels(config: DeliveryConfig, session: Any) -> dict[str, Channel]:
     """One adapter per channel the stack is configured for (push only with an application id)."""
-    events = session.client("events")
+    events = session.client("events", config=SEND_ONCE)
     sms: Channel
     if config.sms_provider == "end_user_messaging":
         sms = EndUserMessagingSmsChannel(
-            session.client("pinpoint-sms-voice-v2"),
+            session.client("pinpoint-sms-voice-v2", config=SEND_ONCE),
             config.sms_origination_identity,
             config.sms_configuration_set or None,
         )
     else:
-        sms = SnsSmsChannel(session.client("sns"))
+        sms = SnsSmsChannel(session.client("sns", config=SEND_ONCE))
     channels: dict[str, Channel] = {
-        "email": SesEmailChannel(session.client("sesv2"), config.email_from, config.ses_configuration_set or None),
+        "email": SesEmailChannel(
+            session.client("sesv2", config=SEND_ONCE), config.email_from, config.ses_configuration_set or None
+        ),
         "sms": sms,
         "webhook": EventBridgeChannel(events, config.event_bus, "webhook", config.webhook_default_destination or None),
         "event": EventBridgeChannel(events, config.event_bus, "event"),
     }
     if config.push_application_id:
-        channels["push"] = PushChannel(session.client("pinpoint"), config.push_application_id)
+        channels["push"] = PushChannel(session.client("pinpoint", config=SEND_ONCE), config.push_application_id)
     return channels
 
 
