@@ -11,32 +11,20 @@ events newer than its wait. Firings are read back from the firings queue.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
 
-import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
+from nudge.bench.aws import moto_stack
 from nudge.clock import VirtualClock
 from nudge.contracts import Event
 from nudge.engine import load_plan, replay
-from nudge.local.provision import provision
-from nudge.settings import StackSettings
-from nudge.timefmt import iso
-from tests.integration.conftest import REGION, Harness
+from tests.integration.conftest import Harness
+from tests.integration.test_handlers import envelope
 from tests.unit.test_event_time import L, histories, rule_sets
-
-_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
-
 
 CALLED_OFF = "id: called_off\nwhen: {event: a}\nwait: 2m\nunless: {event: u}\naction: {channel: event}\n"
 """Always loaded: a short wait that stragglers often call off, so timers and late events meet."""
@@ -46,23 +34,11 @@ def _identity(body: dict[str, Any]) -> tuple[Any, ...]:
     return (body["firing_id"], body["fired_at"], tuple(e["event_id"] for e in body["events"]))
 
 
-def _envelope(event: Event) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "customer_id": event.customer_id,
-        "event": event.name,
-        "timestamp": iso(event.ts),
-        "properties": event.properties,
-    }
-
-
 def _run_on_moto(rules_dir: Path, events: list[Event], rng: random.Random, timer_delay: int) -> set[tuple[Any, ...]]:
     arrivals = sorted(((e.ts + rng.randint(0, L), e) for e in events), key=lambda item: (item[0], item[1].event_id))
-    with mock_aws():
-        session = boto3.session.Session(region_name=REGION)
-        resources = provision(session, StackSettings(stream_mode="provisioned", shard_count=1), str(rules_dir))
+    with moto_stack(str(rules_dir)) as stack:
         clock = VirtualClock()
-        harness = Harness(session, resources, clock)
+        harness = Harness(stack.session, stack.resources, clock)
         firings: set[tuple[Any, ...]] = set()
         while arrivals or harness.schedules.pending():
             pending = harness.schedules.pending()
@@ -77,7 +53,7 @@ def _run_on_moto(rules_dir: Path, events: list[Event], rng: random.Random, timer
                     chunk.append(arrivals.pop(0))
             if chunk:
                 clock.set(max(clock.now_ms(), chunk[-1][0]))
-                harness.stream.put(*(_envelope(event) for _, event in chunk))
+                harness.stream.put(*(envelope(event) for _, event in chunk))
             walls = {event.event_id: arrival for arrival, event in chunk}
             report = harness.evaluator.evaluate(harness.stream.read(), clock.now_ms(), walls)
             assert report.failed_sequence_number is None
@@ -102,15 +78,6 @@ def test_the_evaluator_on_moto_with_late_timers_gives_the_in_order_firings(
     rules_dir = tmp_path_factory.mktemp("rules")
     for index, text in enumerate([*texts, CALLED_OFF]):
         (rules_dir / f"r{index}.yaml").write_text(text)
-    saved = {name: os.environ.get(name) for name in _ENV}
-    os.environ.update(_ENV)
-    try:
-        got = _run_on_moto(rules_dir, events, random.Random(seed), timer_delay)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    got = _run_on_moto(rules_dir, events, random.Random(seed), timer_delay)
     expected = {_identity(f.to_json()) for f in replay(load_plan(rules_dir), events)}
     assert got == expected
