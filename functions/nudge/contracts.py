@@ -52,12 +52,43 @@ class EventError(ContractError):
     """An event that cannot be accepted."""
 
 
+MAX_NESTING = 32
+"""How deep JSON may nest (objects and arrays) in anything Nudge reads. Deeper text is refused with
+its reason: nothing a rule reads is that deep, and a 4 KB record nested 990 deep made Python's own
+encoder raise ``RecursionError`` when the state was written, a failure with no reason."""
+
+
 def loads(data: bytes | str) -> Any:
     """The one JSON decoder of every wire format: strict, and the same in every process."""
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise ContractError(f"not JSON: {exc.msg}") from None
+    # Counting brackets is cheap and almost always settles it: fewer than the limit cannot nest deeper.
+    brackets = data.count(b"[") + data.count(b"{") if isinstance(data, bytes) else data.count("[") + data.count("{")
+    if brackets > MAX_NESTING and _depth(value) > MAX_NESTING:
+        raise ContractError(f"JSON nested more than {MAX_NESTING} deep")
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deep ``value`` nests, walked without recursion (the input may be adversarial)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_NESTING:
+                return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def _describe(error: ValidationError, whole: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -175,6 +177,26 @@ def test_poison_records_in_the_middle_of_a_batch_are_parked_with_their_reason(ha
     assert "timestamp" in reasons[2]
     assert "limit is" in reasons[3]
     assert [f["rule"] for f in harness.firings()] == ["yoga_mat_then_blocks"]
+
+
+def test_an_800_kib_record_and_one_nested_990_deep_are_parked_with_their_reasons(harness: Harness, clock: VirtualClock):
+    """Neither may fail the batch: the big one is parked as an excerpt with its size and hash (whole it
+    would not fit an SQS message), the deep one with the nesting limit as its reason."""
+    huge = json.dumps({**event("purchase", "10:00"), "properties": {"blob": "x" * 800 * 1024}}).encode()
+    deep = json.dumps(event("purchase", "10:01")).replace(
+        '"properties": {}', '"properties": {"a": ' + "[" * 990 + "]" * 990 + "}"
+    )
+    harness.stream.put(("c-1", huge), ("c-1", deep.encode()), event("product_viewed", "10:02", sku="SKU-YOGA-MAT"))
+    clock.set(at("10:02"))
+    report = harness.evaluate()
+    assert report.failed_sequence_number is None
+    assert report.rejected == 2
+    big, nested = harness.rejected()
+    assert big["reason"].endswith(f"the limit is {64 * 1024}")
+    assert (big["bytes"], big["sha256"]) == (len(huge), hashlib.sha256(huge).hexdigest())
+    assert "data_base64" not in big and base64.b64decode(big["excerpt_base64"]) == huge[:4096]
+    assert nested["reason"] == "JSON nested more than 32 deep"
+    assert "data_base64" in nested
 
 
 def test_record_whose_partition_key_is_not_its_customer_is_rejected(harness: Harness):

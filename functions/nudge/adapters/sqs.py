@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from ..contracts import Firing, encode_firing
+from ..contracts import MAX_EVENT_BYTES, Firing, encode_firing
 from ..evaluator import Rejected
 
 SEND_BATCH_LIMIT = 10
@@ -45,6 +46,32 @@ class SqsFiringSink:
         return [firings[int(entry_id)] for entry_id in sorted(failed, key=int)]
 
 
+PARKED_EXCERPT_BYTES = 4096
+"""How much of a record too large to be an event is kept in its rejected-events message."""
+
+
+def rejection_body(item: Rejected) -> dict[str, Any]:
+    """The rejected-events message: the reason, where the record was, and the record itself.
+
+    A record up to the event size limit is kept whole (base64); a larger one only as its first
+    4 KiB, its size and its SHA-256, so the message always fits SQS and the record can still be
+    found on the stream (by sequence number) and recognized (by hash).
+    """
+    data = item.record.data
+    body: dict[str, Any] = {
+        "reason": item.reason,
+        "sequence_number": item.record.sequence_number,
+        "partition_key": item.record.partition_key,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    if len(data) <= MAX_EVENT_BYTES:
+        body["data_base64"] = base64.b64encode(data).decode()
+    else:
+        body["excerpt_base64"] = base64.b64encode(data[:PARKED_EXCERPT_BYTES]).decode()
+    return body
+
+
 class SqsDeadLetters:
     """``DeadLetters`` over the rejected-events queue: the record, base64, beside the reason."""
 
@@ -53,17 +80,11 @@ class SqsDeadLetters:
         self.queue_url = queue_url
 
     def reject(self, rejected: Sequence[Rejected]) -> list[Rejected]:
+        """Park each rejected record with its reason; return those that could not be parked."""
         entries = [
             {
                 "Id": str(index),
-                "MessageBody": json.dumps(
-                    {
-                        "reason": item.reason,
-                        "sequence_number": item.record.sequence_number,
-                        "partition_key": item.record.partition_key,
-                        "data_base64": base64.b64encode(item.record.data).decode(),
-                    }
-                ),
+                "MessageBody": json.dumps(rejection_body(item)),
                 "MessageAttributes": {"reason": {"DataType": "String", "StringValue": item.reason[:256]}},
             }
             for index, item in enumerate(rejected)
