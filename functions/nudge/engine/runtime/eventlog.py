@@ -167,7 +167,7 @@ class EventLog:
         """
         added_filters = self._filters(route, added)
         for item in added_filters:
-            crossing = self._newest_beyond(route, items, item)
+            crossing = self._newest_beyond(items, item)
             if crossing is None or crossing is added or crossing.sort_key() > added.sort_key():
                 continue  # nothing older than the added event moved past this filter's cap
             theirs = self._filters(route, crossing)
@@ -179,15 +179,20 @@ class EventLog:
         items.remove(added)
         return False
 
-    def _newest_beyond(self, route: Route, items: list[StoredEvent], item: Filter) -> StoredEvent | None:
+    @staticmethod
+    def _matched_by(event: StoredEvent, item: Filter) -> bool:
+        """Whether ``item`` matches ``event``: by its memo when it has one, else by testing it (one
+        filter's tests, cheaper than matching every filter of the name to fill the memo)."""
+        known = event.filters
+        return item in known if known is not None else item.matcher.matches(event.props)
+
+    def _newest_beyond(self, items: list[StoredEvent], item: Filter) -> StoredEvent | None:
         """The newest event ``item`` matches that its cap does not keep (None when it keeps them all)."""
         seen, cap = 0, item.cap
         if len(items) <= cap:
             return None
-        matches = item.matcher.matches
         for e in reversed(items):
-            known = e.filters
-            if (item in known) if known is not None else matches(e.props):
+            if self._matched_by(e, item):
                 seen += 1
                 if seen > cap:
                     return e
@@ -200,9 +205,8 @@ class EventLog:
         for e in reversed(items):
             if e is event:
                 return any(count < item.cap for count, item in zip(newer, filters, strict=True))
-            known = e.filters
             for index, item in enumerate(filters):
-                if (item in known) if known is not None else item.matcher.matches(e.props):
+                if self._matched_by(e, item):
                     newer[index] += 1
         return False
 
