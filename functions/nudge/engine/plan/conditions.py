@@ -89,20 +89,22 @@ class Context:
         items = self._events(matcher.name) or []
         if len(items) <= cap:
             return None
-        found = self._floors.get((matcher, cap), False)
-        if found is False and not matcher.tests:
+        if (matcher, cap) in self._floors:
+            return self._floors[(matcher, cap)]
+        found: tuple[int, str] | None = None
+        if not matcher.tests:
             newest = items[-cap]  # a filter without tests matches every event of its name
-            found = self._floors[(matcher, cap)] = (newest.ts, newest.id)
-        elif found is False:
-            found, seen, matches = None, 0, matcher.matches
+            found = (newest.ts, newest.id)
+        else:
+            seen, matches = 0, matcher.matches
             for e in reversed(items):
                 if matches(e.props):
                     seen += 1
                     if seen == cap:
                         found = (e.ts, e.id)
                         break
-            self._floors[(matcher, cap)] = found
-        return found  # type: ignore[return-value]
+        self._floors[(matcher, cap)] = found
+        return found
 
     def hits(self, matcher: Matcher, low: int, cap: int) -> list[StoredEvent]:
         """What a condition sees of ``matcher`` in ``[low, now]``, oldest first (see ``floor``)."""
