@@ -14,7 +14,8 @@ the rules' filters alone, what is retained and which rules arm:
 - an event is a *duplicate*, and has no effect, when an event with its id is retained (of any name),
   or when any event with its id was stored and ``now`` has not reached that id's expiry (the
   first full hour after its time plus the dedupe window);
-- when an event is stored, every rule is evaluated at that event's time and at the time of every
+- when an event is stored, every rule one of its filters may arm (the filter is in the rule's
+  ``when``, not under a ``not``) is evaluated at that event's time and at the time of every
   retained event at or after it, oldest first, each time over the retained events in a context
   of its own with that instant's event as the arriving one; it *arms* when its ``when`` holds with
   evidence that includes the arriving event; the arm time is the latest timestamp of the
@@ -105,7 +106,7 @@ class ReferenceModel:
         self.seen[event.event_id] = event.ts
         for name, others in self.kept.items():
             self.kept[name] = [k for k in others if k.event.ts >= now - k.horizon]
-        self._arm(stored)
+        self._arm(stored, {rule.id for item in filters for rule in item.triggers})
 
     @staticmethod
     def _matching(filters: tuple[Filter, ...], properties: dict[str, Any], paths: tuple[str, ...]) -> list[Filter]:
@@ -115,13 +116,13 @@ class ReferenceModel:
     def _events(self, name: str) -> list[StoredEvent]:
         return [k.event for k in self.kept.get(name, [])]
 
-    def _arm(self, stored: StoredEvent) -> None:
+    def _arm(self, stored: StoredEvent, may_arm: set[str]) -> None:
         instants = sorted(
             (k.event for items in self.kept.values() for k in items if k.event.ts >= stored.ts),
             key=StoredEvent.sort_key,
         )
         assert self.now is not None
-        for rule in self.plan.rules:
+        for rule in (rule for rule in self.plan.rules if rule.id in may_arm):
             oldest = self.now - rule.window - self.plan.allowed_lateness
             if stored.ts < oldest:
                 continue
