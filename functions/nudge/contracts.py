@@ -17,6 +17,7 @@ two weeks is still read correctly, or parked again saying why.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -38,6 +39,39 @@ TIMER_TYPE = "nudge.timer"
 """The ``type`` of a timer record on the events stream (what the stream mapping's filter lets in)."""
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
+
+# -- addresses -----------------------------------------------------------------------------------
+
+_ATOM = r"[^\s\x00-\x1f\x7f@,;:<>()\[\]\"\\]"
+_EMAIL = re.compile(rf"{_ATOM}{{1,64}}@{_ATOM.replace('@', '@.')}+(?:\.{_ATOM.replace('@', '@.')}+)+")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+
+
+def email_problem(value: object) -> str | None:
+    """Why ``value`` is not one email address (``None``: it is one).
+
+    One address, and nothing that could become a second one or a header: no spaces, line breaks,
+    commas, semicolons, angle brackets or quotes. Letters beyond ASCII are allowed.
+    """
+    if not isinstance(value, str):
+        return "is not a string"
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        return "is not one email address (no spaces, line breaks, commas or display names)"
+    return None
+
+
+def phone_problem(value: object) -> str | None:
+    """Why ``value`` is not a phone number in E.164 form, ``+`` and 7 to 15 digits (``None``: it is)."""
+    if not isinstance(value, str):
+        return "is not a string"
+    if not _E164.fullmatch(value):
+        return "is not a phone number in E.164 form (+ and 7 to 15 digits, no spaces)"
+    return None
+
+
+ADDRESS_TRAITS = {"email": email_problem, "phone": phone_problem}
+"""The traits delivery addresses a customer with, and how each is checked: when an ``identify``
+is accepted (so a bad one is refused at the producer, with the reason) and again at send time."""
 
 
 class ContractError(ValueError):
@@ -114,6 +148,15 @@ class EventEnvelope(BaseModel):
     timestamp: datetime
     properties: dict[str, Any] = Field(default_factory=dict)
     traits: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("traits")
+    @classmethod
+    def _addresses_are_addresses(cls, traits: dict[str, Any]) -> dict[str, Any]:
+        for name, problem in ADDRESS_TRAITS.items():
+            value = traits.get(name)
+            if value is not None and (why := problem(value)):
+                raise ValueError(f"the {name} trait {why}")
+        return traits
 
     @field_validator("timestamp")
     @classmethod
@@ -383,6 +426,7 @@ def decode_firing(body: str | bytes) -> FiringMessage:
 
 
 __all__ = [
+    "ADDRESS_TRAITS",
     "FIRING_MESSAGE_VERSION",
     "IDENTIFY",
     "MAX_EVENT_BYTES",
@@ -399,6 +443,7 @@ __all__ = [
     "Timer",
     "decode_firing",
     "decode_timer",
+    "email_problem",
     "encode_firing",
     "encode_timer",
     "is_timer",
@@ -406,4 +451,5 @@ __all__ = [
     "key_value",
     "loads",
     "parse_event",
+    "phone_problem",
 ]

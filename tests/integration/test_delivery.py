@@ -346,13 +346,13 @@ def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Del
     assert sent_emails() == []
 
 
-def test_an_email_accepted_then_answered_500_is_sent_once(deliverer: Deliverer):
-    """SES takes the mail, then its answer is lost (a 500): botocore must not send it again itself.
+def test_an_email_accepted_then_answered_500_is_sent_once(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+    """SES takes the mail, then its answer is lost (a 500): neither botocore nor the next claim sends it again.
 
     The fault is injected after moto executed the call: moto's stubber runs the request, and this
     handler answers 500 in place of its answer. With botocore's default retries the mail went out three
-    times within one attempt, unseen by the claim. (Whether the next claim may send it again is the
-    claim's decision, not the client's.)
+    times within one attempt, unseen by the claim. A 5xx leaves the outcome open, so the firing is
+    parked as outcome unknown, and a copy of the message is a duplicate.
     """
     client = deliverer.service.channels["email"].client  # type: ignore[attr-defined]
     calls = 0
@@ -364,6 +364,15 @@ def test_an_email_accepted_then_answered_500_is_sent_once(deliverer: Deliverer):
         return AWSResponse(request.url, 500, {"x-amzn-ErrorType": "InternalFailure"}, MockRawResponse(body))
 
     client.meta.events.register_first("before-send.sesv2.SendEmail", execute_then_lose_the_answer)
-    with pytest.raises(RetryLater):
-        deliverer.handle(firing_body("cart_abandonment", cart_events()), attempt=1)
+    body = firing_body("cart_abandonment", cart_events())
+    result = deliverer.handle(body, attempt=1)
+    assert result is not None and result.status is ActivationStatus.OUTCOME_UNKNOWN
+    assert (calls, len(sent_emails())) == (1, 1)
+    [parked] = session.client("sqs").receive_message(
+        QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"]
+    )["Messages"]
+    assert parked["MessageAttributes"]["outcome"]["StringValue"] == "unknown"
+    assert "InternalFailure" in parked["MessageAttributes"]["reason"]["StringValue"]
+    again = deliverer.handle(body, attempt=1)  # a copy of the message
+    assert again is not None and again.status is ActivationStatus.DUPLICATE
     assert (calls, len(sent_emails())) == (1, 1)

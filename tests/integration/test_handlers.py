@@ -35,6 +35,10 @@ class Context:
     memory_limit_in_mb: int = 256
     invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:nudge-test"
     aws_request_id: str = "request-1"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
 
 
 @pytest.fixture
@@ -88,8 +92,14 @@ def test_the_delivery_handler_sends_and_answers_the_partial_batch_contract(confi
         "attributes": {"ApproximateReceiveCount": "1"},
         "eventSource": "aws:sqs",
     }
+    log = nudge.handlers.delivery.deliverer().service.log
+    late = Context(remaining_ms=nudge.handlers.delivery.START_BUDGET_MS - 1)
+    assert nudge.handlers.delivery.handler({"Records": [record]}, late) == {
+        "batchItemFailures": [{"itemIdentifier": "m-1"}]
+    }
+    assert log.history(firing.firing_id) == []  # type: ignore[attr-defined]  # not started: nothing claimed
     assert nudge.handlers.delivery.handler({"Records": [record]}, Context()) == {"batchItemFailures": []}
-    assert nudge.handlers.delivery.deliverer().service.log.history(firing.firing_id)[0]["status"] == "sent"  # type: ignore[attr-defined]
+    assert log.history(firing.firing_id)[0]["status"] == "sent"  # type: ignore[attr-defined]
 
 
 def test_the_unsubscribe_handler_answers_the_function_url(configured, resources, session):  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from nudge.contracts import (
     ContractError,
+    EventError,
     Firing,
     MatchedEvent,
     Timer,
@@ -19,6 +20,7 @@ from nudge.contracts import (
     key_text,
     key_value,
     loads,
+    parse_event,
 )
 
 FIRING = Firing(
@@ -105,3 +107,26 @@ def test_a_string_key_is_its_own_text_and_other_values_are_marked():
     assert key_text("SKU-1") == "SKU-1"
     assert (key_text(42), key_text(7.0), key_text(True), key_text("#vip")) == ("#42", "#7", "#true", '#"#vip"')
     assert key_text(None) is None and key_text({"a": 1}) is None and key_text([1]) is None
+
+
+@pytest.mark.parametrize(
+    ("traits", "reason"),
+    [
+        ({"email": "ana@example.com\r\nBcc: x@evil.example"}, "the email trait is not one email address"),
+        ({"email": "ana@example.com, victim@evil.example"}, "the email trait is not one email address"),
+        ({"email": 42}, "the email trait is not a string"),
+        ({"phone": "+44 7700 900123"}, "the phone trait is not a phone number in E.164 form"),
+        ({"phone": "07700900123"}, "the phone trait is not a phone number in E.164 form"),
+    ],
+)
+def test_an_identify_whose_address_is_not_one_address_is_refused_with_the_reason(traits, reason):  # type: ignore[no-untyped-def]
+    envelope = {"event_id": "e-1", "customer_id": "c-1", "event": "identify", "timestamp": "2026-11-22T09:00:00Z"}
+    with pytest.raises(EventError, match=reason):
+        parse_event({**envelope, "traits": traits})
+
+
+def test_addresses_that_are_one_address_are_accepted_and_null_clears_them():
+    envelope = {"event_id": "e-1", "customer_id": "c-1", "event": "identify", "timestamp": "2026-11-22T09:00:00Z"}
+    traits = {"email": "zoë.o'neil+shop@exämple.co.uk", "phone": "+351912345678"}
+    assert parse_event({**envelope, "traits": traits}).traits == traits
+    assert parse_event({**envelope, "traits": {"email": None, "phone": None}}).traits == {"email": None, "phone": None}

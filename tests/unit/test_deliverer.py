@@ -42,8 +42,11 @@ class Log:
     def __init__(self) -> None:
         self.records: list[tuple[ActivationStatus, int, int]] = []
 
-    def claim(self, firing: FiringMessage, now_ms: int) -> Claim:
+    def claim(self, firing: FiringMessage, now_ms: int, holder: str, resend_unknown: bool = False) -> Claim:
         return Claim.NEW
+
+    def start_sending(self, firing: FiringMessage, now_ms: int, holder: str) -> None:
+        pass
 
     def record(self, firing: FiringMessage, *, status: ActivationStatus, now_ms: int, attempt: int, **_: Any) -> None:
         self.records.append((status, now_ms, attempt))

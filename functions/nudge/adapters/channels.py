@@ -1,50 +1,67 @@
 """The delivery channels: each sends what its request builder (``nudge.delivery.requests``) describes.
 
 An adapter only calls its client and sorts the provider's errors: the recipient and the request
-come from the pure builder, the same one ``nudge preview`` shows. Error codes are sorted once,
-here: throttling and server-side codes are transient (retried with backoff), everything the
-customer's address or our configuration causes is permanent.
+come from the pure builder, the same one ``nudge preview`` shows. Errors are sorted once, here,
+by what they say about the send (``classify``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ParamValidationError,
+)
 
 from ..contracts import FiringMessage
-from ..delivery.ports import ChannelRequest, Outgoing, PermanentSendError, TransientSendError
+from ..delivery.ports import ChannelRequest, Outgoing, PermanentSendError, TransientSendError, UncertainSendError
 from ..delivery.requests import EndUserMessagingSms, EventBridgeEntry, PinpointPush, SesEmail, SnsSms
 
-TRANSIENT_CODES = frozenset(
+NOT_SENT_CODES = frozenset(
     {
         "Throttling",
         "ThrottlingException",
         "TooManyRequestsException",
         "LimitExceededException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalServerException",
-        "InternalError",
         "RequestTimeout",
         "RequestTimeoutException",
         "KMSThrottlingException",
         "SendingPausedException",
     }
 )
+"""Codes the provider answers *instead of* doing the work: retrying cannot make a second message."""
+
+NOT_SENT_ERRORS = (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError, CredentialRetrievalError)
+"""Connection failures before the request went out."""
 
 
 def classify(exc: Exception) -> Exception:
-    """Map a botocore failure to a transient or permanent send error (codes only, no payloads)."""
+    """Map a botocore failure to a send error by what it says about the send (codes only, no payloads).
+
+    Throttling and a connection that never opened: not sent, retried. A 5xx, a read timeout or a
+    connection closed mid-answer: the provider may have sent it, so the outcome is unknown. Any
+    other 4xx is the address's or the configuration's fault: permanent.
+    """
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "Unknown")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400)
-        if code in TRANSIENT_CODES or status >= 500:
+        if code in NOT_SENT_CODES or status == 429:
             return TransientSendError(code)
+        if status >= 500:
+            return UncertainSendError(code)
         return PermanentSendError(code, exc.response.get("Error", {}).get("Message", ""))
-    if isinstance(exc, BotoCoreError):  # connection errors, timeouts
+    if isinstance(exc, NOT_SENT_ERRORS):
         return TransientSendError(type(exc).__name__)
+    if isinstance(exc, ParamValidationError):
+        return PermanentSendError(type(exc).__name__)
+    if isinstance(exc, BotoCoreError):  # read timeouts, connections closed mid-answer
+        return UncertainSendError(type(exc).__name__)
     return exc
 
 
@@ -137,5 +154,6 @@ class EventBridgeChannel(_Adapter):
         if "EventId" in result:
             return str(result["EventId"])
         code = result.get("ErrorCode", "Unknown")
-        error = TransientSendError if code in TRANSIENT_CODES or code == "InternalFailure" else PermanentSendError
+        # The call answered and says this entry was not put: retrying it cannot make a second event.
+        error = TransientSendError if code in NOT_SENT_CODES or code == "InternalFailure" else PermanentSendError
         raise error(code)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..contracts import MAX_EVENT_BYTES, Firing, encode_firing
@@ -101,12 +102,11 @@ class SqsFiringQueue:
         self.queue_url = queue_url
         self.dead_letter_url = dead_letter_url
 
-    def park(self, body: str, reason: str) -> None:
-        self.client.send_message(
-            QueueUrl=self.dead_letter_url,
-            MessageBody=body,
-            MessageAttributes={"reason": {"DataType": "String", "StringValue": reason[:1000]}},
-        )
+    def park(self, body: str, reason: str, outcome: str | None = None) -> None:
+        attributes = {"reason": {"DataType": "String", "StringValue": reason[:1000]}}
+        if outcome:
+            attributes["outcome"] = {"DataType": "String", "StringValue": outcome}
+        self.client.send_message(QueueUrl=self.dead_letter_url, MessageBody=body, MessageAttributes=attributes)
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
         self.client.change_message_visibility(
@@ -114,13 +114,26 @@ class SqsFiringQueue:
         )
 
 
-def redrive(client: Any, from_url: str, to_url: str, limit: int | None = None) -> int:
-    """Move messages from a dead-letter queue back to its source queue; return how many moved.
+@dataclass(frozen=True)
+class Redriven:
+    moved: int
+    kept_unknown: int = 0
+    """Firings parked as outcome unknown and left in the dead-letter queue (no ``resend_unknown``)."""
+
+
+def redrive(
+    client: Any, from_url: str, to_url: str, limit: int | None = None, resend_unknown: bool = False
+) -> Redriven:
+    """Move messages from a dead-letter queue back to its source queue.
 
     Each message is sent before it is deleted, so a crash can duplicate a message but never lose
-    one; delivery's idempotency on the firing id makes such a duplicate harmless.
+    one; delivery's idempotency on the firing id makes such a duplicate harmless. A message keeps
+    its ``outcome`` attribute (what is known of its send). One parked as outcome ``unknown`` may
+    already be in the customer's inbox: it stays where it is unless ``resend_unknown`` says a
+    person decided to send it anyway, and then it carries that decision to delivery.
     """
     moved = 0
+    kept: list[str] = []
     while limit is None or moved < limit:
         batch = min(SEND_BATCH_LIMIT, limit - moved) if limit is not None else SEND_BATCH_LIMIT
         messages = client.receive_message(
@@ -128,9 +141,25 @@ def redrive(client: Any, from_url: str, to_url: str, limit: int | None = None) -
         ).get("Messages", [])
         if not messages:
             break
-        entries = [{"Id": str(i), "MessageBody": m["Body"]} for i, m in enumerate(messages)]
-        failed = _send_batches(client, to_url, entries)
-        done = [m for i, m in enumerate(messages) if str(i) not in failed]
+        going = []
+        for message in messages:
+            attributes = {
+                name: value
+                for name, value in message.get("MessageAttributes", {}).items()
+                if name in ("outcome", "resend_unknown")
+            }
+            if attributes.get("outcome", {}).get("StringValue") == "unknown":
+                if not resend_unknown:
+                    kept.append(message["ReceiptHandle"])
+                    continue
+                attributes["resend_unknown"] = {"DataType": "String", "StringValue": "true"}
+            going.append((message, attributes))
+        entries = [
+            {"Id": str(i), "MessageBody": m["Body"], **({"MessageAttributes": a} if a else {})}
+            for i, (m, a) in enumerate(going)
+        ]
+        failed = _send_batches(client, to_url, entries) if entries else set()
+        done = [m for i, (m, _) in enumerate(going) if str(i) not in failed]
         if done:
             client.delete_message_batch(
                 QueueUrl=from_url,
@@ -139,4 +168,6 @@ def redrive(client: Any, from_url: str, to_url: str, limit: int | None = None) -
         moved += len(done)
         if failed:
             raise RuntimeError(f"{len(failed)} message(s) could not be sent back; they stay in the dead-letter queue")
-    return moved
+    for receipt_handle in kept:  # visible again at once, for the next redrive or a person
+        client.change_message_visibility(QueueUrl=from_url, ReceiptHandle=receipt_handle, VisibilityTimeout=0)
+    return Redriven(moved, len(kept))

@@ -292,6 +292,8 @@ def _recipient_text(preview: Preview) -> str:
         return "the stack's event bus"
     if recipient:
         return str(recipient)
+    if preview.would.recipient_problem:
+        return f"nobody: {preview.would.recipient_problem}, so delivery would record failed_permanent and send nothing"
     trait = {"email": "email", "sms": "phone (+country code)", "push": "push_tokens"}[channel]
     return f"nobody: the profile has no usable {trait} trait, so delivery would record no_recipient and send nothing"
 

@@ -2,12 +2,17 @@
 
 A transient failure leaves the message on the queue with a longer visibility timeout (exponential
 backoff) and raises ``RetryLater`` so the caller reports a batch item failure; after
-``max_attempts``, on a template that cannot render, or on a body that is not a firing, the
-message is parked in the firings DLQ with its reason, for ``nudge redrive``. Permanent failures
-are recorded in the activations table by the service and not retried.
+``max_attempts``, on a template that cannot render, on a body that is not a firing, or when the
+outcome of a send is unknown, the message is parked in the firings DLQ with its reason, for
+``nudge redrive``. Every message this code parks says why (the ``reason`` attribute); the queue's
+own redrive (``maxReceiveCount``, two receives later) catches only a message whose every attempt
+died before it could park it. Permanent failures are recorded in the activations table by the
+service and not retried.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from ..clock import WALL_CLOCK, Clock
 from ..contracts import ContractError, decode_firing
@@ -27,6 +32,12 @@ def backoff_seconds(attempt: int) -> int:
     return min(MAX_BACKOFF_SECONDS, 10 * 2 ** max(attempt - 1, 0))
 
 
+RESEND_UNKNOWN = "resend_unknown"
+"""The message attribute of a person's redrive that may send a firing parked as outcome unknown."""
+OUTCOME = "outcome"
+"""The message attribute of a parked firing saying what is known of its send (see ``FiringQueue.park``)."""
+
+
 class Deliverer:
     """The delivery service plus the queue mechanics around it."""
 
@@ -35,23 +46,49 @@ class Deliverer:
         self.queue = queue
         self.clock = clock
 
-    def handle(self, body: str, attempt: int, receipt_handle: str | None = None) -> DeliveryResult | None:
+    def handle(
+        self,
+        body: str,
+        attempt: int,
+        receipt_handle: str | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ) -> DeliveryResult | None:
         """Deliver one queue message (``attempt`` is its receive count); raise ``RetryLater`` to leave it queued.
 
         A message that is not a firing is parked at once with the reason and ``None`` is returned:
         retrying it could never help. Without a ``receipt_handle`` (the local stack) a retried
-        message keeps the queue's own visibility timeout.
+        message keeps the queue's own visibility timeout. ``attributes`` are the message's string
+        attributes: a redriven message carries what its park said (``outcome``) and, when a person
+        chose so, ``resend_unknown``.
         """
         try:
             firing = decode_firing(body)
         except ContractError as exc:
             self.queue.park(body, exc.reason)
             return None
-        result = self.service.deliver(firing, attempt, self.clock.now_ms())
+        attributes = attributes or {}
+        if attempt > self.service.settings.max_attempts:
+            # Earlier receives ended without an outcome (the function died or timed out each
+            # time): park it here, with a reason, before the queue's own redrive moves it without one.
+            reason = f"received {attempt} times without an outcome: every attempt crashed or timed out"
+            self.queue.park(body, reason, attributes.get(OUTCOME))
+            return DeliveryResult(ActivationStatus.DEAD_LETTERED, firing, firing.channel, reason=reason)
+        outcome = attributes.get(OUTCOME, "")
+        result = self.service.deliver(
+            firing,
+            attempt,
+            self.clock.now_ms(),
+            resend_unknown=attributes.get(RESEND_UNKNOWN) == "true",
+            sent_as=outcome.removeprefix("sent:") if outcome.startswith("sent:") else None,
+        )
         if result.status is ActivationStatus.RETRYING:
             if receipt_handle is not None:
                 self.queue.delay(receipt_handle, backoff_seconds(attempt))
             raise RetryLater(result.reason or "retry")
         if result.status is ActivationStatus.DEAD_LETTERED:
             self.queue.park(body, result.reason or "unknown")
+        elif result.status is ActivationStatus.OUTCOME_UNKNOWN:
+            self.queue.park(body, result.reason or "outcome unknown", "unknown")
+        elif result.unrecorded:
+            self.queue.park(body, result.reason or "sent, not recorded", f"sent:{result.provider_message_id}")
         return result

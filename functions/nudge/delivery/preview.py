@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts import FiringMessage
-from .ports import ChannelRequest, Outgoing
+from .ports import ChannelRequest, InvalidRecipient, Outgoing
 from .rendering import DeliverySettings, render_firing
 from .requests import EventBridgeEntry, PinpointPush, SesEmail, SnsSms
 from .templates import Rendered, TemplateSet
@@ -34,6 +34,8 @@ class WouldSend:
     unsubscribe_url: str
     request: dict[str, Any] | None
     """The provider call's keyword arguments, exactly as the channel's ``send`` passes them (``None``: no recipient)."""
+    recipient_problem: str | None = None
+    """Why the profile's address is unusable (delivery would record ``failed_permanent``), if it is."""
 
     @property
     def eventbridge_detail(self) -> dict[str, Any] | None:
@@ -60,7 +62,10 @@ def preview(
     if channel is None:
         raise LookupError(f"no channel '{firing.channel}'")
     rendered, link = render_firing(firing, templates, settings)
-    recipient = channel.recipient(firing)
+    try:
+        recipient = channel.recipient(firing)
+    except InvalidRecipient as exc:
+        return WouldSend(firing, None, rendered, link, None, str(exc).removeprefix("InvalidRecipient: "))
     request = None if recipient is None else channel.build(Outgoing(firing, recipient, rendered, link))
     return WouldSend(firing, recipient, rendered, link, request)
 

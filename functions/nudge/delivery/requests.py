@@ -13,12 +13,27 @@ from email.message import EmailMessage
 from email.utils import make_msgid
 from typing import Any
 
-from ..contracts import FiringMessage, key_value
-from .ports import Outgoing
+from ..contracts import ADDRESS_TRAITS, FiringMessage, key_value
+from .ports import InvalidRecipient, Outgoing
 from .templates import Rendered
 
 PUSH_PLATFORMS = {"ios": "APNS", "apns": "APNS", "android": "GCM", "fcm": "GCM", "gcm": "GCM"}
 """``push_tokens[].platform`` values and the push channel each is addressed on."""
+
+
+def address_of(firing: FiringMessage, trait: str) -> str | None:
+    """The ``email`` or ``phone`` trait, checked again at send time (``None``: the profile has none).
+
+    Raises ``InvalidRecipient`` for a value that is not one address: a profile stored before the
+    check at ``identify`` existed, or a firing body edited by hand, must not reach the provider.
+    """
+    value = firing.profile.get(trait)
+    if value is None:
+        return None
+    problem = ADDRESS_TRAITS[trait](value)
+    if problem is not None:
+        raise InvalidRecipient("InvalidRecipient", f"the {trait} trait {problem}")
+    return str(value)
 
 
 def _rendered(message: Outgoing) -> Rendered:
@@ -37,8 +52,7 @@ class SesEmail:
     name: str = "email"
 
     def recipient(self, firing: FiringMessage) -> str | None:
-        email = firing.profile.get("email")
-        return email if isinstance(email, str) and "@" in email else None
+        return address_of(firing, "email")
 
     def mime(self, message: Outgoing) -> EmailMessage:
         rendered = _rendered(message)
@@ -70,9 +84,8 @@ class SesEmail:
 
 
 def phone_of(firing: FiringMessage) -> str | None:
-    """The ``phone`` trait, if it is in international form (``+`` and the country code)."""
-    phone = firing.profile.get("phone")
-    return phone if isinstance(phone, str) and phone.startswith("+") else None
+    """The ``phone`` trait, in E.164 form (``+``, the country code and the number)."""
+    return address_of(firing, "phone")
 
 
 @dataclass(frozen=True)

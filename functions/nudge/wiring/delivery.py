@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
 from ..adapters.activations import DynamoDBActivationLog
 from ..adapters.channels import (
@@ -26,6 +25,7 @@ from ..delivery.ports import Channel
 from ..delivery.rendering import DeliverySettings
 from ..delivery.service import DeliveryService
 from ..delivery.templates import load_templates
+from .retries import ABSORB_THROTTLING, SEND_ONCE
 
 
 def unsubscribe_secret(config: DeliveryConfig | UnsubscribeConfig, session: Any) -> bytes:
@@ -36,12 +36,6 @@ def unsubscribe_secret(config: DeliveryConfig | UnsubscribeConfig, session: Any)
         client = session.client("secretsmanager")
         return str(client.get_secret_value(SecretId=config.unsubscribe_secret_arn)["SecretString"]).encode()
     raise ValueError("set NUDGE_UNSUBSCRIBE_SECRET or NUDGE_UNSUBSCRIBE_SECRET_ARN")
-
-
-SEND_ONCE = Config(retries={"mode": "standard", "total_max_attempts": 1})
-"""For the providers' send calls: one attempt per claim. A send is not idempotent, and a 5xx or a
-timeout may come after the provider accepted it; botocore's own retries would then send it again,
-out of the claim's sight. A failed send is retried by claiming the firing again, never in the client."""
 
 
 def build_channels(config: DeliveryConfig, session: Any) -> dict[str, Channel]:
@@ -87,7 +81,9 @@ def build_delivery_service(config: DeliveryConfig, session: Any) -> DeliveryServ
         channels=build_channels(config, session),
         templates=templates,
         log=DynamoDBActivationLog(
-            session.client("dynamodb"), config.activations_table, ttl_days=config.activation_ttl_days
+            session.client("dynamodb", config=ABSORB_THROTTLING),
+            config.activations_table,
+            ttl_days=config.activation_ttl_days,
         ),
         settings=delivery_settings(config, session),
     )
@@ -96,7 +92,9 @@ def build_delivery_service(config: DeliveryConfig, session: Any) -> DeliveryServ
 def build_deliverer(config: DeliveryConfig, session: Any = None, clock: Clock = WALL_CLOCK) -> Deliverer:
     """The delivery service behind the firings queue's mechanics (backoff, parking)."""
     session = session or boto3.session.Session()
-    queue = SqsFiringQueue(session.client("sqs"), config.firings_queue_url, config.firings_dlq_url)
+    queue = SqsFiringQueue(
+        session.client("sqs", config=ABSORB_THROTTLING), config.firings_queue_url, config.firings_dlq_url
+    )
     return Deliverer(build_delivery_service(config, session), queue, clock)
 
 

@@ -13,6 +13,7 @@ from ..clock import WALL_CLOCK, Clock
 from ..config import EvaluatorConfig
 from ..engine import Engine, load_plan
 from ..evaluator import BatchEvaluator
+from .retries import ABSORB_THROTTLING
 
 
 def build_evaluator(
@@ -24,12 +25,13 @@ def build_evaluator(
     """Compile the rules and wire the adapters (once per cold start); the local stack and tests pass their clock."""
     session = session or boto3.session.Session()
     engine = Engine(load_plan(config.rules_dir))
+    sqs = session.client("sqs", config=ABSORB_THROTTLING)
     return BatchEvaluator(
         engine=engine,
-        store=DynamoDBStateStore(session.client("dynamodb"), config.state_table),
+        store=DynamoDBStateStore(session.client("dynamodb", config=ABSORB_THROTTLING), config.state_table),
         scheduler=timer_scheduler(config, session, clock, timer_min_lead_ms),
-        sink=SqsFiringSink(session.client("sqs"), config.firings_queue_url),
-        dead_letters=SqsDeadLetters(session.client("sqs"), config.rejected_queue_url),
+        sink=SqsFiringSink(sqs, config.firings_queue_url),
+        dead_letters=SqsDeadLetters(sqs, config.rejected_queue_url),
         ttl_margin_ms=config.state_ttl_margin_ms,
     )
 
@@ -39,7 +41,7 @@ def timer_scheduler(
 ) -> EventBridgeTimerScheduler:
     """The Scheduler adapter for this stack's group, stream, role and dead-letter queue."""
     return EventBridgeTimerScheduler(
-        session.client("scheduler"),
+        session.client("scheduler", config=ABSORB_THROTTLING),
         group_name=config.schedule_group,
         stream_arn=config.events_stream_arn,
         role_arn=config.scheduler_role_arn,
