@@ -1,8 +1,11 @@
 """Build the Lambda code asset without Docker: our package, the rules, and pip-installed wheels.
 
 pip downloads wheels for the Lambda platform (manylinux, arm64 or x86_64, the function's Python
-version, binary only), so a laptop of any architecture builds a bundle that runs on Lambda. boto3
-is left out: the runtime provides it. Tests skip bundling (``aws:cdk:bundling-stacks: []``).
+version, binary only), so a laptop of any architecture builds a bundle that runs on Lambda. It
+installs ``functions/requirements.lock`` (every package pinned, with its hashes: ``scripts/lock``
+writes it from ``functions/requirements.txt``) in hash-checking mode, so two deploys of one commit
+ship the same bytes. boto3 is left out: the runtime provides it. Tests skip bundling
+(``aws:cdk:bundling-stacks: []``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from aws_cdk import aws_lambda as lambda_
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_REQUIREMENTS = PROJECT_ROOT / "functions" / "requirements.txt"
+"""What the bundle needs, as ranges: the input of ``scripts/lock``."""
+RUNTIME_LOCK = PROJECT_ROOT / "functions" / "requirements.lock"
+"""What the bundle installs: ``RUNTIME_REQUIREMENTS`` and their dependencies, exact versions and hashes."""
 PROVIDED_BY_RUNTIME = ("botocore", "botocore-*.dist-info", "jmespath", "jmespath-*.dist-info", "bin")
 TOOLS_ONLY = ("cli", "bench", "local")
 """Packages of ``nudge`` that only run on an operator's machine: never in a function's bundle."""
@@ -40,16 +46,19 @@ class PipBundling:
         self.platform = "manylinux2014_aarch64" if architecture == "arm64" else "manylinux2014_x86_64"
         self.python_version = python_version
 
-    def try_bundle(self, output_dir: str, options: Any) -> bool:
-        out = Path(output_dir)
-        copy_sources(out, self.rules_dir)
-        command = [
+    def pip_command(self, out: Path) -> list[str]:
+        """Installs the lock, and nothing it does not pin: pip refuses a file whose hash is not listed."""
+        return [
             sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
             "--target", str(out), "--platform", self.platform, "--implementation", "cp",
             "--python-version", self.python_version, "--only-binary=:all:", "--upgrade",
-            "-r", str(RUNTIME_REQUIREMENTS),
+            "--require-hashes", "-r", str(RUNTIME_LOCK),
         ]  # fmt: skip
-        subprocess.run(command, check=True)
+
+    def try_bundle(self, output_dir: str, options: Any) -> bool:
+        out = Path(output_dir)
+        copy_sources(out, self.rules_dir)
+        subprocess.run(self.pip_command(out), check=True)
         # aws-xray-sdk pulls in botocore (30 MB); the Lambda runtime already ships it with boto3.
         for provided in PROVIDED_BY_RUNTIME:
             for path in out.glob(provided):

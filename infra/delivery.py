@@ -48,7 +48,9 @@ class Delivery(Construct):
         self.dead_letters = dead_letter_queue(self, "FiringsDeadLetters", queue=queues.firings_dlq, key=key)
         self.queue = work_queue(self, "Firings", queue=queues.firings, key=key, dlq=self.dead_letters)
         self.activations = nudge_table(self, "Activations", table=table_settings(settings).activations, key=key)
-        self.bus = events.EventBus(self, "Bus", event_bus_name=names.event_bus)
+        # Webhook payloads carry customers' addresses: the bus stores them under the stack's key (CDK adds
+        # the key-policy statement for events.amazonaws.com, conditioned on this bus).
+        self.bus = events.EventBus(self, "Bus", event_bus_name=names.event_bus, kms_key=key)
         self.configuration_set = ses.ConfigurationSet(
             self, "EmailConfigurationSet", configuration_set_name=names.ses_configuration_set, reputation_metrics=True
         )
@@ -149,8 +151,14 @@ class Delivery(Construct):
                 )
             )
         else:
-            # SNS Publish to a phone number has no resource to name: it must be "*".
+            # SNS Publish to a phone number has no resource to name: it must be "*". Topics and platform
+            # endpoints do have ARNs, so an explicit deny keeps the grant to phone numbers.
             self.function.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=["*"]))
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    effect=iam.Effect.DENY, actions=["sns:Publish"], resources=[f"arn:{stack.partition}:sns:*:*:*"]
+                )
+            )
         if settings.push_application_id:
             self.function.add_to_role_policy(
                 iam.PolicyStatement(
@@ -171,6 +179,25 @@ class Delivery(Construct):
         if webhooks_dlq is None:  # there is one exactly when webhooks are configured
             return
         dead_letters = dead_letter_queue(self, "WebhookDeadLetters", queue=webhooks_dlq, key=key)
+        # EventBridge encrypts what it parks in the (KMS-encrypted) DLQ: let it use the key for the rules of
+        # this bus only. A pattern, not the rules' ARNs: the key policy naming a rule whose target names a
+        # queue encrypted by that key would be a dependency cycle.
+        stack = Stack.of(self)
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="events", resource="rule", resource_name=f"{settings.names.event_bus}/*"
+                        )
+                    },
+                },
+            )
+        )
         for name, webhook in settings.webhooks.items():
             connection = events.Connection(
                 self,

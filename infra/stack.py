@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, CfnOutput, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, CfnOutput, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from nudge.engine import Plan
@@ -41,12 +42,23 @@ class NudgeStack(Stack):
         self.key = kms.Key(
             self, "Key", enable_key_rotation=True, alias=f"alias/{settings.prefix}", description="Nudge data at rest"
         )
-        # CloudWatch alarms publish to the encrypted alarm topic.
+        # CloudWatch alarms publish to the encrypted alarm topic: alarms of this account and region only.
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {
+                        "aws:SourceArn": self.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
             )
         )
         self.ingestion = Ingestion(self, "Ingestion", settings=settings, key=self.key)
@@ -79,6 +91,7 @@ class NudgeStack(Stack):
             ("FiringDeadLetters", self.delivery.dead_letters, "the firings dead-letter queue"),
         ):
             self.monitoring.watch_queue(alarm_id, queue, what)
+        self._encrypt_log_groups()
         self._acknowledge()
         CfnOutput(self, "EventsStreamName", value=self.ingestion.stream.stream_name)
         CfnOutput(self, "EventsStreamArn", value=self.ingestion.stream.stream_arn)
@@ -89,6 +102,34 @@ class NudgeStack(Stack):
         CfnOutput(self, "ActivationsTableName", value=self.delivery.activations.table_name)
         CfnOutput(self, "FiringsDeadLetterQueueUrl", value=self.delivery.dead_letters.queue_url)
         CfnOutput(self, "RulesDeployed", value=",".join(rule.id for rule in plan.rules) or "(none)")
+
+    def _encrypt_log_groups(self) -> None:
+        """Every log group of the stack under the stack's key, and the key policy CloudWatch Logs needs.
+
+        The condition names the stack's log groups by the names CloudFormation generates for them
+        (``<stack name>-<logical id>-<suffix>``): their ARNs cannot appear in the key's own policy, since
+        each group refers to the key.
+        """
+        for construct in self.node.find_all():
+            if isinstance(construct, logs.CfnLogGroup):
+                construct.kms_key_id = self.key.key_arn
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": self.format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name=f"{self.stack_name}-*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            )
+        )
 
     def _acknowledge(self) -> None:
         """cdk-nag findings we accept, each with its reason."""
