@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Acknowledgment, Annotations, Duration, Validations
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -39,6 +40,25 @@ class Evaluation(Construct):
         queues = queue_settings(settings)
         self.dead_letters = dead_letter_queue(self, "DeadLetters", queue=queues.evaluator_dlq, key=key)
         self.rejected = dead_letter_queue(self, "RejectedEvents", queue=queues.rejected_events, key=key)
+        # Signs timer records (the schedules' input): only the evaluator reads it, so a producer that
+        # may put records on the stream cannot forge a timer and decide a wait early.
+        self.timer_key = secretsmanager.Secret(
+            self,
+            "TimerKey",
+            description="Signs Nudge timer records (HMAC-SHA256); read by the evaluator only",
+            encryption_key=key,
+            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
+        )
+        Validations.of(self.timer_key).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-SMG4",
+                reason=(
+                    "An HMAC signing key: rotating it would make every pending timer's signature fail. "
+                    "Rotate it by hand when no wait is pending, or accept that pending waits are then "
+                    "decided at each customer's next event."
+                ),
+            )
+        )
         config = evaluator_config(
             settings,
             EvaluatorAddresses(
@@ -48,6 +68,7 @@ class Evaluation(Construct):
                 firings_queue_url=firings_queue.queue_url,
                 rejected_queue_url=self.rejected.queue_url,
                 rules_dir=LAMBDA_RULES_DIR,
+                timer_key_secret_arn=self.timer_key.secret_arn,
             ),
         )
         self.function = nudge_function(
@@ -65,6 +86,7 @@ class Evaluation(Construct):
         # Least privilege: the three item operations the state store uses, nothing else.
         table.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
         key.grant_encrypt_decrypt(self.function)
+        self.timer_key.grant_read(self.function)
         timers.grant_manage_schedules(self.function)
         firings_queue.grant_send_messages(self.function)
         self.rejected.grant_send_messages(self.function)
@@ -76,6 +98,8 @@ class Evaluation(Construct):
             parallelization_factor=settings.parallelization_factor,
             report_batch_item_failures=True,
             bisect_batch_on_error=True,
+            # -1: retried until max_record_age (Lambda's MaximumRetryAttempts -1), so an outage
+            # shorter than that loses nothing; past it, the batch's position goes to the DLQ.
             retry_attempts=settings.retry_attempts,
             max_record_age=Duration.seconds(settings.max_record_age_seconds),
             on_failure=sources.SqsDlq(self.dead_letters),
@@ -83,3 +107,9 @@ class Evaluation(Construct):
             metrics_config=lambda_.MetricsConfig(metrics=[lambda_.MetricType.EVENT_COUNT]),
         )
         self.function.add_event_source(self.source)
+        if settings.retry_attempts >= 0:
+            Annotations.of(self).add_warning_v2(
+                "nudge:retry-attempts",
+                f"retry_attempts is {settings.retry_attempts}: a failing batch is given up after that many "
+                "retries, which an outage spends in seconds; -1 retries it until max_record_age_seconds",
+            )

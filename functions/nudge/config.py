@@ -47,6 +47,9 @@ class EvaluatorConfig(EnvConfig):
     state_ttl_margin_ms: int = 86_400_000
     timer_retry_attempts: int = 10
     timer_max_event_age_seconds: int = 86_400
+    timer_key: str = ""
+    """The key that signs timer records, given directly (tests); deployments set ``timer_key_secret_arn``."""
+    timer_key_secret_arn: str = ""
 
 
 class DeliveryConfig(EnvConfig):

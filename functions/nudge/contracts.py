@@ -16,6 +16,8 @@ two weeks is still read correctly, or parked again saying why.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from dataclasses import dataclass, field
@@ -273,8 +275,35 @@ class Timer:
     due: int
 
 
-def encode_timer(timer: Timer) -> str:
-    """The Scheduler target's ``Input``: the record that lands on the stream when the wait is over."""
+class TimerKey:
+    """The evaluator's secret for timer records: only a timer this key signed is decided.
+
+    Any producer allowed to put records on the stream could otherwise put a ``nudge.timer`` record
+    and decide a customer's wait early (the cart email at 10:10 instead of 11:05, before the
+    purchase that would have cancelled it). The key lives in Secrets Manager, readable by the
+    evaluator alone; the signature travels in the schedule's input.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("a timer key needs at least 16 bytes")
+        self._secret = secret
+
+    def sign(self, timer: Timer) -> str:
+        fields = [TIMER_MESSAGE_VERSION, timer.customer_id, timer.rule, timer.key, timer.arm, timer.due]
+        return hmac.new(self._secret, orjson.dumps(fields), hashlib.sha256).hexdigest()
+
+    def verifies(self, timer: Timer, signature: object) -> bool:
+        return isinstance(signature, str) and hmac.compare_digest(self.sign(timer).encode(), signature.encode())
+
+    def __repr__(self) -> str:
+        return "TimerKey(...)"  # never the secret, in a log or a traceback
+
+
+def encode_timer(timer: Timer, key: TimerKey) -> str:
+    """The Scheduler target's ``Input``: the record that lands on the stream when the wait is over, signed."""
     return orjson.dumps(
         {
             "type": TIMER_TYPE,
@@ -284,6 +313,7 @@ def encode_timer(timer: Timer) -> str:
             "key": timer.key,
             "arm": timer.arm,
             "due": timer.due,
+            "sig": key.sign(timer),
         }
     ).decode()
 
@@ -292,22 +322,32 @@ def is_timer(decoded: Any) -> bool:
     return isinstance(decoded, dict) and decoded.get("type") == TIMER_TYPE
 
 
-def decode_timer(data: dict[str, Any]) -> Timer:
-    """A timer record's payload (already decoded by ``loads``), or ``ContractError`` with the reason."""
+def decode_timer(data: dict[str, Any], key: TimerKey | None) -> Timer:
+    """A timer record's payload (already decoded by ``loads``), or ``ContractError`` with the reason.
+
+    Only a timer signed with ``key`` is accepted; without a key, none is.
+    """
     version = data.get("v", TIMER_MESSAGE_VERSION)
     if version != TIMER_MESSAGE_VERSION:
         raise ContractError(f"timer message v{version} is not supported (expected v{TIMER_MESSAGE_VERSION})")
     try:
-        key = data.get("key")
-        return Timer(
+        timer_key = data.get("key")
+        timer = Timer(
             customer_id=str(data["customer_id"]),
             rule=str(data["rule"]),
-            key=None if key is None else str(key),
+            key=None if timer_key is None else str(timer_key),
             arm=int(data["arm"]),
             due=int(data["due"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ContractError(f"malformed timer: {type(exc).__name__} on {exc}") from None
+    if key is None:
+        raise ContractError("timer records are not accepted here (no timer key)")
+    if "sig" not in data:
+        raise ContractError("timer is not signed")
+    if not key.verifies(timer, data["sig"]):
+        raise ContractError("timer signature does not match")
+    return timer
 
 
 # -- the firing message --------------------------------------------------------------------------
@@ -441,6 +481,7 @@ __all__ = [
     "MatchedEvent",
     "MatchedEventMessage",
     "Timer",
+    "TimerKey",
     "decode_firing",
     "decode_timer",
     "email_problem",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
 from .engine import parse_duration
@@ -32,6 +32,10 @@ class WebhookSettings(BaseModel):
     rate_limit_per_second: int = Field(default=10, ge=1, le=300)
 
 
+RETRY_UNTIL_MAX_RECORD_AGE = -1
+"""``retry_attempts`` meaning: retry a failing batch until its records reach ``max_record_age_seconds``."""
+
+
 class StackSettings(BaseModel):
     """Tunables of a Nudge deployment; every field has a production-ready default."""
 
@@ -41,11 +45,19 @@ class StackSettings(BaseModel):
     rules_dir: str = "rules"
     stream_mode: Literal["on_demand", "provisioned"] = "on_demand"
     shard_count: int = Field(default=1, ge=1, description="only with stream_mode: provisioned")
-    stream_retention_hours: int = Field(default=24, ge=24, le=8760)
+    stream_retention_hours: int = Field(default=168, ge=24, le=8760)
+    """How long the stream keeps a record: 7 days, so a record the mapping gave up on (after
+    ``max_record_age_seconds``) can still be fetched back by ``nudge redrive --evaluator``."""
     batch_size: int = Field(default=500, ge=1, le=10_000)
     batching_window_seconds: int = Field(default=1, ge=0, le=300)
-    retry_attempts: int = Field(default=5, ge=0, le=10_000)
-    max_record_age_seconds: int = Field(default=6 * 3600, ge=60, le=604_800)
+    retry_attempts: int = Field(default=RETRY_UNTIL_MAX_RECORD_AGE, ge=-1, le=10_000)
+    """-1 (the default): a failing batch is retried until its oldest record is
+    ``max_record_age_seconds`` old. A number N >= 0 discards it after N retries, which an outage
+    spends in seconds."""
+    max_record_age_seconds: int = Field(default=12 * 3600, ge=60, le=604_800)
+    """The outage the mapping rides out on its own: 12 hours (a night with nobody awake). It leaves
+    12 hours of the default 24-hour dedupe window (``rules/policy.yaml``) for ``nudge redrive
+    --evaluator``, inside which a re-put event the evaluator had already seen is an exact no-op."""
     parallelization_factor: int = Field(default=1, ge=1, le=10)
     state_ttl_margin: str = "1d"
     timer_retry_attempts: int = Field(default=10, ge=0, le=185)
@@ -71,6 +83,17 @@ class StackSettings(BaseModel):
     must keep 10 unreserved: on one whose quota is 10, set 0)."""
     activation_ttl_days: int = Field(default=400, ge=1)
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _records_outlive_their_retries(self) -> StackSettings:
+        retention_seconds = self.stream_retention_hours * 3600
+        if self.max_record_age_seconds >= retention_seconds:
+            raise ValueError(
+                f"max_record_age_seconds ({self.max_record_age_seconds}) must be shorter than the stream retention "
+                f"(stream_retention_hours: {self.stream_retention_hours}, {retention_seconds} s): a batch the mapping "
+                "gives up on must still be on the stream for `nudge redrive --evaluator` to fetch it back"
+            )
+        return self
 
     @property
     def state_ttl_margin_ms(self) -> int:
@@ -225,6 +248,7 @@ class EvaluatorAddresses(_Frozen):
     firings_queue_url: str
     rejected_queue_url: str
     rules_dir: str
+    timer_key_secret_arn: str
 
 
 class DeliveryAddresses(_Frozen):

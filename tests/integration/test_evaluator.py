@@ -70,7 +70,8 @@ def test_cart_abandonment_schedules_a_timer_and_fires_when_it_comes_back(harness
     assert (report.timers_set, report.firings, report.writes) == (1, 0, 1)
 
     schedule = harness.session.client("scheduler").get_schedule(
-        Name=schedule_name("c-1", "cart_abandonment", None), GroupName=harness.resources.config.schedule_group
+        Name=schedule_name("c-1", "cart_abandonment", None, at("10:05")),
+        GroupName=harness.resources.config.schedule_group,
     )
     # Due at 11:05, decided once the allowed lateness (2 min) has passed: stragglers still count.
     assert schedule["ScheduleExpression"] == "at(2026-11-22T11:07:00)"
@@ -233,7 +234,7 @@ def test_concurrent_write_is_detected_and_the_customer_is_evaluated_again(harnes
 
 
 def test_scheduler_failure_for_one_customer_resumes_from_its_earliest_record(harness: Harness, clock: VirtualClock):
-    failing = schedule_name("c-2", "cart_abandonment", None)
+    failing = schedule_name("c-2", "cart_abandonment", None, at("10:05"))
 
     def refuse(params, **_):  # type: ignore[no-untyped-def]
         if params.get("Name") == failing:

@@ -13,6 +13,7 @@ from nudge.contracts import (
     Firing,
     MatchedEvent,
     Timer,
+    TimerKey,
     decode_firing,
     decode_timer,
     encode_firing,
@@ -62,16 +63,48 @@ def test_a_firing_queued_before_messages_were_versioned_is_still_read():
     assert decode_firing(orjson.dumps(legacy)) == decode_firing(encode_firing(FIRING))
 
 
+KEY = TimerKey(b"a-timer-key-for-tests")
+
+
 def test_a_timer_reads_back_as_it_was_written():
     timer = Timer("c-ü", "cart_abandonment", "SKU-1", 1, 3_600_001)
-    assert decode_timer(loads(encode_timer(timer))) == timer
+    assert decode_timer(loads(encode_timer(timer, KEY)), KEY) == timer
 
 
 def test_a_timer_of_another_version_is_refused():
-    body = loads(encode_timer(Timer("c-1", "r", None, 1, 2)))
+    body = loads(encode_timer(Timer("c-1", "r", None, 1, 2), KEY))
     body["v"] = 9
     with pytest.raises(ContractError, match="timer message v9 is not supported"):
-        decode_timer(body)
+        decode_timer(body, KEY)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda body: body.pop("sig"), "timer is not signed"),
+        (lambda body: body.update(due=body["due"] - 3_300_000), "timer signature does not match"),  # decided early
+        (lambda body: body.update(key="SKU-2"), "timer signature does not match"),
+        (
+            lambda body: body.update(sig=TimerKey(b"someone-elses-key!").sign(Timer("c-1", "r", None, 1, 2))),
+            "does not match",
+        ),
+        (lambda body: body.update(sig=42), "timer signature does not match"),
+    ],
+)
+def test_a_timer_not_signed_by_the_evaluators_key_is_refused(change, reason):  # type: ignore[no-untyped-def]
+    body = loads(encode_timer(Timer("c-1", "r", None, 1, 3_600_000), KEY))
+    change(body)
+    with pytest.raises(ContractError, match=reason):
+        decode_timer(body, KEY)
+
+
+def test_without_a_key_no_timer_is_accepted_and_the_key_never_prints():
+    body = loads(encode_timer(Timer("c-1", "r", None, 1, 2), KEY))
+    with pytest.raises(ContractError, match="not accepted here"):
+        decode_timer(body, None)
+    assert "timer-key" not in repr(KEY)
+    with pytest.raises(ValueError, match="16 bytes"):
+        TimerKey(b"short")
 
 
 JSON_SCALARS = st.one_of(

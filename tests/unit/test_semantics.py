@@ -280,7 +280,7 @@ def test_timer_for_a_cancelled_wait_is_a_no_op():
     engine.process(state, ev("add_to_cart", "10:00"), at("10:00"))
     [request] = engine.process(state, ev("checkout_viewed", "10:05"), at("10:05")).timers
     cancel = engine.process(state, ev("purchase", "10:30"), at("10:30"))
-    assert cancel.timers == [TimerCancel("c-1", "cart", None)]
+    assert cancel.timers == [TimerCancel("c-1", "cart", None, at("10:05"))]
     assert isinstance(request, TimerSet)
     assert engine.on_timer(state, request.timer).firings == []
 

@@ -13,10 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engine import CustomerState
-from ..evaluator.ports import StoredState, VersionConflict
+from ..evaluator.ports import StateTooLarge, StoredState, VersionConflict
 from ..settings import TTL_ATTRIBUTE
 
 BATCH_GET_LIMIT = 100
+STATE_BUDGET_BYTES = 350_000
+"""The largest ``state`` attribute written: DynamoDB's item limit is 400 KB, names and the other
+attributes included; the rest is margin. A larger state is trimmed first (``Engine.fit``)."""
 _RAW, _ZLIB = b"j", b"z"
 
 
@@ -37,8 +40,16 @@ def decode_state(blob: bytes) -> CustomerState:
 class DynamoDBStateStore:
     """``StateStore`` over a DynamoDB table (low-level client: no resource-layer overhead)."""
 
-    def __init__(self, client: Any, table_name: str, max_attempts: int = 6, sleep: Any = time.sleep) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table_name: str,
+        max_attempts: int = 6,
+        sleep: Any = time.sleep,
+        budget: int = STATE_BUDGET_BYTES,
+    ) -> None:
         self.client = client
+        self.budget = budget
         self.table_name = table_name
         self.max_attempts = max_attempts
         self.sleep = sleep
@@ -85,9 +96,12 @@ class DynamoDBStateStore:
                     )
                     stored.version = None
                 return
+            blob = encode_state(state)
+            if len(blob) > self.budget:
+                raise StateTooLarge(len(blob), self.budget)
             item = {
                 **key,
-                "state": {"B": encode_state(state)},
+                "state": {"B": blob},
                 "version": {"N": str((stored.version or 0) + 1)},
                 TTL_ATTRIBUTE: {"N": str(expires_at_s)},
             }
@@ -105,3 +119,6 @@ class DynamoDBStateStore:
             stored.version = (stored.version or 0) + 1
         except self.client.exceptions.ConditionalCheckFailedException:
             raise VersionConflict(state.customer_id) from None
+
+    def encoded_size(self, state: CustomerState) -> int:
+        return len(encode_state(state))

@@ -1,9 +1,13 @@
-"""Timers as EventBridge Scheduler one-time schedules that put a timer record onto the stream.
+"""Timers as EventBridge Scheduler one-time schedules that put a signed timer record onto the stream.
 
-One schedule per (customer, rule, key), named by a hash of the three, so a debounce moves the
-same schedule and a retry re-applies the same request. When a wait is cancelled the schedule is
-deleted: a delete is one free API call, while a no-op timer would cost a Scheduler invocation, a
-Kinesis record, a Lambda invocation share and a state read.
+One schedule per arming: named by a hash of (customer, rule, key, arm time), so a retried batch
+creates the same schedule again (a conflict: already there). Creating and removing are split
+around the state write: ``prepare`` creates the new schedules before it, ``release`` deletes the
+replaced and cancelled ones after it. A write that never succeeds then leaves the previous state's
+schedules in place (its safety net), and the extra one fires as a no-op (``stale_timer``). A
+moved wait costs a create and a delete instead of one update; deleting a cancelled wait's schedule
+is one free API call, where a no-op timer would cost a Scheduler invocation, a Kinesis record, a
+Lambda invocation share and a state read.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..clock import WALL_CLOCK, Clock
-from ..contracts import Timer, encode_timer
+from ..contracts import Timer, TimerKey, encode_timer
 from ..engine import TimerCancel, TimerSet
 
 logger = logging.getLogger(__name__)
@@ -25,9 +29,9 @@ MIN_LEAD_MS = 60_000
 """Scheduler delivers one-time schedules with minute granularity; nearer timers go a minute out."""
 
 
-def schedule_name(customer_id: str, rule: str, key: str | None) -> str:
+def schedule_name(customer_id: str, rule: str, key: str | None, arm: int) -> str:
     """Deterministic, ≤ 64 characters of [0-9a-zA-Z-_.] as Scheduler requires; no personal data."""
-    digest = hashlib.sha256(f"{customer_id}\x1f{rule}\x1f{key or ''}".encode()).hexdigest()[:40]
+    digest = hashlib.sha256(f"{customer_id}\x1f{rule}\x1f{key or ''}\x1f{arm}".encode()).hexdigest()[:40]
     return f"t-{rule[:20]}-{digest}"
 
 
@@ -47,6 +51,7 @@ class EventBridgeTimerScheduler:
         stream_arn: str,
         role_arn: str,
         dead_letter_arn: str,
+        timer_key: TimerKey,
         retry_attempts: int = 10,
         max_event_age_seconds: int = 86_400,
         clock: Clock = WALL_CLOCK,
@@ -58,21 +63,38 @@ class EventBridgeTimerScheduler:
         self.stream_arn = stream_arn
         self.role_arn = role_arn
         self.dead_letter_arn = dead_letter_arn
+        self.timer_key = timer_key
         self.retry_attempts = retry_attempts
         self.max_event_age_seconds = max_event_age_seconds
         self.clock = clock
 
-    def apply(self, requests: Sequence[TimerSet | TimerCancel]) -> None:
+    def prepare(self, requests: Sequence[TimerSet | TimerCancel]) -> None:
+        """Create the schedules the new state needs (before it is written)."""
         for request in requests:
             if isinstance(request, TimerSet):
-                self._set(request)
+                with contextlib.suppress(self.client.exceptions.ConflictException):  # a retried batch made it
+                    self.client.create_schedule(**self.definition(request.timer, request.at))
+
+    def release(self, requests: Sequence[TimerSet | TimerCancel]) -> None:
+        """Delete the schedules the written state no longer needs (after it is written)."""
+        for request in requests:
+            if isinstance(request, TimerSet):
+                if request.replaced_arm is None:
+                    continue
+                timer = request.timer
+                self._delete(schedule_name(timer.customer_id, timer.rule, timer.key, request.replaced_arm))
             else:
-                self._cancel(request)
+                self._delete(schedule_name(request.customer_id, request.rule, request.key, request.arm))
+
+    def _delete(self, name: str) -> None:
+        # ResourceNotFound: it already fired (and deleted itself) or was already deleted.
+        with contextlib.suppress(self.client.exceptions.ResourceNotFoundException):
+            self.client.delete_schedule(Name=name, GroupName=self.group_name)
 
     def definition(self, timer: Timer, at: int) -> dict[str, Any]:
-        """The full schedule for ``timer``, coming at ``at`` (create and update take the same shape)."""
+        """The full schedule for ``timer``, coming at ``at``."""
         return {
-            "Name": schedule_name(timer.customer_id, timer.rule, timer.key),
+            "Name": schedule_name(timer.customer_id, timer.rule, timer.key, timer.arm),
             "GroupName": self.group_name,
             "ScheduleExpression": at_expression(at, self.clock.now_ms(), self.min_lead_ms),
             "ScheduleExpressionTimezone": "UTC",
@@ -82,7 +104,7 @@ class EventBridgeTimerScheduler:
             "Target": {
                 "Arn": self.stream_arn,
                 "RoleArn": self.role_arn,
-                "Input": encode_timer(timer),
+                "Input": encode_timer(timer, self.timer_key),
                 "KinesisParameters": {"PartitionKey": timer.customer_id},
                 "RetryPolicy": {
                     "MaximumRetryAttempts": self.retry_attempts,
@@ -91,25 +113,3 @@ class EventBridgeTimerScheduler:
                 "DeadLetterConfig": {"Arn": self.dead_letter_arn},
             },
         }
-
-    def _set(self, request: TimerSet) -> None:
-        definition = self.definition(request.timer, request.at)
-        errors = self.client.exceptions
-        if request.replaces:
-            try:
-                self.client.update_schedule(**definition)
-                return
-            except errors.ResourceNotFoundException:
-                # It already fired, or a retried batch never created it: create it below.
-                logger.debug("timer to move was gone; creating it")
-        try:
-            self.client.create_schedule(**definition)
-        except errors.ConflictException:
-            self.client.update_schedule(**definition)
-
-    def _cancel(self, request: TimerCancel) -> None:
-        # ResourceNotFound: it already fired (and deleted itself) or was already cancelled.
-        with contextlib.suppress(self.client.exceptions.ResourceNotFoundException):
-            self.client.delete_schedule(
-                Name=schedule_name(request.customer_id, request.rule, request.key), GroupName=self.group_name
-            )

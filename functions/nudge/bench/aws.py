@@ -39,7 +39,7 @@ from ..engine import CustomerState, Plan
 from ..local.provision import LocalResources, provision
 from ..local.scheduler_driver import parse_at
 from ..settings import StackSettings
-from ..wiring.evaluator import build_evaluator
+from ..wiring.evaluator import build_evaluator, timer_key
 from .baseline import build_per_event_evaluator
 from .measure import OperationCount, RequestCounter
 from .prices import Usage, lambda_billed_ms
@@ -112,6 +112,7 @@ class MotoStack:
         self.config = resources.config
         self.dynamodb = admin.client("dynamodb")
         self.scheduler = admin.client("scheduler")
+        self.timer_key = timer_key(resources.config, admin)
 
     def reset(self) -> None:
         """Empty the state table and the schedule group (queues keep their messages: never read)."""
@@ -154,13 +155,14 @@ class MotoStack:
             stream_arn=self.config.events_stream_arn,
             role_arn=self.config.scheduler_role_arn,
             dead_letter_arn=self.config.timers_dlq_arn,
+            timer_key=self.timer_key,
         )
         for name, at, timer in seed.timers:
             if timer.customer_id not in customers:
                 continue
             definition = {**adapter.definition(timer, at), "ScheduleExpression": _at_text(at)}
             self.scheduler.create_schedule(**definition)
-            queue.put(name, at, (name, timer.customer_id, encode_timer(timer).encode()))
+            queue.put(name, at, (name, timer.customer_id, encode_timer(timer, self.timer_key).encode()))
 
 
 def _follow_schedules(queue: TimerQueue[TimerPayload]) -> Any:

@@ -42,7 +42,7 @@ class PerEventReport:
 
 
 class PerEventEvaluator:
-    """Read, evaluate, write, schedule and send, one record at a time."""
+    """Read, evaluate, write, schedule and send, one record at a time (timers checked with the scheduler's key)."""
 
     def __init__(
         self,
@@ -72,7 +72,7 @@ class PerEventEvaluator:
         return report
 
     def _one(self, record: InputRecord, wall: int, report: PerEventReport) -> None:
-        item = decode_record(record)
+        item = decode_record(record, self.scheduler.timer_key)
         if isinstance(item, Rejected):
             report.rejected += 1
             body = {"reason": item.reason, "sequence_number": record.sequence_number}
@@ -88,7 +88,7 @@ class PerEventEvaluator:
         else:
             outcome = self.engine.process(state, item, wall)
         for request in outcome.timers:
-            self.scheduler.apply([request])
+            self.scheduler.prepare([request])
             report.timer_requests += 1
         for firing in outcome.firings:
             self.sqs.send_message(
@@ -108,6 +108,7 @@ class PerEventEvaluator:
             Item={**key, "state": {"B": encode_state(state)}, "expires_at": {"N": str(expires // 1000)}},
         )
         report.writes += 1
+        self.scheduler.release(outcome.timers)
 
 
 def build_per_event_evaluator(config: EvaluatorConfig, session: Any, clock: Clock = WALL_CLOCK) -> PerEventEvaluator:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..adapters.scheduler import schedule_name
 from ..contracts import Event, Timer
 from ..engine import CustomerState, Engine, Reading, TimerCancel, TimerSet
 from ..evaluator.batch import coalesce
@@ -49,13 +48,18 @@ class EngineRun:
 
 
 def _apply(queue: TimerQueue[Timer], request: TimerSet | TimerCancel, wall: int, run: EngineRun) -> None:
+    """One timer per (customer, rule, key) in memory: a set replaces it, a cancel removes it."""
     if isinstance(request, TimerSet):
         timer = request.timer
-        queue.put(schedule_name(timer.customer_id, timer.rule, timer.key), schedule_at(request.at, wall), timer)
+        queue.put(_slot(timer.customer_id, timer.rule, timer.key), schedule_at(request.at, wall), timer)
         run.timers_set += 1
     else:
-        queue.cancel(schedule_name(request.customer_id, request.rule, request.key))
+        queue.cancel(_slot(request.customer_id, request.rule, request.key))
         run.timers_cancelled += 1
+
+
+def _slot(customer_id: str, rule: str, key: str | None) -> str:
+    return f"{customer_id}\x1f{rule}\x1f{key or ''}"
 
 
 def run_batched(engine: Engine, batcher: Batcher[Timer], events: Sequence[Event], run: EngineRun) -> EngineRun:

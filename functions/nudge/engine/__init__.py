@@ -33,7 +33,7 @@ from .plan.compiled import Plan
 from .replay import Replayer, ReplayStats, RuleTally, replay
 from .runtime.engine import Engine, Reading
 from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet, firing_id
-from .runtime.state import CustomerState
+from .runtime.state import CustomerState, Trim
 
 
 def load_plan(paths: str | Path) -> Plan:
@@ -61,6 +61,7 @@ __all__ = [
     "RuleTally",
     "TimerCancel",
     "TimerSet",
+    "Trim",
     "Yaml12Loader",
     "compile_rules",
     "firing_id",

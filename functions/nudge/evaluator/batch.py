@@ -1,9 +1,11 @@
 """Evaluate one Kinesis batch: group by customer, one read, in-memory evaluation, one write each.
 
-Order of effects per customer: timers, then firings, then the conditional state write. A crash
-or error between them is safe because every effect is idempotent (schedule names and firing ids
-are deterministic) and the state is written last: a retried batch recomputes the same effects
-and finds what it already did. A customer that fails is reported through the batch's earliest
+Order of effects per customer: new timers, then firings, then the conditional state write, then
+the removal of the timers it replaced. A crash or error between them is safe because every effect
+is idempotent (schedule names and firing ids are deterministic) and the state is written after
+everything it relies on and before anything that undoes the previous state's safety net: a retried
+batch recomputes the same effects and finds what it already did, and a batch that is never written
+leaves the previous state and its timers as they were. A customer that fails is reported through the batch's earliest
 failed record, so Kinesis redelivers from there; the other customers' redelivered records are
 then no-ops through event-id dedupe and arm-time monotonicity.
 """
@@ -11,15 +13,27 @@ then no-ops through event-id dedupe and arm-time monotonicity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..contracts import Event, Firing, Timer
+from ..contracts import Event, Firing, Timer, TimerKey
 from ..engine import Engine, Reading, TimerCancel, TimerSet
-from .ports import DeadLetters, FiringSink, StateStore, StoredState, TimerScheduler, VersionConflict
+from .ports import (
+    DeadLetters,
+    FiringSink,
+    StateStore,
+    StateTooLarge,
+    StoredState,
+    TimerScheduler,
+    VersionConflict,
+)
 from .records import InputRecord, Rejected, TimerRecord, decode_record
 
 log = logging.getLogger(__name__)
+
+SAVE_BUDGET_MS = 15_000
+"""A customer's write starts only with this much of the invocation left: a throttled write with its
+retries (``wiring/retries.py``) takes up to about 15 s."""
 
 Item = tuple[int, Event | Timer, int, Reading | None]
 """(index of the record in the batch, payload, the wall clock in ms it is evaluated at, the event's reading)."""
@@ -43,6 +57,7 @@ class BatchReport:
     conflicts: int = 0
     failed_customers: int = 0
     late: int = 0
+    trimmed: int = 0
     failed_sequence_number: str | None = None
     rejections: list[Rejected] = field(default_factory=list)
 
@@ -60,6 +75,7 @@ class BatchReport:
             "StateConflicts": self.conflicts,
             "FailedCustomers": self.failed_customers,
             "LateEvents": self.late,
+            "TrimmedStates": self.trimmed,
         }
 
     def response(self) -> dict[str, list[dict[str, str]]]:
@@ -84,32 +100,36 @@ class _Customer:
         return self.items[0][0]
 
 
-def coalesce(requests: Sequence[TimerSet | TimerCancel]) -> list[TimerSet | TimerCancel]:
-    """Keep one request per (customer, rule, key): the last one, unless the batch made it moot.
+TimerSlot = tuple[str, str, str | None]
+"""(customer, rule, key): the one timer a (rule, key) of a customer has at a time."""
 
-    A timer created and cancelled within one batch never needs a call; a timer created and then
-    moved within one batch is simply created at its final time.
+
+def coalesce(requests: Sequence[TimerSet | TimerCancel]) -> list[TimerSet | TimerCancel]:
+    """The net effect of a batch's timer requests: per (customer, rule, key), at most one timer to create
+    (the last one set, if the batch ends with one) replacing at most one to remove (the one pending
+    before the batch).
+
+    A timer created and cancelled within one batch never needs a call; one created and moved within
+    the batch is created once, at its final arming; one moved away and back needs nothing.
     """
-    first: dict[tuple[str, str, str | None], TimerSet | TimerCancel] = {}
-    last: dict[tuple[str, str, str | None], TimerSet | TimerCancel] = {}
+    before: dict[TimerSlot, int | None] = {}
+    last: dict[TimerSlot, TimerSet | TimerCancel] = {}
     for request in requests:
-        timer_key = (
-            (request.timer.customer_id, request.timer.rule, request.timer.key)
-            if isinstance(request, TimerSet)
-            else (request.customer_id, request.rule, request.key)
-        )
-        first.setdefault(timer_key, request)
-        last[timer_key] = request
-    result: list[TimerSet | TimerCancel] = []
-    for timer_key, request in last.items():
-        opening = first[timer_key]
-        created_here = isinstance(opening, TimerSet) and not opening.replaces
-        if created_here and isinstance(request, TimerCancel):
-            continue
-        if created_here and isinstance(request, TimerSet) and request.replaces:
-            result.append(replace(request, replaces=False))
+        if isinstance(request, TimerSet):
+            slot: TimerSlot = (request.timer.customer_id, request.timer.rule, request.timer.key)
+            before.setdefault(slot, request.replaced_arm)
         else:
-            result.append(request)
+            slot = (request.customer_id, request.rule, request.key)
+            before.setdefault(slot, request.arm)
+        last[slot] = request
+    result: list[TimerSet | TimerCancel] = []
+    for slot, request in last.items():
+        pending = before[slot]
+        if isinstance(request, TimerSet):
+            if request.timer.arm != pending:
+                result.append(replace(request, replaced_arm=pending))
+        elif pending is not None:
+            result.append(TimerCancel(*slot, arm=pending))
     return result
 
 
@@ -124,6 +144,7 @@ class BatchEvaluator:
         sink: FiringSink,
         dead_letters: DeadLetters,
         ttl_margin_ms: int,
+        timer_key: TimerKey,
         conflict_retries: int = 3,
     ) -> None:
         self.engine = engine
@@ -132,22 +153,32 @@ class BatchEvaluator:
         self.sink = sink
         self.dead_letters = dead_letters
         self.ttl_margin_ms = ttl_margin_ms
+        self.timer_key = timer_key
         self.conflict_retries = conflict_retries
         self.horizon_ms = engine.retention()
 
-    def evaluate(self, records: Sequence[InputRecord], wall: int, event_walls: EventWalls | None = None) -> BatchReport:
+    def evaluate(
+        self,
+        records: Sequence[InputRecord],
+        wall: int,
+        event_walls: EventWalls | None = None,
+        time_left_ms: Callable[[], int] | None = None,
+    ) -> BatchReport:
         """Evaluate a batch at wall-clock time ``wall`` (ms).
 
         ``event_walls`` gives single events their own clock: ``nudge local`` sends a file's events
         in batches and evaluates each at replay's virtual clock for it, so its firings are
         replay's. Each event's wall is settled here, once, and travels with the event.
+        ``time_left_ms`` is the invocation's remaining time: a customer is written only with
+        ``SAVE_BUDGET_MS`` left, the rest fail and are redelivered, so a throttled batch ends with a
+        partial response instead of a timeout (which would redeliver all of it).
         """
         report = BatchReport(records=len(records))
         walls = event_walls or {}
         customers: dict[str, _Customer] = {}
         rejected: list[tuple[int, Rejected]] = []
         for index, record in enumerate(records):
-            item = decode_record(record)
+            item = decode_record(record, self.timer_key)
             if isinstance(item, Rejected):
                 rejected.append((index, item))
                 continue
@@ -169,7 +200,7 @@ class BatchEvaluator:
             unparked = {id(r) for r in self.dead_letters.reject(report.rejections)}
             failed_indexes += [index for index, r in rejected if id(r) in unparked]
         if customers:
-            self._evaluate_customers(customers, wall, report)
+            self._evaluate_customers(customers, wall, report, time_left_ms)
             report.late = sum(customer.late for customer in customers.values())
             failed = [c for c in customers.values() if c.failed]
             report.failed_customers = len(failed)
@@ -180,7 +211,13 @@ class BatchEvaluator:
 
     # -- per batch ------------------------------------------------------------------------------
 
-    def _evaluate_customers(self, customers: dict[str, _Customer], wall: int, report: BatchReport) -> None:
+    def _evaluate_customers(
+        self,
+        customers: dict[str, _Customer],
+        wall: int,
+        report: BatchReport,
+        time_left_ms: Callable[[], int] | None = None,
+    ) -> None:
         try:
             loaded = self.store.load_many(list(customers))
         except Exception:
@@ -195,8 +232,12 @@ class BatchEvaluator:
             self._apply_timers(customer, report)
         self._send_firings([c for c in customers.values() if not c.failed], report)
         for customer_id, customer in customers.items():
-            if not customer.failed:
-                self._save(customer_id, customer, wall, report)
+            if customer.failed:
+                continue
+            if time_left_ms is not None and time_left_ms() < SAVE_BUDGET_MS:
+                customer.failed = True  # out of time: redelivered, its effects found already done
+                continue
+            self._save(customer_id, customer, wall, report)
 
     def _run(self, customer: _Customer) -> None:
         assert customer.stored is not None
@@ -214,16 +255,26 @@ class BatchEvaluator:
         customer.timers = coalesce(customer.timers)
 
     def _apply_timers(self, customer: _Customer, report: BatchReport) -> None:
+        """Create the timers the new state needs; the ones it replaces go after the write (``_release``)."""
         if not customer.timers or customer.failed:
             return
         try:
-            self.scheduler.apply(customer.timers)
+            self.scheduler.prepare(customer.timers)
         except Exception:
-            log.exception("applying %d timer change(s) failed", len(customer.timers))
+            log.exception("creating %d timer(s) failed", len(customer.timers))
             customer.failed = True
             return
         report.timers_set += sum(isinstance(t, TimerSet) for t in customer.timers)
         report.timers_cancelled += sum(isinstance(t, TimerCancel) for t in customer.timers)
+
+    def _release(self, customer: _Customer) -> None:
+        """After the write: remove replaced and cancelled timers. A failure here costs a no-op timer, not a retry."""
+        if not any(isinstance(t, TimerCancel) or t.replaces for t in customer.timers):
+            return
+        try:
+            self.scheduler.release(customer.timers)
+        except Exception:
+            log.exception("removing %d replaced timer(s) failed; each will come as a no-op", len(customer.timers))
 
     def _send_firings(self, customers: list[_Customer], report: BatchReport) -> None:
         firings = [f for c in customers for f in c.firings]
@@ -246,8 +297,15 @@ class BatchEvaluator:
             if not customer.changed:
                 return
             try:
-                self.store.save(customer.stored, self._expires_at(customer.stored, wall))
+                try:
+                    self.store.save(customer.stored, self._expires_at(customer.stored, wall))
+                except StateTooLarge:
+                    trim = self.engine.fit(customer.stored.state, self.store.encoded_size, self.store.budget)
+                    report.trimmed += 1
+                    log.warning("customer state trimmed to fit: %r", trim)  # sizes and counts, no data
+                    self.store.save(customer.stored, self._expires_at(customer.stored, wall))
                 report.writes += 1
+                self._release(customer)
                 return
             except VersionConflict:
                 report.conflicts += 1

@@ -16,6 +16,16 @@ class VersionConflict(Exception):
 
 
 @dataclass
+class StateTooLarge(Exception):
+    """The encoded state is over the store's budget: trim it (``Engine.fit``) and save again."""
+
+    def __init__(self, size: int, budget: int) -> None:
+        super().__init__(f"{size} bytes; the budget is {budget}")
+        self.size = size
+        self.budget = budget
+
+
+@dataclass
 class StoredState:
     """A customer's state and the version it was read at (``None``: not stored yet)."""
 
@@ -28,14 +38,31 @@ class StateStore(Protocol):
         """Every requested customer, new ones as empty states with version ``None``."""
         ...
 
+    budget: int
+    """The largest encoded state the store writes (bytes); a larger one raises ``StateTooLarge``."""
+
     def save(self, stored: StoredState, expires_at_s: int) -> None:
-        """Write if the version is unchanged (else ``VersionConflict``); delete if the state is empty."""
+        """Write if the version is unchanged (else ``VersionConflict``); delete if the state is empty.
+
+        Raises ``StateTooLarge``, writing nothing, for a state encoded beyond ``budget``.
+        """
+        ...
+
+    def encoded_size(self, state: CustomerState) -> int:
+        """The bytes ``save`` would write for ``state``."""
         ...
 
 
 class TimerScheduler(Protocol):
-    def apply(self, requests: Sequence[TimerSet | TimerCancel]) -> None:
-        """Create, move or delete timers; idempotent, so a retried batch may apply them again."""
+    """Timers in two halves around the state write, each idempotent (a retried batch repeats them)."""
+
+    def prepare(self, requests: Sequence[TimerSet | TimerCancel]) -> None:
+        """Create the timers the new state needs: before the write, so a written wait always has one."""
+        ...
+
+    def release(self, requests: Sequence[TimerSet | TimerCancel]) -> None:
+        """Remove the timers the written state replaced or cancelled: after the write, so a failed
+        write leaves the previous state's timers in place; a leftover one comes as a no-op."""
         ...
 
 

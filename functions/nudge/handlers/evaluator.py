@@ -33,7 +33,9 @@ def evaluator() -> BatchEvaluator:
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    report = evaluator().evaluate(kinesis_records(event), wall=WALL_CLOCK.now_ms())
+    report = evaluator().evaluate(
+        kinesis_records(event), wall=WALL_CLOCK.now_ms(), time_left_ms=context.get_remaining_time_in_millis
+    )
     for name, value in report.counts().items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for rejected in report.rejections:  # by reason only, never by content

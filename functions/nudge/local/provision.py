@@ -103,6 +103,8 @@ def _table(dynamodb: Any, table: TableSettings) -> None:
 
 LOCAL_UNSUBSCRIBE_SECRET = "local-unsubscribe-secret"
 """The value of the local stack's unsubscribe signing secret (CDK generates the deployed one)."""
+LOCAL_TIMER_KEY = "local-timer-signing-key"
+"""The value of the local stack's timer signing key (CDK generates the deployed one)."""
 
 
 def provision(
@@ -142,9 +144,11 @@ def provision(
     sesv2 = session.client("sesv2")
     sesv2.create_email_identity(EmailIdentity=settings.ses_identity)
     sesv2.create_configuration_set(ConfigurationSetName=names.ses_configuration_set)
-    secret_arn = session.client("secretsmanager").create_secret(
+    secrets = session.client("secretsmanager")
+    secret_arn = secrets.create_secret(
         Name=f"{names.prefix}-unsubscribe-secret", SecretString=LOCAL_UNSUBSCRIBE_SECRET
     )["ARN"]
+    timer_key_arn = secrets.create_secret(Name=f"{names.prefix}-timer-key", SecretString=LOCAL_TIMER_KEY)["ARN"]
 
     delivery = delivery_config(
         settings,
@@ -166,6 +170,7 @@ def provision(
             firings_queue_url=firings_url,
             rejected_queue_url=created[queues.rejected_events.name][0],
             rules_dir=rules_dir,
+            timer_key_secret_arn=timer_key_arn,
         ),
     )
     return LocalResources(

@@ -24,15 +24,18 @@ again, so a rule arms as if its events had come in order.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ...contracts import IDENTIFY, Event, Firing, MatchedEvent, Timer, key_text
+import orjson
+
+from ...contracts import ADDRESS_TRAITS, IDENTIFY, Event, Firing, MatchedEvent, Timer, key_text
 from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
 from .eventlog import StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
-from .seen import digest, expiry
-from .state import CustomerState, Pending, RuleState
+from .seen import SeenIds, digest, expiry
+from .state import CustomerState, Pending, RuleState, Trim
 
 if TYPE_CHECKING:
     from ..plan.conditions import Matcher
@@ -71,6 +74,14 @@ def _arm_of(wait: Pending) -> int:
 
 def _tiebreak(value: Any) -> str:
     return repr(value)
+
+
+def _json(value: Any) -> bytes:
+    """A trait's size as stored (integers beyond 64 bits, which orjson refuses, measured by their text)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return repr(value).encode()
 
 
 def _released_at(rule: CompiledRule, rule_state: RuleState, lateness: int) -> int | None:
@@ -420,11 +431,12 @@ class Engine:
         if first is head:
             return
         if first is None:
-            if not came:
-                outcome.timers.append(TimerCancel(state.customer_id, rule_id, key))
+            if not came and head is not None:
+                outcome.timers.append(TimerCancel(state.customer_id, rule_id, key, head.arm))
             return
         timer = Timer(state.customer_id, rule_id, key, first.arm, first.due)
-        outcome.timers.append(TimerSet(timer, first.due + self.lateness, replaces=head is not None and not came))
+        replaced = head.arm if head is not None and not came else None
+        outcome.timers.append(TimerSet(timer, first.due + self.lateness, replaced_arm=replaced))
 
     @staticmethod
     def _join(pending: Pending, evidence: list[StoredEvent]) -> None:
@@ -552,6 +564,53 @@ class Engine:
             self._fire(rule, state, rule_state, key, wait.arm, wait.due, wait.matched, outcome)
 
     # -- bounds ---------------------------------------------------------------------------------
+
+    def fit(self, state: CustomerState, size_of: Callable[[CustomerState], int], budget: int) -> Trim:
+        """Trim ``state`` until ``size_of(state) <= budget``: a customer must never become unwritable.
+
+        The order, from what matters least: the oldest stored events, a quarter at a time (their ids
+        stay in the id memory while the dedupe window holds them); then the largest traits, except the
+        addresses (``email``, ``phone``); then the properties of the events pending waits hold (the
+        firing keeps the events, not their details); then the id memory. Only a customer whose state
+        exceeds the budget is touched, and what was dropped is returned, for a metric. Replay keeps
+        no item and never trims: such a customer may differ from replay, as the README says.
+        """
+        trim = Trim()
+        size = size_of(state)
+        if size <= budget:
+            return trim
+        trim.before = size
+        while size > budget and state.events:
+            stored = sum(len(state.events.of(name) or ()) for name in state.events.names())
+            trim.events += state.events.discard_oldest(max(1, stored // 4))
+            self._keep_forgotten_ids(state)
+            size = size_of(state)
+        while size > budget:
+            sizes = [
+                (len(_json(entry[0])), name)
+                for name, entry in state.profile.items()
+                if entry[0] is not None and name not in ADDRESS_TRAITS
+            ]
+            if not sizes:
+                break
+            _, name = max(sizes)
+            state.profile[name] = [None, state.profile[name][1]]  # a tombstone: an older identify cannot bring it back
+            trim.traits += 1
+            size = size_of(state)
+        if size > budget:
+            for _, wait in state.pending():
+                for event in wait.matched:
+                    if event.props:
+                        event.props = {}
+                        trim.details += 1
+            size = size_of(state)
+        if size > budget and state.seen:
+            state.seen = SeenIds()
+            trim.ids = True
+            size = size_of(state)
+        state.prune_due = None
+        trim.after = size
+        return trim
 
     def prune(self, state: CustomerState) -> None:
         """Forget what no loaded rule can use any more: old events, unknown names, idle rule state."""

@@ -123,6 +123,23 @@ class EventLog:
     def __bool__(self) -> bool:
         return bool(self._lists) or bool(self._packed)
 
+    def discard_oldest(self, count: int) -> int:
+        """Forget the ``count`` oldest stored events, whatever their name (for a state too large to write).
+
+        Returns how many were forgotten. Their ids go to ``forgotten``, as for any event let go.
+        """
+        events = sorted((e for name in self.names() for e in self.of(name) or ()), key=StoredEvent.sort_key)
+        dropped = events[:count]
+        gone = {id(e) for e in dropped}
+        for name in self.names():
+            kept = [e for e in self.of(name) or () if id(e) not in gone]
+            if kept:
+                self._lists[name] = kept
+            else:
+                self._lists.pop(name, None)
+        self._forget(dropped)
+        return len(dropped)
+
     # -- changing --------------------------------------------------------------------------------
 
     def add(self, route: Route, event: StoredEvent, filters: list[Filter], now: int) -> bool:

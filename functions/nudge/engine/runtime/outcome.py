@@ -26,27 +26,32 @@ DecisionKind = Literal[
 
 @dataclass(frozen=True)
 class TimerSet:
-    """Create or move the one timer of (customer, rule, key) so that it comes at ``at``.
+    """Set the one timer of (customer, rule, key) for the wait ``timer`` names, to come at ``at``.
 
-    ``at`` is when the wait ``timer`` names is decided: its due time plus the allowed lateness.
-    (The timer itself carries the due time, which is what the firing says.) A (rule, key) with
-    several pending waits has one timer, for the oldest; the engine moves it to the next one
-    when that one is decided. ``replaces`` says a timer was pending for another wait, so the
-    scheduler adapter can update it in place instead of trying to create it first.
+    ``at`` is when the wait is decided: its due time plus the allowed lateness. (The timer itself
+    carries the due time, which is what the firing says.) A (rule, key) with several pending waits
+    has one timer, for the oldest; the engine moves it to the next one when that one is decided.
+    ``replaced_arm`` is the arm time of the wait whose timer this one replaces (``None``: there was
+    none), so the scheduler can remove that one, after the new state is safely written.
     """
 
     timer: Timer
     at: int
-    replaces: bool = False
+    replaced_arm: int | None = None
+
+    @property
+    def replaces(self) -> bool:
+        return self.replaced_arm is not None
 
 
 @dataclass(frozen=True)
 class TimerCancel:
-    """The pending timer of (customer, rule, key) is no longer needed."""
+    """The pending timer of (customer, rule, key), set for the wait armed at ``arm``, is no longer needed."""
 
     customer_id: str
     rule: str
     key: str | None
+    arm: int
 
 
 @dataclass(frozen=True)

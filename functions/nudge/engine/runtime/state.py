@@ -59,6 +59,29 @@ class RuleState:
 RuleKey = tuple[str, str | None]
 
 
+class Trim:
+    """What ``Engine.fit`` dropped from a state too large to write (all zero: nothing)."""
+
+    __slots__ = ("after", "before", "details", "events", "ids", "traits")
+
+    def __init__(self) -> None:
+        self.before = 0
+        self.after = 0
+        self.events = 0
+        self.traits = 0
+        self.details = 0
+        self.ids = False
+
+    def __bool__(self) -> bool:
+        return self.before > 0
+
+    def __repr__(self) -> str:
+        return (
+            f"Trim({self.before} -> {self.after} bytes: {self.events} events, {self.traits} traits, "
+            f"{self.details} wait details{', the id memory' if self.ids else ''})"
+        )
+
+
 class CustomerState:
     """Bounded per-customer memory.
 
