@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match, Template
+from aws_cdk.assertions import Annotations, Match, Template
+from pydantic import ValidationError
 
 from infra.app import build_app
 from nudge.engine import RuleLoadError, compile_rules, load_rules_or_raise
 from nudge.evaluator.source_filters import event_filter_patterns
+from nudge.settings import StackSettings
 
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 
@@ -49,12 +51,36 @@ def test_event_source_mapping_settings(template: Template):
     assert props["BatchSize"] == 500
     assert props["MaximumBatchingWindowInSeconds"] == 1
     assert props["BisectBatchOnFunctionError"] is True
-    assert props["MaximumRetryAttempts"] == 5
-    assert props["MaximumRecordAgeInSeconds"] == 21600
+    # Retried until the records are 12 hours old, not for a fixed number of attempts (-1).
+    assert props["MaximumRetryAttempts"] == -1
+    assert props["MaximumRecordAgeInSeconds"] == 12 * 3600
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["StartingPosition"] == "TRIM_HORIZON"
     assert props["MetricsConfig"] == {"Metrics": ["EventCount"]}
     assert "OnFailure" in props["DestinationConfig"]
+
+
+def test_the_stream_keeps_records_a_week_past_the_mapping_giving_up_on_them(template: Template):
+    [stream] = template.find_resources("AWS::Kinesis::Stream").values()
+    mapping = only(template, "AWS::Lambda::EventSourceMapping", {"FilterCriteria": Match.any_value()})
+    assert stream["Properties"]["RetentionPeriodHours"] == 168
+    assert mapping["Properties"]["MaximumRecordAgeInSeconds"] < 168 * 3600
+
+
+def test_retry_settings_old_values_still_load_and_impossible_ones_are_refused_with_the_reason():
+    assert StackSettings().retry_attempts == -1
+    assert StackSettings.from_context({"retry_attempts": 5, "max_record_age_seconds": 21600}).retry_attempts == 5
+    with pytest.raises(ValidationError, match="retry_attempts"):
+        StackSettings(retry_attempts=-2)
+    with pytest.raises(ValidationError, match="must be shorter than the stream retention"):
+        StackSettings(stream_retention_hours=24, max_record_age_seconds=86_400)
+
+
+def test_an_old_fixed_retry_count_still_deploys_with_a_warning():
+    _, stack = build_app(context={**NO_BUNDLING, "nudge": {"retry_attempts": 5, "max_record_age_seconds": 21600}})
+    mapping = only(Template.from_stack(stack), "AWS::Lambda::EventSourceMapping", {"FilterCriteria": Match.any_value()})
+    assert mapping["Properties"]["MaximumRetryAttempts"] == 5
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("retry_attempts is 5: .* -1 retries it"))
 
 
 def test_event_filters_are_generated_from_the_deployed_rules(template: Template):

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from nudge.bench.measure import RequestCounter, item_size, percentile
+from nudge.bench.prices import Usage, cost_per_million, load_prices
 from nudge.bench.report import RATIO_METRICS, print_document
 from nudge.bench.stream import Batcher, TimerQueue
 from nudge.bench.variants import generate_rules
@@ -67,6 +68,22 @@ def test_document_has_both_designs_every_metric_and_the_ratios(document: dict[st
         assert metrics["usd_per_million_events"] == pytest.approx(sum(metrics["usd_itemized"].values()), abs=1e-3)
     assert set(document["ratios"]) == set(RATIO_METRICS)
     assert all(target["met"] in (True, False) for target in document["targets"])
+
+
+def test_the_week_of_stream_retention_is_priced_per_record_kept_past_its_first_day(document: dict[str, Any]) -> None:
+    assert document["workload"]["stream_retention_hours"] == 168
+    for design in ("nudge", "baseline"):
+        usage, items = document[design]["usage"], document[design]["usd_itemized"]
+        kept_gb_months = usage["ingest_kib"] / 1024**2 * (168 - 24) / 730
+        assert items["kinesis_retention"] == pytest.approx(kept_gb_months * 0.10 * 1e6 / usage["events"], abs=1e-5)
+    # By hand: a million records of 1 KiB are 0.9537 GB, kept 144 hours past the free day = 0.1881
+    # GB-months at $0.10 on demand; past 7 days, long-term retention at $0.023 a GB-month.
+    prices, million = load_prices(), Usage(events=1_000_000, ingest_kib=1_000_000)
+    retention = {
+        hours: cost_per_million(million, prices, 1024, 1000, retention_hours=hours)["items"]["kinesis_retention"]
+        for hours in (24, 168, 720)
+    }
+    assert retention == {24: 0, 168: pytest.approx(0.01881, abs=1e-5), 720: pytest.approx(0.03540, abs=1e-5)}
 
 
 def test_counts_are_what_each_design_must_do(document: dict[str, Any]) -> None:

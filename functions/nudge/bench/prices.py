@@ -60,19 +60,48 @@ def lambda_billed_ms(compute_s: float, calls: dict[str, int], memory_mb: int, pr
     return float(math.ceil(compute_s * 1000 / share + waiting))
 
 
+INCLUDED_RETENTION_HOURS = 24
+EXTENDED_RETENTION_HOURS = 7 * 24
+"""Kinesis keeps records 24 hours at no charge, prices retention up to 7 days as "extended" and
+beyond that as "long-term"."""
+
+
+def retention_gb_months(gb: float, retention_hours: int, hours_per_month: float) -> tuple[float, float]:
+    """The GB-months ``gb`` of records cost when kept ``retention_hours``: (extended, long-term)."""
+    extended = max(0, min(retention_hours, EXTENDED_RETENTION_HOURS) - INCLUDED_RETENTION_HOURS)
+    long_term = max(0, retention_hours - EXTENDED_RETENTION_HOURS)
+    return gb * extended / hours_per_month, gb * long_term / hours_per_month
+
+
 def cost_per_million(
-    usage: Usage, prices: dict[str, Any], memory_mb: int, stream_events_per_s: float
+    usage: Usage,
+    prices: dict[str, Any],
+    memory_mb: int,
+    stream_events_per_s: float,
+    retention_hours: int = INCLUDED_RETENTION_HOURS,
 ) -> dict[str, Any]:
-    """USD per million workload events, itemized, with the total (before message-sending charges)."""
+    """USD per million workload events, itemized, with the total (before message-sending charges).
+
+    ``retention_hours`` is the stream's (``stream_retention_hours``): on-demand streams pay for
+    every record kept past 24 hours, by the GB-month (``kinesis_retention``).
+    """
     if not usage.events:
         return {"items": {}, "total": 0.0}
     scale = MILLION / usage.events
     table = prices["prices"]
     kinesis, lam, ddb = table["kinesis_on_demand"], table["lambda_arm64"], table["dynamodb_on_demand"]
+    extended, long_term = retention_gb_months(
+        usage.ingest_kib * 1024 / GB, retention_hours, prices["assumptions"]["hours_per_month"]
+    )
     items = {
         "kinesis_ingest": usage.ingest_kib * 1024 / GB * kinesis["per_gb_ingested"] * scale,
         "kinesis_retrieval": usage.retrieved_bytes / GB * kinesis["per_gb_retrieved"] * scale,
         "kinesis_stream_hours": kinesis["per_stream_hour"] / (stream_events_per_s * 3600) * MILLION,
+        "kinesis_retention": (
+            extended * kinesis["per_gb_month_extended_retention"]
+            + long_term * kinesis["per_gb_month_long_term_retention"]
+        )
+        * scale,
         "lambda_requests": usage.invocations * scale * lam["per_million_requests"] / MILLION,
         "lambda_duration": usage.billed_ms / 1000 * memory_mb / 1024 * lam["per_gb_second"] * scale,
         "dynamodb_reads": usage.read_units * scale * ddb["per_million_read_request_units"] / MILLION,

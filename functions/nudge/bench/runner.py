@@ -132,7 +132,7 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
         nudge_states,
         nudge_unreferenced,
         nudge_cold,
-        cost_per_million(nudge_aws.usage, prices, memory_mb, throughput),
+        cost_per_million(nudge_aws.usage, prices, memory_mb, throughput, settings.stream_retention_hours),
     )
     baseline = report.design_metrics(
         baseline_run,
@@ -140,7 +140,7 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
         baseline_states,
         baseline_unreferenced,
         baseline_cold,
-        cost_per_million(baseline_aws.usage, prices, memory_mb, throughput),
+        cost_per_million(baseline_aws.usage, prices, memory_mb, throughput, settings.stream_retention_hours),
     )
     setup = {
         "rules": len(plan.rules),
@@ -150,6 +150,7 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
         "referenced_share": round(sum(1 for e in events if engine.needs(e)) / max(1, len(events)), 4),
         "lambda_memory_mb": memory_mb,
         "stream_events_per_s": throughput,
+        "stream_retention_hours": settings.stream_retention_hours,
         "prices_as_of": prices["as_of"],
         "region": prices["region"],
     }

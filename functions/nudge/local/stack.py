@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..adapters.stream_redrive import failure_record
 from ..clock import VirtualClock
 from ..contracts import IDENTIFY, Event, loads
 from ..delivery.deliverer import RetryLater
@@ -176,13 +177,16 @@ class LocalStack:
                 return
             index = next(i for i, r in enumerate(records) if r.sequence_number == report.failed_sequence_number)
             records = records[index:]
-        # Out of retries: park the batch's description in the evaluator DLQ, as the mapping would.
-        self.sqs.send_message(
-            QueueUrl=self.resources.evaluator_dlq_url,
-            MessageBody=json.dumps(
-                {"shard": shard_id, "first": records[0].sequence_number, "last": records[-1].sequence_number}
-            ),
+        # Out of retries: park where the batch is in the evaluator DLQ, as the mapping would (Lambda's
+        # on-failure record), for `nudge redrive --evaluator`.
+        record = failure_record(
+            stream_arn=self.resources.config.events_stream_arn,
+            shard_id=shard_id,
+            records=records,
+            timestamp_ms=self.clock.now_ms(),
+            condition="RetryAttemptsExhausted",
         )
+        self.sqs.send_message(QueueUrl=self.resources.evaluator_dlq_url, MessageBody=json.dumps(record))
 
     def drain_firings(self) -> None:
         url = self.resources.firings_queue_url
