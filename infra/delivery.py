@@ -11,7 +11,6 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_ses as ses
 from constructs import Construct
 
@@ -28,6 +27,7 @@ from nudge.settings import (
 
 from .functions import LAMBDA_RULES_DIR, nudge_function
 from .queues import dead_letter_queue, work_queue
+from .secrets import signing_key
 from .tables import nudge_table
 
 
@@ -54,21 +54,15 @@ class Delivery(Construct):
         self.configuration_set = ses.ConfigurationSet(
             self, "EmailConfigurationSet", configuration_set_name=names.ses_configuration_set, reputation_metrics=True
         )
-        self.secret = secretsmanager.Secret(
+        self.secret = signing_key(
             self,
             "UnsubscribeSecret",
             description="Signs Nudge unsubscribe links",
-            encryption_key=key,
-            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
-        )
-        Validations.of(self.secret).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason=(
-                    "An HMAC signing key: rotating it automatically would break every unsubscribe link already "
-                    "sent. Rotate it by hand, keeping the old key valid for a grace period."
-                ),
-            )
+            key=key,
+            why_not_rotated=(
+                "An HMAC signing key: rotating it automatically would break every unsubscribe link already "
+                "sent. Rotate it by hand, keeping the old key valid for a grace period."
+            ),
         )
         self._webhooks(settings, key)
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Annotations, Duration, Validations
+from aws_cdk import Annotations, Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -16,6 +15,7 @@ from nudge.settings import EvaluatorAddresses, StackSettings, evaluator_config, 
 
 from .functions import LAMBDA_RULES_DIR, nudge_function
 from .queues import dead_letter_queue
+from .secrets import signing_key
 from .timers import Timers
 
 
@@ -42,22 +42,16 @@ class Evaluation(Construct):
         self.rejected = dead_letter_queue(self, "RejectedEvents", queue=queues.rejected_events, key=key)
         # Signs timer records (the schedules' input): only the evaluator reads it, so a producer that
         # may put records on the stream cannot forge a timer and decide a wait early.
-        self.timer_key = secretsmanager.Secret(
+        self.timer_key = signing_key(
             self,
             "TimerKey",
             description="Signs Nudge timer records (HMAC-SHA256); read by the evaluator only",
-            encryption_key=key,
-            generate_secret_string=secretsmanager.SecretStringGenerator(password_length=48, exclude_punctuation=True),
-        )
-        Validations.of(self.timer_key).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-SMG4",
-                reason=(
-                    "An HMAC signing key: rotating it would make every pending timer's signature fail. "
-                    "Rotate it by hand when no wait is pending, or accept that pending waits are then "
-                    "decided at each customer's next event."
-                ),
-            )
+            key=key,
+            why_not_rotated=(
+                "An HMAC signing key: rotating it would make every pending timer's signature fail. "
+                "Rotate it by hand when no wait is pending, or accept that pending waits are then "
+                "decided at each customer's next event."
+            ),
         )
         config = evaluator_config(
             settings,
