@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import string
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -150,3 +151,52 @@ def test_customers_left_without_time_to_write_are_failed_and_redelivered_whole(h
     harness.fire_due_timers()
     harness.evaluate()
     assert sorted(f["customer_id"] for f in harness.firings()) == ["c-1", "c-2"]
+
+
+def test_records_that_waited_behind_an_outage_are_judged_as_on_time(harness: Harness, clock):  # type: ignore[no-untyped-def]
+    """The purchase reached the stream at 10:30, inside the wait; the evaluator could only read it at
+    12:30, after the wait's decision time. Judged at its arrival, it calls the wait off."""
+    harness.stream.put(*cart())
+    clock.set(at("10:05"))
+    harness.evaluate()
+    harness.stream.put(event("purchase", "10:30", order_id="o-1"))
+    [purchase] = [replace(r, arrival_ms=at("10:30")) for r in harness.stream.read()]
+    clock.set(at("12:30"))
+    outage_over = harness.evaluator.evaluate([purchase], clock.now_ms(), by_arrival=True)
+    assert outage_over.failed_sequence_number is None
+    harness.fire_due_timers()  # the 11:07 timer, late too
+    harness.evaluate()
+    assert harness.firings() == []
+
+
+def test_without_arrival_times_the_same_records_are_judged_late(harness: Harness, clock):  # type: ignore[no-untyped-def]
+    """What the handler did before it passed ``by_arrival``: the wait was decided before the purchase was read."""
+    harness.stream.put(*cart())
+    clock.set(at("10:05"))
+    harness.evaluate()
+    harness.stream.put(event("purchase", "10:30", order_id="o-1"))
+    clock.set(at("12:30"))
+    harness.evaluate()
+    assert [f["rule"] for f in harness.firings()] == ["cart_abandonment"]
+
+
+def test_a_customer_whose_state_stays_unread_fails_alone(harness: Harness, clock):  # type: ignore[no-untyped-def]
+    store = harness.evaluator.store
+    real = store.client.batch_get_item  # type: ignore[attr-defined]
+
+    def throttled_for_c2(RequestItems: dict[str, Any]) -> dict[str, Any]:
+        [(table, request)] = RequestItems.items()
+        wanted = [k for k in request["Keys"] if k["pk"]["S"] != "c-2"]
+        response = real(RequestItems={table: {**request, "Keys": wanted}}) if wanted else {"Responses": {}}
+        left = [k for k in request["Keys"] if k["pk"]["S"] == "c-2"]
+        return {**response, "UnprocessedKeys": {table: {**request, "Keys": left}} if left else {}}
+
+    store.client.batch_get_item = throttled_for_c2  # type: ignore[attr-defined]
+    store.sleep = lambda _: None  # type: ignore[attr-defined]
+    harness.stream.put(*cart("c-1"), *cart("c-2"), *cart("c-3"))
+    records = harness.stream.read()
+    clock.set(at("10:05"))
+    report = harness.evaluate(records)
+    assert report.writes == 2  # c-1 and c-3 go on
+    assert report.failed_sequence_number == next(r for r in records if r.partition_key == "c-2").sequence_number
+    assert harness.item("c-2") is None

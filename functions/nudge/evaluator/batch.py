@@ -163,6 +163,7 @@ class BatchEvaluator:
         wall: int,
         event_walls: EventWalls | None = None,
         time_left_ms: Callable[[], int] | None = None,
+        by_arrival: bool = False,
     ) -> BatchReport:
         """Evaluate a batch at wall-clock time ``wall`` (ms).
 
@@ -172,6 +173,9 @@ class BatchEvaluator:
         ``time_left_ms`` is the invocation's remaining time: a customer is written only with
         ``SAVE_BUDGET_MS`` left, the rest fail and are redelivered, so a throttled batch ends with a
         partial response instead of a timeout (which would redeliver all of it).
+        ``by_arrival`` evaluates each record at the time it reached the stream (when earlier than
+        ``wall``), as the Lambda handler does: a record that waited behind a failing batch, or an
+        outage, is then judged as it would have been on time, not as a late event.
         """
         report = BatchReport(records=len(records))
         walls = event_walls or {}
@@ -183,11 +187,12 @@ class BatchEvaluator:
                 rejected.append((index, item))
                 continue
             reading: Reading | None = None
+            record_wall = min(wall, record.arrival_ms) if by_arrival and record.arrival_ms > 0 else wall
             if isinstance(item, TimerRecord):
                 payload: Event | Timer = item.timer
-                customer_id, payload_wall = item.timer.customer_id, wall
+                customer_id, payload_wall = item.timer.customer_id, record_wall
             elif (reading := self.engine.read(item)) is not None:
-                payload, customer_id, payload_wall = item, item.customer_id, walls.get(item.event_id, wall)
+                payload, customer_id, payload_wall = item, item.customer_id, walls.get(item.event_id, record_wall)
             else:
                 report.skipped += 1  # no rule can use it: no read, no write
                 continue
@@ -226,7 +231,11 @@ class BatchEvaluator:
                 customer.failed = True
             return
         for customer_id, customer in customers.items():
-            customer.stored = loaded[customer_id]
+            stored = loaded.get(customer_id)
+            if stored is None:
+                customer.failed = True  # its state could not be read: redelivered, the others go on
+                continue
+            customer.stored = stored
             self._run(customer)
         for customer in customers.values():
             self._apply_timers(customer, report)
@@ -313,7 +322,7 @@ class BatchEvaluator:
                     break
                 # Someone else wrote this customer: evaluate again on their state, re-apply effects.
                 try:
-                    customer.stored = self.store.load_many([customer_id])[customer_id]
+                    customer.stored = self.store.load_many([customer_id])[customer_id]  # KeyError: unread
                 except Exception:
                     log.exception("reloading state after a version conflict failed")
                     break

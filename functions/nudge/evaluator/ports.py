@@ -35,7 +35,8 @@ class StoredState:
 
 class StateStore(Protocol):
     def load_many(self, customer_ids: Sequence[str]) -> Mapping[str, StoredState]:
-        """Every requested customer, new ones as empty states with version ``None``."""
+        """The requested customers, new ones as empty states with version ``None``; a customer the
+        store could not read this time (throttled) is left out, and fails alone."""
         ...
 
     budget: int

@@ -34,7 +34,10 @@ def evaluator() -> BatchEvaluator:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = evaluator().evaluate(
-        kinesis_records(event), wall=WALL_CLOCK.now_ms(), time_left_ms=context.get_remaining_time_in_millis
+        kinesis_records(event),
+        wall=WALL_CLOCK.now_ms(),
+        time_left_ms=context.get_remaining_time_in_millis,
+        by_arrival=True,
     )
     for name, value in report.counts().items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
