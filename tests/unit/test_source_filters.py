@@ -35,3 +35,7 @@ def test_data_that_is_not_json_is_dropped_as_lambda_drops_it():
     assert not record_passes(PATTERNS, b"not json")
     assert not record_passes(PATTERNS, bytes([0xFF, 0xFE]))
     assert not record_passes(PATTERNS, data(["a", "list"]))
+
+
+def test_a_record_nested_too_deep_to_read_reaches_the_function_which_parks_it():
+    assert record_passes(PATTERNS, b"[" * 5000 + b"]" * 5000)
