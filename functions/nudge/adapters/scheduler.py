@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +21,6 @@ from typing import Any
 from ..clock import WALL_CLOCK, Clock
 from ..contracts import Timer, TimerKey, encode_timer
 from ..engine import TimerCancel, TimerSet
-
-logger = logging.getLogger(__name__)
 
 MIN_LEAD_MS = 60_000
 """Scheduler delivers one-time schedules with minute granularity; nearer timers go a minute out."""
