@@ -405,3 +405,25 @@ def test_replay_reads_the_policy_beside_the_rules(capsys, tmp_path):
     (rules / "policy.yaml").write_text("allowed_lateness: 10m\n")
     code, out, _ = nudge(capsys, "--events", events, "--json", rules=rules)
     assert (code, out) == (0, "")
+
+
+def broken_template_rules(tmp_path: Path) -> Path:
+    rules = tmp_path / "rules"
+    shutil.copytree("rules", rules)
+    template = rules / "templates" / "email" / "yoga_bundle.yaml"
+    template.write_text(template.read_text().replace("{{ first_name }},", "{{ first_name ,", 1))
+    return rules
+
+
+def test_replay_refuses_a_folder_whose_templates_fail_validation_as_validate_reports_them(tmp_path, capsys):  # type: ignore[no-untyped-def]
+    code, out, err = nudge(capsys, "--events", CART_FIRES, rules=broken_template_rules(tmp_path))
+    assert code == 2 and out == ""
+    assert "yoga_bundle.yaml:4:" in err and "Traceback" not in err
+    assert "1 template error(s)" in err
+
+
+def test_nudge_local_refuses_the_same_folder_with_the_same_message_and_no_traceback(tmp_path, capsys):  # type: ignore[no-untyped-def]
+    code = main(["local", "--rules", str(broken_template_rules(tmp_path)), "--events", str(CART_FIRES)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert "yoga_bundle.yaml:4:" in err and "1 template error(s)" in err and "Traceback" not in err

@@ -19,9 +19,9 @@ from typing import Any, TextIO
 
 from ..clock import VirtualClock
 from ..contracts import Event
-from ..engine import RuleLoadError
+from ..engine import RuleLoadError, load_plan
 from ..settings import StackSettings
-from .replay_command import read_events
+from .replay_command import read_events, report_template_errors
 
 
 def register(commands: Any) -> None:
@@ -102,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"cannot read events: {exc}", file=sys.stderr)
             return 2
+    try:
+        load_plan(args.rules)  # rules first, with their own message, then their templates
+        if report_template_errors(args.rules, sys.stderr):
+            return 2
+    except RuleLoadError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     clock = VirtualClock() if args.events is not None else VirtualClock(speed=args.speed)
     try:
         stack = LocalStack(args.rules, StackSettings(), clock, on_firing=emit, on_delivery=emit)

@@ -61,6 +61,23 @@ def read_events(stream: Iterable[bytes], label: str, errors: TextIO, counter: li
         print(f"{label}:{number}: bad event: {reason}", file=errors)
 
 
+def report_template_errors(rules: Path, errors: TextIO) -> bool:
+    """Print the errors of the templates beside ``rules`` (file:line, as ``nudge validate``); True if any.
+
+    The rules loaded, but a firing whose template cannot render would be parked at send time:
+    replay and ``nudge local`` refuse the folder, as they refuse invalid rules, rather than show
+    firings that could never be delivered.
+    """
+    from ..delivery.validation import validate_paths  # noqa: PLC0415  (Jinja: only once the rules loaded)
+
+    problems = validate_paths(rules).errors
+    for problem in problems:
+        print(problem, file=errors)
+    if problems:
+        print(f"{len(problems)} template error(s): fix them, or see `nudge validate {rules}`", file=errors)
+    return bool(problems)
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.rules.exists():
         print(f"{args.rules}: no such rules folder or file", file=sys.stderr)
@@ -72,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except OSError as exc:
         print(f"{exc.filename or args.rules}: cannot read rules: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    if report_template_errors(args.rules, sys.stderr):
         return 2
     until = None
     if args.until:
