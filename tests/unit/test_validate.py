@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from nudge.cli.main import main
-from nudge.engine import Diagnostic, RuleLoadError, load_rules, load_rules_or_raise
+from nudge.engine import Diagnostic, RuleLoadError, compile_rules, load_rules, load_rules_or_raise, replay
 from nudge.engine.language.rules import AttributeCondition, EventFilter
+from tests.support import at, ev
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_RULES = ROOT / "rules"
@@ -903,3 +904,64 @@ def test_nudge_validate_reports_a_bad_policy_with_file_and_line(tmp_path: Path, 
 def _only_error(folder: Path) -> Diagnostic:
     [error] = load_rules(folder).errors
     return error
+
+
+# --- an unless that cancels its own arming ------------------------------------------------------
+
+WIN_BACK = """\
+id: win_back
+when: {event: purchase}
+unless: {event: purchase}
+wait: 30d
+action: {channel: event}
+"""
+
+
+def test_an_unless_that_matches_the_arming_event_is_a_warning_that_says_how_to_write_it(tmp_path: Path) -> None:
+    write(tmp_path, WIN_BACK)
+    result = load_rules(tmp_path)
+    assert result.errors == []
+    [warning] = result.warnings
+    assert warning.line == 3
+    assert "never fires" in warning.message and "drop `unless`: each new 'purchase' re-arms the wait" in warning.message
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "{sequence: [{event: add_to_cart}, {event: purchase}], within: 1d}",  # the last step arms
+        "{any: [{event: purchase}, {event: upgraded}]}",
+        "{event: purchase, where: {total: {gte: 100}}}",  # a narrower arming is still matched
+    ],
+)
+def test_every_way_the_arming_event_can_match_the_unless_is_caught(tmp_path: Path, when: str) -> None:
+    write(tmp_path, WIN_BACK.replace("when: {event: purchase}", f"when: {when}"))
+    assert [w.line for w in load_rules(tmp_path).warnings] == [3]
+
+
+@pytest.mark.parametrize(
+    ("when", "unless"),
+    [
+        ("{event: purchase}", "{event: purchase, where: {total: {gte: 100}}}"),  # only big purchases call it off
+        ("{sequence: [{event: purchase}, {event: checkout_viewed}], within: 1d}", "{event: purchase}"),
+        ("{event: purchase}", "{event: refund}"),
+    ],
+)
+def test_an_unless_the_arming_event_cannot_satisfy_is_not_warned(tmp_path: Path, when: str, unless: str) -> None:
+    write(
+        tmp_path,
+        WIN_BACK.replace("when: {event: purchase}", f"when: {when}").replace(
+            "unless: {event: purchase}", f"unless: {unless}"
+        ),
+    )
+    assert load_rules(tmp_path).warnings == []
+
+
+def test_no_purchase_for_30_days_since_the_last_one_fires_once_after_the_last_purchase(tmp_path: Path) -> None:
+    """The README's win-back example: the way to write what the warning is about."""
+    write(tmp_path, WIN_BACK.replace("unless: {event: purchase}\n", ""))
+    assert load_rules(tmp_path).diagnostics == []
+    day = 86_400_000
+    purchases = [ev("purchase", at("10:00")), ev("purchase", at("10:00") + 10 * day)]
+    firings = replay(compile_rules(load_rules_or_raise(tmp_path)), purchases)
+    assert [f.fired_at for f in firings] == [at("10:00") + 40 * day]

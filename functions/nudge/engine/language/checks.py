@@ -115,6 +115,49 @@ def _walk_audience(cond: ConditionModel, loc: Loc, out: list[Problem]) -> None:
         )
 
 
+def _arming_filters(cond: ConditionModel) -> list[EventFilter]:
+    """The event filters whose arriving event can arm the rule: a lone filter, a sequence's last
+    step, and those under ``all``/``any`` (never under ``not``; a trend arms on any of its events)."""
+    if isinstance(cond, EventFilter):
+        return [cond]
+    if isinstance(cond, SequenceCondition):
+        return cond.sequence[-1:]
+    if isinstance(cond, AllCondition | AnyCondition):
+        children = cond.all if isinstance(cond, AllCondition) else cond.any
+        return [item for child in children for item in _arming_filters(child)]
+    return []
+
+
+def _matches_all_of(unless: EventFilter, arming: EventFilter) -> bool:
+    """Whether every event ``arming`` matches is also matched by ``unless`` (same name, fewer tests)."""
+    return unless.event == arming.event and all(arming.where.get(name) == test for name, test in unless.where.items())
+
+
+def _self_cancelling(rule: Rule, problems: list[Problem]) -> None:
+    """An ``unless`` that matches the arming event itself cancels every wait the moment it starts.
+
+    The unless window starts at the arm time, so the arming event is in it: ``when: purchase`` with
+    ``unless: purchase`` never fires. What such a rule means to say ("no purchase for 30 days since
+    the last one") is ``when: purchase`` and ``wait: 30d`` alone: each new purchase re-arms the wait.
+    """
+    arming = _arming_filters(rule.when)
+    for index, item in enumerate(unless_events(rule)):
+        loc: Loc = ("unless", "any", index) if isinstance(rule.unless, UnlessAny) else ("unless",)
+        if any(_matches_all_of(item, candidate) for candidate in arming):
+            problems.append(
+                Problem(
+                    loc=loc,
+                    severity="warning",
+                    message=(
+                        f"this unless filter matches the '{item.event}' event that arms the rule, and the wait "
+                        "starts at that event, so every wait is called off at once and the rule never fires. "
+                        f"For 'no {item.event} for <wait> since the last one', drop `unless`: each new "
+                        f"'{item.event}' re-arms the wait. Otherwise make the filters differ (a `where`)."
+                    ),
+                )
+            )
+
+
 def check_rule(rule: Rule) -> list[Problem]:
     """Whole-rule checks that a field-by-field model cannot express."""
     problems: list[Problem] = []
@@ -144,6 +187,7 @@ def check_rule(rule: Rule) -> list[Problem]:
                         ),
                     )
                 )
+        _self_cancelling(rule, problems)
     if rule.audience is not None:
         _walk_audience(rule.audience, ("audience",), problems)
     if rule.action.channel in ("email", "sms", "push") and rule.action.template is None:
