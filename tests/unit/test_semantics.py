@@ -54,10 +54,15 @@ def test_sequence_spanning_exactly_within_matches():
     assert fired(p, events) == [("x_then_y", "c-1", None, at("+7d 10:00"))]
 
 
-def test_sequence_needs_strictly_increasing_timestamps():
+def test_sequence_needs_strictly_increasing_timestamp_then_event_id():
     p = plan(IMMEDIATE)
-    events = [ev("product_viewed", "10:00", sku="X"), ev("product_viewed", "10:00", sku="Y")]
-    assert fired(p, events) == []
+    same = [ev("product_viewed", "10:00", event_id="b", sku="X"), ev("product_viewed", "10:00", event_id="a", sku="Y")]
+    assert fired(p, same) == []  # Y's id says it came first
+    ordered = [
+        ev("product_viewed", "10:00", event_id="a", sku="X"),
+        ev("product_viewed", "10:00", event_id="b", sku="Y"),
+    ]
+    assert [f[0] for f in fired(p, ordered)] == [p.rules[0].id]
 
 
 def test_wait_without_unless_fires_at_arm_time_plus_wait():
@@ -664,3 +669,18 @@ def test_a_customer_who_only_identifies_remembers_only_a_day_of_ids():
         event = ev("identify", f"+{hour // 24}d {hour % 24:02d}:00", traits={"plan": f"p{hour}"})
         engine.process(state, event, event.ts)
     assert 24 <= len(state.seen) <= 26
+
+
+def test_a_sequence_in_one_millisecond_follows_the_event_ids():
+    """Two back-to-back ``track()`` calls share a millisecond; the SDK's ids, increasing, order them."""
+    engine = Engine(plan(CART))
+    state = CustomerState("c-1")
+    engine.process(state, ev("add_to_cart", "10:00", event_id="01J0000000000000000000000A"), at("10:00"))
+    armed = engine.process(state, ev("checkout_viewed", "10:00", event_id="01J0000000000000000000000B"), at("10:00"))
+    assert len(armed.timers) == 1
+    reverse = CustomerState("c-2")
+    engine.process(reverse, ev("add_to_cart", "10:00", "c-2", event_id="01J0000000000000000000000B"), at("10:00"))
+    late = engine.process(
+        reverse, ev("checkout_viewed", "10:00", "c-2", event_id="01J0000000000000000000000A"), at("10:00")
+    )
+    assert late.timers == []  # the checkout's id says it came first

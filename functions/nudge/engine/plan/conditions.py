@@ -176,7 +176,7 @@ class EventNode(Node):
 
 
 class SequenceNode(Node):
-    """Steps matched in order (strictly increasing timestamps) inside ``[now - within, now]``.
+    """Steps matched in order (strictly increasing (timestamp, event id)) inside ``[now - within, now]``.
 
     Evidence is every event that takes part in at least one complete chain: with add_to_cart at
     10:00 and 10:20 and checkout_viewed at 10:30 (within 1h), both adds are evidence, so a cart
@@ -192,29 +192,31 @@ class SequenceNode(Node):
 
     def evaluate(self, ctx: Context) -> Evidence | None:
         low, now = ctx.now - self.within, ctx.now
-        # done[i]: the earliest time steps 0..i-1 can all be complete (greedy earliest is optimal).
+        # Events are ordered by (timestamp, event id): two back-to-back calls in one millisecond
+        # still form a sequence, in the order of their ids (the SDK's ids increase in creation order).
+        # done[i]: the earliest key at which steps 0..i-1 can all be complete (greedy earliest is optimal).
         # Steps are looked at in order, so a chain broken early costs no scan of later steps.
         count = len(self.steps)
         candidates: list[list[StoredEvent]] = []
-        done = [low - 1] * (count + 1)
+        done: list[tuple[int, str]] = [(low - 1, "")] * (count + 1)
         for index, step in enumerate(self.steps):
             items = ctx.hits(step, low, self.cap)
             previous = done[index]
-            found = next((e.ts for e in items if e.ts > previous), None)
+            found = next((key for e in items if (key := (e.ts, e.id)) > previous), None)
             if found is None:
                 return None
             candidates.append(items)
             done[index + 1] = found
-        # start[i]: the latest time steps i..count-1 can all still begin.
-        start = [now + 1] * (count + 1)
+        # start[i]: the latest key at which steps i..count-1 can all still begin.
+        start: list[tuple[int, str]] = [(now + 1, "")] * (count + 1)
         for index in range(count - 1, -1, -1):
             following = start[index + 1]
-            start[index] = max(e.ts for e in candidates[index] if e.ts < following)
+            start[index] = max(key for e in candidates[index] if (key := (e.ts, e.id)) < following)
         evidence: dict[str, StoredEvent] = {}
         for index, items in enumerate(candidates):
             before, after = done[index], start[index + 1]
             for e in items:
-                if before < e.ts < after:
+                if before < (e.ts, e.id) < after:
                     evidence[e.id] = e
         return list(evidence.values())
 
