@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import bench_command, local_command, preview_command, redrive_command, replay_command, validate_command
+from .aws import AwsSetupError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except AwsSetupError as exc:  # no region or credentials: what to set, not botocore's traceback
+        print(f"nudge {args.command}: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         return 0
 

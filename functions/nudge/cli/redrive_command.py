@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from ..settings import ResourceNames
+from . import aws
 
 
 def register(commands: Any) -> None:
@@ -60,12 +61,10 @@ def run(args: argparse.Namespace) -> int:
     if args.evaluator or args.dry_run:
         return run_evaluator(args)
     # Imported here so that `nudge validate` and `nudge replay` never load the AWS SDK.
-    import boto3  # noqa: PLC0415
-
     from ..adapters.sqs import redrive  # noqa: PLC0415
 
     names = ResourceNames(args.prefix)
-    client = boto3.session.Session(region_name=args.region).client("sqs", endpoint_url=args.endpoint_url)
+    client = aws.session(args.region, args.endpoint_url).client("sqs", endpoint_url=args.endpoint_url)
     try:
         source = _url(client, args.from_queue or names.firings_dlq)
         target = _url(client, args.to_queue or names.firings_queue)
@@ -91,13 +90,12 @@ def run_evaluator(args: argparse.Namespace) -> int:
     if args.to_queue or getattr(args, "resend_unknown", False):
         print("--to-queue and --resend-unknown are for firings; --evaluator refills the stream", file=sys.stderr)
         return 2
-    import boto3  # noqa: PLC0415
     from botocore.config import Config  # noqa: PLC0415
 
     from ..adapters.stream_redrive import redrive_evaluator_dlq  # noqa: PLC0415
 
     names = ResourceNames(args.prefix)
-    session = boto3.session.Session(region_name=args.region)
+    session = aws.session(args.region, args.endpoint_url)
     retries = Config(retries={"mode": "standard", "max_attempts": 10})  # GetRecords: 5 calls a second per shard
     sqs = session.client("sqs", endpoint_url=args.endpoint_url, config=retries)
     kinesis = session.client("kinesis", endpoint_url=args.endpoint_url, config=retries)
