@@ -13,7 +13,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from nudge.delivery.validation import validate_paths
 from nudge.engine import RuleLoadError, compile_rules
-from nudge.settings import StackSettings
+from nudge.settings import SettingsError, StackSettings
 
 from .bundling import PROJECT_ROOT, function_code
 from .stack import NudgeStack
@@ -60,7 +60,7 @@ def main() -> None:
     outdir = None if os.environ.get("CDK_OUTDIR") else str(PROJECT_ROOT / "cdk.out")
     try:
         app, _ = build_app(outdir=outdir)
-    except RuleLoadError as exc:
+    except (RuleLoadError, SettingsError) as exc:  # file:line or field by field, not a traceback
         print(exc, file=sys.stderr)
         sys.exit(1)
     app.synth()

@@ -12,9 +12,11 @@ Imported by the Lambda code too, so nothing here may import boto3 or aws_cdk.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import difflib
+import json
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
 from .engine import parse_duration
@@ -105,7 +107,55 @@ class StackSettings(BaseModel):
 
     @classmethod
     def from_context(cls, value: Any) -> StackSettings:
-        return cls.model_validate(value or {})
+        """The ``nudge`` context: cdk.json's object, or ``-c nudge='{...}'``'s JSON string (CDK passes
+        ``-c`` values as strings). ``SettingsError`` lists each wrong field, with a did-you-mean."""
+        source = "-c nudge" if isinstance(value, str) else 'cdk.json "nudge"'
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise SettingsError(
+                    [f'{source}: not valid JSON ({exc}); e.g. -c nudge=\'{{"prefix": "shop2"}}\'']
+                ) from None
+        if value is not None and not isinstance(value, dict):
+            raise SettingsError([f"{source}: must be an object of settings, not {type(value).__name__}"])
+        try:
+            return cls.model_validate(value or {})
+        except ValidationError as exc:
+            raise SettingsError([_settings_problem(source, error) for error in exc.errors()]) from None
+
+
+class SettingsError(ValueError):
+    """Wrong stack settings: one line per field (``cdk synth`` prints them and exits 1)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _settings_problem(source: str, error: Any) -> str:
+    """One pydantic error as ``<source>.<field>: <what is wrong>[; did you mean <close match>?]``."""
+    loc = tuple(str(part) for part in error["loc"])
+    where = ".".join((source, *loc))
+    # The model the last key belongs to: StackSettings, or one webhook's WebhookSettings.
+    model: type[BaseModel] = WebhookSettings if len(loc) == 3 and loc[0] == "webhooks" else StackSettings
+    field = loc[-1] if loc else ""
+    if error["type"] == "extra_forbidden":
+        return where + ": unknown setting" + _did_you_mean(field, list(model.model_fields))
+    given = error.get("input")
+    if error["type"] == "literal_error" and field in model.model_fields:
+        allowed = [str(choice) for choice in get_args(model.model_fields[field].annotation)]
+        hint = _did_you_mean(str(given), allowed)
+        if hint and not isinstance(given, str):
+            hint = hint.replace(" mean ", ' mean "').replace("?", '" (a string)?')
+        return f"{where}: {given!r} is not one of {', '.join(allowed)}{hint}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" + (f" (got {given!r})" if loc and error["type"] != "missing" else "")
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 class ResourceNames:
