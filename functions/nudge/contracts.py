@@ -16,10 +16,12 @@ two weeks is still read correctly, or parked again saying why.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -27,7 +29,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .timefmt import iso, to_ms
+from .timefmt import EARLIEST_MS, LATEST_MS, in_range, iso, to_ms
 
 IDENTIFY = "identify"
 """The event name that carries profile ``traits`` rather than behaviour."""
@@ -127,22 +129,57 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def _describe(error: ValidationError, whole: str) -> str:
-    parts = []
+MAX_UNKNOWN_SHOWN = 3
+"""How many unknown keys one reason names; more are counted, so a reason stays short."""
+
+
+def _shown(key: object) -> str:
+    """A key as a reason names it: as it is, or quoted and cut short when long or not printable."""
+    text = str(key)
+    if len(text) <= 64 and text.isprintable():
+        return text
+    return repr(text[:64]) + ("…" if len(text) > 64 else "")
+
+
+def validation_problems(error: ValidationError, whole: str, known: Collection[str] = ()) -> list[tuple[str, str]]:
+    """(where, what) for each error: ``where`` is the field's path, or ``whole`` for the whole input.
+
+    An unknown key (``extra="forbid"``) is named with the closest of the ``known`` fields, e.g.
+    ``("propertis", "unknown field; did you mean properties?")``.
+    """
+    problems, unknown = [], 0
     for item in error.errors(include_url=False, include_input=False):
+        if item["type"] == "extra_forbidden":
+            unknown += 1
+            if unknown > MAX_UNKNOWN_SHOWN:
+                continue
+            key = str(item["loc"][-1])
+            close = difflib.get_close_matches(key, list(known), n=1)
+            where = ".".join([*(str(part) for part in item["loc"][:-1]), _shown(key)])
+            problems.append((where, f"unknown field; did you mean {close[0]}?" if close else "unknown field"))
+            continue
         where = ".".join(str(part) for part in item["loc"]) or whole
-        message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
+        problems.append((where, item["msg"].removeprefix("Value error, ")))
+    if unknown > MAX_UNKNOWN_SHOWN:
+        problems.append((whole, f"{unknown - MAX_UNKNOWN_SHOWN} more unknown fields"))
+    return problems
+
+
+def _describe(error: ValidationError, whole: str, known: Collection[str] = ()) -> str:
+    return "; ".join(f"{where}: {what}" for where, what in validation_problems(error, whole, known))
 
 
 # -- the event envelope --------------------------------------------------------------------------
 
 
 class EventEnvelope(BaseModel):
-    """One behavioural event, as an application sends it."""
+    """One behavioural event, as an application sends it.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    ``extra="forbid"``: a key that is not one of these fields (``propertis``) is refused, naming the
+    key and the field it was probably meant to be, rather than dropped with what it carried.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: str = Field(min_length=1, max_length=128)
     customer_id: str = Field(min_length=1, max_length=256)
@@ -165,6 +202,11 @@ class EventEnvelope(BaseModel):
     def _needs_offset(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("timestamp needs a UTC offset (Z or +HH:MM): event time must be unambiguous")
+        if not in_range(to_ms(value)):
+            raise ValueError(
+                f"timestamp must be from {iso(EARLIEST_MS)} to before {iso(LATEST_MS + 1)} "
+                "(epoch milliseconds, with room for every wait and window)"
+            )
         return value
 
     def to_event(self) -> Event:
@@ -176,6 +218,10 @@ class EventEnvelope(BaseModel):
             properties=self.properties,
             traits=self.traits,
         )
+
+
+ENVELOPE_FIELDS = tuple(EventEnvelope.model_fields)
+"""The envelope's keys, in order: any other top-level key is refused."""
 
 
 class Event:
@@ -208,7 +254,8 @@ def parse_event(data: bytes | str | dict[str, Any]) -> Event:
     """Validate one envelope (JSON text or an already-decoded object) into an ``Event``.
 
     Raises ``EventError`` naming each bad field and why, e.g.
-    ``timestamp: timestamp needs a UTC offset (Z or +HH:MM)...``.
+    ``timestamp: timestamp needs a UTC offset (Z or +HH:MM)...`` or
+    ``propertis: unknown field; did you mean properties?``.
     """
     if isinstance(data, bytes | str):
         if len(data) > MAX_EVENT_BYTES:
@@ -224,7 +271,7 @@ def parse_event(data: bytes | str | dict[str, Any]) -> Event:
     try:
         return EventEnvelope.model_validate(decoded).to_event()
     except ValidationError as exc:
-        raise EventError(_describe(exc, "event")) from None
+        raise EventError(_describe(exc, "event", ENVELOPE_FIELDS)) from None
 
 
 # -- keys ----------------------------------------------------------------------------------------
@@ -467,6 +514,7 @@ def decode_firing(body: str | bytes) -> FiringMessage:
 
 __all__ = [
     "ADDRESS_TRAITS",
+    "ENVELOPE_FIELDS",
     "FIRING_MESSAGE_VERSION",
     "IDENTIFY",
     "MAX_EVENT_BYTES",
@@ -493,4 +541,5 @@ __all__ = [
     "loads",
     "parse_event",
     "phone_problem",
+    "validation_problems",
 ]

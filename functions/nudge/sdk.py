@@ -44,7 +44,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from .contracts import IDENTIFY, MAX_EVENT_BYTES, EventEnvelope
+from .contracts import ENVELOPE_FIELDS, IDENTIFY, MAX_EVENT_BYTES, EventEnvelope, validation_problems
 from .timefmt import iso, to_ms
 
 __all__ = [
@@ -223,12 +223,8 @@ def _encodes(value: Any) -> bool:
 
 
 def _describe(error: ValidationError) -> tuple[list[str], str]:
-    fields, parts = [], []
-    for item in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(part) for part in item["loc"]) or "event"
-        fields.append(where)
-        parts.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
-    return fields, "; ".join(parts)
+    problems = validation_problems(error, "event", ENVELOPE_FIELDS)  # the reasons parse_event gives
+    return [where for where, _ in problems], "; ".join(f"{where}: {what}" for where, what in problems)
 
 
 def batches(

@@ -115,6 +115,34 @@ def test_cli_local_reports_bad_lines_like_replay(tmp_path: Path, capsys: pytest.
     assert f"{events}:1: bad event: not JSON" in err
 
 
+def test_cli_local_refuses_out_of_range_timestamps_per_line_as_replay_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Year 1 used to stop ``nudge local`` in the SDK after some deliveries; now both commands refuse
+    it (and year 9999) in the one envelope check, line by line, and go on."""
+    path = Path("examples/scenarios/yoga_mat_then_blocks.fires.jsonl")
+    good = path.read_text().splitlines()
+    out_of_range = [
+        json.dumps({"event_id": f"t-{year}", "customer_id": "c-t", "event": "add_to_cart", "timestamp": ts})
+        for year, ts in ((1, "0001-01-01T00:00:00Z"), (9999, "9999-12-31T23:59:59Z"))
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([good[0], out_of_range[0], *good[1:], out_of_range[1]]) + "\n")
+    assert main(["local", "--events", str(events), "--json"]) == 1
+    local = capsys.readouterr()
+    assert main(["replay", "--rules", "rules", "--events", str(events), "--no-progress", "--json"]) == 1
+    replay_err = capsys.readouterr().err
+    assert local.err == replay_err
+    assert [line.split(": bad event: ")[0] for line in local.err.splitlines()[:2]] == [
+        f"{events}:2",
+        f"{events}:{len(good) + 2}",
+    ]
+    assert "timestamp must be from 1970-01-01T00:00:00Z" in local.err
+    lines = [json.loads(line) for line in local.out.splitlines()]
+    firings = [{k: v for k, v in line.items() if k != "type"} for line in lines if line["type"] == "firing"]
+    assert sorted(firings, key=key) == sorted(replayed(path), key=key)
+
+
 def _envelope(event_id: str, event: str, minute: int, **properties: object) -> str:
     return json.dumps(
         {

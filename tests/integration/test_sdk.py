@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse
 from moto.server import ThreadedMotoServer
 
 from nudge import sdk
-from nudge.contracts import MAX_EVENT_BYTES, Event, parse_event
+from nudge.contracts import MAX_EVENT_BYTES, Event, EventError, parse_event
 from nudge.sdk import (
     MAX_BATCH_BYTES,
     BufferFullError,
@@ -388,6 +388,19 @@ def test_invalid_events_raise_naming_the_field_and_are_never_sent(call, field) -
     assert str(raised.value).startswith(f"{field}: ")
     assert tracker.pending == 0
     assert tracker.flush().calls == 0
+
+
+def test_an_unknown_envelope_key_is_refused_by_the_sdk_as_parse_event_refuses_it() -> None:
+    """The SDK validates with the engine's model, so a misspelt key is named the same on both sides."""
+    payload = {"propertis": {"sku": "SKU-1"}}
+    with pytest.raises(InvalidEventError) as raised:
+        Tracker._encode("c-1", "add_to_cart", payload, "2026-11-22T10:00:00Z", "e-1")
+    assert raised.value.fields == ("propertis",)
+    assert raised.value.reason == "propertis: unknown field; did you mean properties?"
+    envelope = {"event_id": "e-1", "customer_id": "c-1", "event": "add_to_cart", "timestamp": "2026-11-22T10:00:00Z"}
+    with pytest.raises(EventError) as parsed:
+        parse_event({**envelope, **payload})
+    assert parsed.value.reason == raised.value.reason
 
 
 def test_context_manager_flushes_and_closes(session, client) -> None:

@@ -23,6 +23,8 @@ from nudge.contracts import (
     loads,
     parse_event,
 )
+from nudge.evaluator import InputRecord, Rejected, decode_record
+from nudge.sdk import InvalidEventError, Tracker
 
 FIRING = Firing(
     firing_id="f" * 32,
@@ -163,3 +165,74 @@ def test_addresses_that_are_one_address_are_accepted_and_null_clears_them():
     traits = {"email": "zoë.o'neil+shop@exämple.co.uk", "phone": "+351912345678"}
     assert parse_event({**envelope, "traits": traits}).traits == traits
     assert parse_event({**envelope, "traits": {"email": None, "phone": None}}).traits == {"email": None, "phone": None}
+
+
+ENVELOPE = {"event_id": "e-1", "customer_id": "c-1", "event": "add_to_cart", "timestamp": "2026-11-22T09:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"propertis": {"sku": "SKU-1"}}, "propertis: unknown field; did you mean properties?"),
+        ({"trait": {"email": "a@example.com"}}, "trait: unknown field; did you mean traits?"),
+        ({"customerid": "c-1"}, "customerid: unknown field; did you mean customer_id?"),
+        ({"timestmp": "2026-11-22T09:00:00Z"}, "timestmp: unknown field; did you mean timestamp?"),
+        ({"source": "web"}, "source: unknown field"),
+    ],
+)
+def test_an_unknown_envelope_key_is_refused_naming_it_and_the_field_it_resembles(extra, reason):  # type: ignore[no-untyped-def]
+    """It used to be ignored, with what it carried: a misspelt ``properties`` failed at send time."""
+    with pytest.raises(EventError) as raised:
+        parse_event({**ENVELOPE, **extra})
+    assert raised.value.reason == reason
+
+
+def test_unknown_keys_are_reported_with_the_other_problems_and_kept_short():
+    with pytest.raises(EventError) as raised:
+        parse_event({**ENVELOPE, "timestamp": "2026-11-22T09:00:00", "propertis": {}})
+    assert raised.value.reason.startswith("timestamp: timestamp needs a UTC offset")
+    assert raised.value.reason.endswith("; propertis: unknown field; did you mean properties?")
+    with pytest.raises(EventError) as raised:
+        parse_event({**ENVELOPE, **{f"k{n}": n for n in range(1000)}, "x\n" * 100: 1})
+    assert raised.value.reason.startswith("k0: unknown field; k1: unknown field; k2: unknown field; ")
+    assert raised.value.reason.endswith("; event: 998 more unknown fields")
+    with pytest.raises(EventError) as raised:
+        parse_event({**ENVELOPE, "x\n" * 100: 1})
+    assert raised.value.reason == repr("x\n" * 32) + "…: unknown field"  # no line break reaches a log
+
+
+def test_every_envelope_field_is_still_accepted():
+    event = parse_event({**ENVELOPE, "properties": {"sku": "SKU-1"}, "traits": {"first_name": "Ana"}})
+    assert (event.properties, event.traits) == ({"sku": "SKU-1"}, {"first_name": "Ana"})
+
+
+_OUT_OF_RANGE = ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "9000-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]
+_RANGE_REASON = "timestamp: timestamp must be from 1970-01-01T00:00:00Z to before 9000-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("timestamp", _OUT_OF_RANGE)
+def test_a_timestamp_out_of_range_is_refused_alike_by_replay_the_evaluator_and_the_sdk(timestamp: str) -> None:
+    envelope = {"event_id": "e-1", "customer_id": "c-1", "event": "ping", "timestamp": timestamp}
+    with pytest.raises(EventError) as parsed:
+        parse_event(orjson.dumps(envelope))
+    assert parsed.value.reason.startswith(_RANGE_REASON)
+    rejected = decode_record(InputRecord(sequence_number="1", partition_key="c-1", data=orjson.dumps(envelope)))
+    assert isinstance(rejected, Rejected) and rejected.reason == parsed.value.reason
+    tracker = Tracker("events", client=object(), flush_at_exit=False)
+    with pytest.raises(InvalidEventError) as refused:
+        tracker.track("c-1", "ping", timestamp=timestamp, event_id="e-1")
+    assert (refused.value.field, refused.value.reason) == ("timestamp", parsed.value.reason)
+    assert tracker.pending == 0
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "ts"),
+    [
+        ("1970-01-01T00:00:00Z", 0),
+        ("8999-12-31T23:59:59.999Z", 221_845_391_999_999),
+        ("9000-01-01T00:59:59+01:00", 221_845_391_999_000),
+    ],
+)
+def test_the_ends_of_the_accepted_range_are_accepted(timestamp: str, ts: int) -> None:
+    envelope = {"event_id": "e-1", "customer_id": "c-1", "event": "ping", "timestamp": timestamp}
+    assert parse_event(envelope).ts == ts

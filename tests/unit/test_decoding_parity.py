@@ -29,6 +29,7 @@ CASES = {
     "duplicate envelope key": '"properties":{"total":500},"properties":{"total":5}',
     "float overflow": '"properties":{"total":1e400}',
     "plain": '"properties":{"total":250.5}',
+    "misspelt envelope key": '"propertis":{"total":500}',
 }
 
 
@@ -69,6 +70,13 @@ def test_nan_and_infinity_are_refused_on_both_paths():
         data = ENVELOPE.format(tail=CASES[name]).encode()
         assert isinstance(_lambda_side(data), str)
         assert _lambda_side(data).startswith("not JSON")
+
+
+def test_a_misspelt_envelope_key_is_refused_on_both_paths_naming_the_field():
+    """It used to be dropped on both: the purchase was evaluated without its total."""
+    data = ENVELOPE.format(tail=CASES["misspelt envelope key"]).encode()
+    reason = "propertis: unknown field; did you mean properties?"
+    assert _lambda_side(data) == _replay_side(data) == reason
 
 
 def test_the_last_of_duplicate_keys_wins_on_both_paths():

@@ -197,6 +197,75 @@ def test_a_line_that_is_not_utf8_is_a_bad_line_not_a_crash(capsys, tmp_path):
     assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["2026-11-21T11:05:00Z"]
 
 
+def test_a_misspelt_envelope_key_is_a_bad_line_naming_the_key_and_the_field(capsys, tmp_path):
+    """``propertis`` used to be dropped: the add counted without its sku and failed later, at send time."""
+    typo = json.loads(envelope("bad-2", "add_to_cart", "2026-11-21T10:01:00Z", sku="SKU-1"))
+    typo["propertis"] = typo.pop("properties")
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            envelope("ok-1", "add_to_cart", "2026-11-21T10:00:00Z"),
+            json.dumps(typo),
+            envelope("ok-2", "checkout_viewed", "2026-11-21T10:05:00Z"),
+        ],
+    )
+
+    code, out, err = nudge(capsys, "--events", events, "--json")
+
+    assert code == 1
+    assert err.splitlines() == [
+        f"{events}:2: bad event: propertis: unknown field; did you mean properties?",
+        "1 bad event line(s) skipped",
+    ]
+    assert [json.loads(line)["events"][0]["event_id"] for line in out.splitlines()] == ["ok-1"]
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_timestamps_out_of_range_are_bad_lines_and_the_replay_goes_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, as_json: bool
+) -> None:
+    """Year 9999 used to stop the replay with a ValueError while formatting a wait's due time."""
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            envelope("ok-1", "add_to_cart", "2026-11-21T10:00:00Z"),
+            envelope("far-1", "add_to_cart", "9999-12-31T23:59:59Z", customer="c-far"),
+            envelope("far-2", "checkout_viewed", "9999-12-31T23:59:59Z", customer="c-far"),
+            envelope("early", "add_to_cart", "0001-01-01T00:00:00Z"),
+            envelope("ok-2", "checkout_viewed", "2026-11-21T10:05:00Z"),
+        ],
+    )
+
+    code, out, err = nudge(capsys, "--events", events, *(["--json"] if as_json else []))
+
+    assert code == 1
+    messages = err.splitlines()
+    assert [m.split(": bad event: ")[0] for m in messages[:3]] == [f"{events}:{n}" for n in (2, 3, 4)]
+    assert all("timestamp must be from 1970-01-01T00:00:00Z to before 9000-01-01T00:00:00Z" in m for m in messages[:3])
+    assert messages[3:] == ["3 bad event line(s) skipped"]
+    if as_json:
+        assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["2026-11-21T11:05:00Z"]
+    else:
+        assert table_rows(out)[1][:3] == ["2026-11-21T11:05:00Z", "cart_abandonment", "c-77"]
+
+
+def test_a_wait_that_comes_due_after_year_9999_still_prints(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES / "templates", rules / "templates")
+    (rules / "far.yaml").write_text("id: far\nwhen: {event: ping}\nwait: 60000w\naction: {channel: event}\n")
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [json.dumps({"event_id": "p", "customer_id": "c-1", "event": "ping", "timestamp": "8999-12-31T23:59:59Z"})],
+    )
+
+    code, out, err = nudge(capsys, "--events", events, "--json", rules=rules)
+    assert (code, err) == (0, "")
+    assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["+10149-12-02T23:59:59Z"]
+    code, out, err = nudge(capsys, "--events", events, rules=rules)
+    assert (code, err) == (0, "")
+    assert table_rows(out)[1][0] == "+10149-12-02T23:59:59Z"
+
+
 # -- --until --------------------------------------------------------------------------------------------------------
 
 
