@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import email
 import json
+import os
 import shutil
+import textwrap
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
+from nudge.cli.local_command import live_banner
 from nudge.cli.main import main
 from nudge.clock import VirtualClock
 from nudge.contracts import parse_event
@@ -287,3 +290,34 @@ def test_a_rule_fires_locally_with_every_shipped_rule_loaded_as_it_does_alone(aw
     assert local == replayed_
     assert [f["rule"] for f in alone] == ["yoga_mat_then_blocks"]
     assert [f for f in local if f["rule"] == "yoga_mat_then_blocks"] == alone
+
+
+def readme_live_snippet(endpoint: str) -> str:
+    """The README's live-mode snippet, pointed at this test's endpoint."""
+    readme = Path("README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- live-snippet -->", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    return textwrap.dedent(block).replace("http://127.0.0.1:5000", endpoint)
+
+
+def test_the_readme_live_snippet_fires_with_the_environment_nudge_local_prints(
+    aws: EmbeddedAws, monkeypatch: pytest.MonkeyPatch
+):
+    banner = live_banner(aws.endpoint_url, "nudge-events", "wall clock")
+    exports = next(line for line in banner.splitlines() if "export " in line).strip()
+    assert exports in Path("README.md").read_text(encoding="utf-8")  # the README shows what is printed
+    aws.reset()
+    clock = VirtualClock(speed=1)
+    stack = LocalStack("rules", clock=clock, aws=aws)
+    for name in [name for name in os.environ if name.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    for assignment in exports.removeprefix("export ").split():
+        name, value = assignment.split("=", 1)
+        monkeypatch.setenv(name, value)
+    exec(readme_live_snippet(aws.endpoint_url), {})  # a producer in another shell, with only that environment
+    stack.pump()
+    clock.advance(63 * 60_000)  # the hour's wait, and the allowed lateness
+    stack.fire_timers(before=clock.now_ms(), strictly=False)
+    stack.pump()
+    stack.pump()
+    [mail] = [m for m in sent_emails() if m["To"] == "ada@example.com"]
+    assert mail["Subject"].endswith("your cart is waiting for you")

@@ -131,17 +131,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(stack: Any, args: argparse.Namespace, out: TextIO) -> None:
-    endpoint = stack.aws.endpoint_url
-    out.write(
+LOCAL_REGION = "us-east-1"
+LOCAL_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": LOCAL_REGION,
+}
+"""What a producer's shell needs for the embedded endpoint: botocore signs every request, so it wants
+credentials even though moto checks none (any values do) and a region (the stack's)."""
+
+
+def live_banner(endpoint: str, stream: str, clock: str) -> str:
+    """What ``nudge local`` prints in live mode: where it listens, and exactly how to send to it."""
+    exports = " ".join(f"{name}={value}" for name, value in LOCAL_ENVIRONMENT.items())
+    return (
         f"Nudge is running locally.\n"
         f"  endpoint:  {endpoint}\n"
-        f"  stream:    {stack.resources.stream_name}  (partition key = customer id)\n"
-        f"  clock:     {'wall clock' if args.speed == 1 else f'{args.speed:g}x'}\n\n"
-        f"Send events with the SDK:\n"
-        f"  Tracker('{stack.resources.stream_name}', endpoint_url='{endpoint}', region_name='us-east-1')\n"
+        f"  stream:    {stream}  (partition key = customer id)\n"
+        f"  clock:     {clock}\n\n"
+        f"In the shell that sends events (any credentials do; moto checks none):\n"
+        f"  export {exports}\n"
+        f"Then, with the SDK:\n"
+        f"  Tracker('{stream}', endpoint_url='{endpoint}')\n"
         f"Press Ctrl-C to stop.\n"
     )
+
+
+def _serve(stack: Any, args: argparse.Namespace, out: TextIO) -> None:
+    endpoint = stack.aws.endpoint_url
+    clock = "wall clock" if args.speed == 1 else f"{args.speed:g}x"
+    out.write(live_banner(endpoint, stack.resources.stream_name, clock))
     out.flush()
     try:
         for _ in stack.serve(stop=lambda: False):
