@@ -6,16 +6,22 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "Nudge needs Python 3.11 or newer (found $("$PYTHON" --version 2>&1))." >&2
   exit 1
 fi
-stamp="$VENV/.nudge-installed"
+# NUDGE_EXTRAS: what to install. The demo needs only the embedded AWS endpoint ("local"); the tests
+# need everything ("dev": CDK, jsii, cdk-nag, the linters), and a dev install serves the demo too.
+EXTRAS="${NUDGE_EXTRAS:-dev}"
 if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "== installing nudge and its dependencies into $VENV"
+installed() { [ -f "$VENV/.nudge-installed-$1" ] && [ ! pyproject.toml -nt "$VENV/.nudge-installed-$1" ]; }
+if ! installed "$EXTRAS" && ! installed dev; then
+  echo "== installing nudge and its dependencies ($EXTRAS) into $VENV"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
-  touch "$stamp"
+  "$VENV/bin/python" -m pip install --quiet -e ".[$EXTRAS]"
+  touch "$VENV/.nudge-installed-$EXTRAS"
+fi
+if [ "${NUDGE_NODE:-1}" = 0 ]; then
+  return 0 2>/dev/null || exit 0  # the demo synthesizes nothing: no Node.js needed
 fi
 
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
