@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from nudge.cli.main import main
 from nudge.contracts import decode_firing, encode_firing
 from nudge.delivery.preview import STACK_DEFAULT_DESTINATION, offline_channels, preview
 from nudge.delivery.rendering import DeliverySettings
-from nudge.delivery.sample_firing import SampleEvent, firing_from_events, replayed_firings
+from nudge.delivery.sample_firing import SampleEvent, firing_from_events, replayed_firings, why_sample_not_fired
 from nudge.delivery.templates import TemplateSet, load_templates
 from nudge.engine import compile_rules, replay
 from tests.support import at, ev, rule
@@ -163,3 +165,92 @@ def test_a_sample_event_the_rule_would_not_keep_is_left_out_with_the_reason():
     assert "1 add_to_cart event(s) left out: they match no `where` of rule yoga_cart, so it would not keep them" in (
         sample.notes
     )
+
+
+# -- would the rule fire for the customer? ----------------------------------------------------------------------------
+
+YOGA = rule(
+    """
+    id: yoga_mat_then_blocks
+    when:
+      sequence: [{event: product_viewed, where: {sku: MAT}}, {event: product_viewed, where: {sku: BLOCKS}}]
+      within: 7d
+    action: {channel: email, template: yoga_bundle, properties: [sku]}
+    """
+)
+ANA_CART = [
+    SampleEvent("add_to_cart", {"sku": "MAT"}, "a1", at("10:04")),
+    SampleEvent("add_to_cart", {"sku": "SOCKS"}, "a2", at("10:07")),
+]
+
+
+def test_a_customer_whose_events_fire_the_rule_gets_no_reason():
+    views = [
+        SampleEvent("product_viewed", {"sku": "MAT"}, ts=at("10:00")),
+        SampleEvent("product_viewed", {"sku": "BLOCKS"}),
+    ]
+    assert why_sample_not_fired(YOGA, "c-1", {}, views, now_ms=at("11:00")) is None
+
+
+def test_a_rule_that_needs_other_events_says_which():
+    reason = why_sample_not_fired(YOGA, "c-ana", {"first_name": "Ana"}, ANA_CART, now_ms=at("12:00"))
+    assert reason == (
+        "its `when` was never met by these events: it needs product_viewed event(s), and there are none "
+        "(the events: add_to_cart x2)"
+    )
+    blocks_first = [
+        SampleEvent("product_viewed", {"sku": "BLOCKS"}, ts=at("10:00")),
+        SampleEvent("product_viewed", {"sku": "MAT"}, ts=at("10:05")),
+    ]
+    reason = why_sample_not_fired(YOGA, "c-1", {}, blocks_first, now_ms=at("12:00"))
+    assert reason is not None and reason.startswith("its `when` was never met by these events (it needs product_viewed")
+
+
+def test_an_armed_rule_says_what_stopped_it():
+    cart = rule(
+        """
+        id: cart
+        when: {event: add_to_cart}
+        unless: {event: purchase}
+        wait: 1h
+        audience: {attribute: country, eq: PT}
+        action: {channel: email, template: cart_reminder}
+        """
+    )
+    bought = [*ANA_CART, SampleEvent("purchase", {}, "p1", at("10:30"))]
+    assert why_sample_not_fired(cart, "c-1", {"country": "PT"}, bought, now_ms=0) == (
+        "it was armed 2 time(s) but cancelled 1 time(s) by its `unless` (purchase) within the wait; "
+        "1 arming(s) superseded by a later one (debounce)"
+    )
+    assert why_sample_not_fired(cart, "c-1", {"country": "ES"}, ANA_CART, now_ms=0) == (
+        "it was armed 2 time(s) but the customer is outside its `audience` when it would fire; "
+        "1 arming(s) superseded by a later one (debounce)"
+    )
+    assert why_sample_not_fired(cart, "c-1", {"country": "PT"}, ANA_CART, now_ms=0) is None
+
+
+def test_preview_notes_a_firing_the_rule_would_never_make(tmp_path, capsys):
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    ana = rules.parent / "examples" / "customers" / "ana.json"
+    code = main(["preview", "yoga_mat_then_blocks", "--customer", str(ana), "--rules", str(rules), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert err.splitlines()[0] == (
+        "note: yoga_mat_then_blocks would not fire for this customer: its `when` was never met by these events: "
+        "it needs product_viewed event(s), and there are none (the events: add_to_cart x2)"
+    )
+    result = json.loads(out)
+    assert result["would_fire"] is False
+    assert result["why_not"].startswith("its `when` was never met by these events: it needs product_viewed")
+
+    views = [
+        {"event": "product_viewed", "timestamp": "2026-11-20T10:00:00Z", "properties": {"sku": sku, "name": "x"}}
+        for sku in ("SKU-YOGA-MAT", "SKU-YOGA-BLOCKS")
+    ]
+    customer = tmp_path / "customer.json"
+    customer.write_text(json.dumps({"customer_id": "c-1", "traits": {"first_name": "Jo"}, "events": views}))
+    code = main(["preview", "yoga_mat_then_blocks", "--customer", str(customer), "--rules", str(rules), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "would not fire" not in err
+    assert (json.loads(out)["would_fire"], json.loads(out)["why_not"]) == (True, None)

@@ -28,7 +28,13 @@ from ..config import DeliveryConfig
 from ..contracts import FiringMessage
 from ..delivery.preview import STACK_DEFAULT_DESTINATION, WouldSend, offline_channels, preview
 from ..delivery.rendering import DeliverySettings
-from ..delivery.sample_firing import SampleEvent, SampleFiring, firing_from_events, replayed_firings
+from ..delivery.sample_firing import (
+    SampleEvent,
+    SampleFiring,
+    firing_from_events,
+    replayed_firings,
+    why_sample_not_fired,
+)
 from ..delivery.templates import RenderError, TemplateSet, load_templates
 from ..delivery.validation import templates_dir
 from ..engine import Rule, load_rules
@@ -111,6 +117,10 @@ class Preview:
     rule: Rule
     would: WouldSend
     notes: list[str] = field(default_factory=list)
+    would_fire: bool | None = None
+    """Whether the engine makes this firing from the customer's events (``None``: no events to tell)."""
+    why_not: str | None = None
+    """Why it would not, when it would not."""
 
     @property
     def firing(self) -> FiringMessage:
@@ -133,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     except PreviewError as exc:
         print(f"nudge preview: {exc}", file=sys.stderr)
         return exc.code
+    if preview.why_not is not None:
+        print(f"note: {preview.rule.id} would not fire for this customer: {preview.why_not}", file=sys.stderr)
     for note in preview.notes:
         print(f"note: {note}", file=sys.stderr)
     if args.json:
@@ -150,12 +162,21 @@ def build_preview(args: argparse.Namespace) -> Preview:
     rule = _load_rule(args.rules, args.rule)
     customer = _load_customer(args.customer)
     notes: list[str] = []
+    would_fire: bool | None = None
+    why_not: str | None = None
     if customer.events is None and args.events is not None:
         sample = _firing_from_replay(rule, customer, args.events)
+        would_fire = True  # the replay's own firing
     else:
         if customer.events is not None and args.events is not None:
             notes.append(f"--events ignored: {args.customer} has its own events")
-        sample = _firing_from_file(rule, customer)
+        now = int(datetime.now(UTC).timestamp()) * 1000
+        sample = _firing_from_file(rule, customer, now)
+        if customer.events is not None:
+            why_not = why_sample_not_fired(
+                rule, customer.customer_id, customer.traits, _sample_events(customer), now_ms=now
+            )
+            would_fire = why_not is None
     notes += sample.notes
     base = args.unsubscribe_url or args.site_url.rstrip("/") + "/unsubscribe"
     settings = DeliverySettings(site_url=args.site_url, unsubscribe_base_url=base, unsubscribe_secret=PREVIEW_SECRET)
@@ -164,7 +185,7 @@ def build_preview(args: argparse.Namespace) -> Preview:
         would = preview(sample.firing, _templates(rule, args.rules), settings, channels)
     except RenderError as exc:
         raise PreviewError(f"{rule.id}: cannot render: {exc}") from None
-    return Preview(rule, would, notes)
+    return Preview(rule, would, notes, would_fire, why_not)
 
 
 def _load_rule(path: Path, rule_id: str) -> Rule:
@@ -209,12 +230,15 @@ def _load_customer(path: Path) -> CustomerFile:
     return customer
 
 
-def _firing_from_file(rule: Rule, customer: CustomerFile) -> SampleFiring:
-    now = int(datetime.now(UTC).timestamp()) * 1000
-    events = [
+def _sample_events(customer: CustomerFile) -> list[SampleEvent]:
+    return [
         SampleEvent(e.event, e.properties, e.event_id, parse_iso(e.timestamp) if e.timestamp else None)
         for e in customer.events or ()
     ]
+
+
+def _firing_from_file(rule: Rule, customer: CustomerFile, now: int) -> SampleFiring:
+    events = _sample_events(customer)
     return firing_from_events(rule, customer.customer_id, customer.traits, events, key=customer.key, now_ms=now)
 
 
@@ -359,6 +383,8 @@ def as_json(preview: Preview, args: argparse.Namespace) -> dict[str, Any]:
         "channel": firing.channel,
         "template": firing.template,
         "customer_id": firing.customer_id,
+        "would_fire": preview.would_fire,
+        "why_not": preview.why_not,
         "recipient": preview.recipient,
         "unsubscribe_url": preview.would.unsubscribe_url,
         "message": message,

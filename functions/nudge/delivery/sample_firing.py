@@ -15,6 +15,7 @@ from typing import Any
 
 from ..contracts import IDENTIFY, Event, Firing, FiringMessage, MatchedEvent, decode_firing, encode_firing
 from ..engine import Engine, Rule, compile_rules, firing_id, replay
+from ..engine.explain import why_not_fired
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,37 @@ def replayed_firings(rule: Rule, traits: dict[str, Any], events: list[Event]) ->
     """
     plan = compile_rules([rule.model_copy(update={"enabled": True})])
     known = present(traits)
-    if known and events:
-        start = min(event.ts for event in events) - 1
-        identify = Event(
-            event_id="preview-traits", customer_id=events[0].customer_id, name=IDENTIFY, ts=start, traits=known
-        )
-        events = [identify, *events]
-    firings = [decode_firing(encode_firing(firing)) for firing in replay(plan, events)]
+    firings = [decode_firing(encode_firing(firing)) for firing in replay(plan, _with_traits(known, events))]
     return [firing.model_copy(update={"profile": {**firing.profile, **known}}) for firing in firings]
+
+
+def why_sample_not_fired(
+    rule: Rule, customer_id: str, traits: dict[str, Any], events: Sequence[SampleEvent], *, now_ms: int
+) -> str | None:
+    """Why the engine would not fire ``rule`` replaying ``events``, ``traits`` known from the start; ``None``: it would.
+
+    The events are those ``firing_from_events`` shows, taken as the customer's whole history.
+    """
+    plan = compile_rules([rule.model_copy(update={"enabled": True})])
+    history = [
+        Event(
+            event_id=given.event_id or f"preview-{index + 1}",
+            customer_id=customer_id,
+            name=given.name,
+            ts=now_ms if given.ts is None else given.ts,
+            properties=given.properties,
+        )
+        for index, given in enumerate(events)
+    ]
+    return why_not_fired(plan, rule.id, _with_traits(present(traits), history))
+
+
+def _with_traits(known: dict[str, Any], events: list[Event]) -> list[Event]:
+    """``events`` after an ``identify`` of ``known`` just before the first of them, so an audience sees them."""
+    if not known or not events:
+        return events
+    start = min(event.ts for event in events) - 1
+    identify = Event(
+        event_id="preview-traits", customer_id=events[0].customer_id, name=IDENTIFY, ts=start, traits=known
+    )
+    return [identify, *events]
