@@ -78,12 +78,42 @@ def test_local_stack_fires_exactly_what_replay_fires(stack: LocalStack, path: Pa
     emails = [f for f in local if f["channel"] == "email"]
     assert len(sent_emails()) == len(emails)
     for delivery in output.deliveries:
-        if delivery["channel"] == "push":
-            # moto has no End User Messaging Push: locally, push firings are parked with the reason.
-            assert delivery["status"] == "dead_lettered"
-            assert delivery["reason"] == "no channel 'push'"
+        if delivery["channel"] == "push" and delivery["recipient"] is None:
+            # The scenarios' customers have no device tokens (see the push test below).
+            assert delivery["status"] == "no_recipient"
         else:
             assert delivery["status"] == "sent"
+    assert_outbox_holds_the_sent_pushes(stack, output.deliveries)
+
+
+def assert_outbox_holds_the_sent_pushes(stack: LocalStack, deliveries: list[dict]) -> None:
+    """moto has no End User Messaging Push: locally, each push sent is in the stack's outbox."""
+    pushes = [d for d in deliveries if d["channel"] == "push" and d["status"] == "sent"]
+    outbox = stack.push_outbox.messages
+    assert sorted((m.rule, m.customer_id, m.tokens, m.body) for m in outbox) == sorted(
+        (d["rule"], d["customer_id"], d["recipient"], d["text"]) for d in pushes
+    )
+    assert all(m.tokens and m.title and m.body for m in outbox)
+
+
+def test_push_firings_reach_the_local_outbox(stack: LocalStack, tmp_path: Path):
+    """The push scenario with device tokens on its customers: every firing is sent to the outbox."""
+    lines = []
+    for line in Path("examples/scenarios/repeated_product_views.fires.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        if event["event"] == "identify":
+            event["traits"]["push_tokens"] = [{"token": f"apns-{event['customer_id']}", "platform": "ios"}]
+        lines.append(json.dumps(event))
+    path = tmp_path / "views.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    output = run_stack(stack, path)
+    assert len(output.firings) == 2
+    assert [d["status"] for d in output.deliveries] == ["sent", "sent"]
+    assert sorted(d["recipient"] for d in output.deliveries) == [["apns-c-3001"], ["apns-c-3002"]]
+    assert_outbox_holds_the_sent_pushes(stack, output.deliveries)
+    [throw] = [m for m in stack.push_outbox.messages if m.customer_id == "c-3001"]
+    assert throw.title.startswith("Still thinking about ")
+    assert throw.request["MessageRequest"]["Addresses"] == {"apns-c-3001": {"ChannelType": "APNS"}}
 
 
 def test_cart_abandonment_email_reaches_ses_after_the_wait(stack: LocalStack):

@@ -57,7 +57,10 @@ class Printer:
     def delivery(self, line: dict[str, Any]) -> None:
         self.deliveries[(line["rule"], line["status"])] += 1
         recipient = line.get("recipient")
-        shown = ", ".join(recipient) if isinstance(recipient, list) else (recipient or "-")
+        if line["channel"] == "push" and isinstance(recipient, list):  # device tokens: say how many
+            shown = f"{len(recipient)} device token{'s' if len(recipient) != 1 else ''}"
+        else:
+            shown = ", ".join(recipient) if isinstance(recipient, list) else (recipient or "-")
         self.out.write(f"    {line['status'].upper():<10} {line['channel']} to {shown}\n")
         if line.get("subject"):
             self.out.write(f"    Subject: {line['subject']}\n")
@@ -70,11 +73,13 @@ class Printer:
         self.out.flush()
 
     def summary(self, rules: list[str]) -> None:
-        self.out.write("\nRULE                          FIRINGS  SENT  NOT SENT\n")
+        # NO ADDRESS: the customer has no address for the channel (no device token, no phone), not a failure.
+        self.out.write("\nRULE                          FIRINGS  SENT  NO ADDRESS  NOT SENT\n")
         for rule in rules:
             sent = self.deliveries[(rule, "sent")]
-            other = sum(n for (r, status), n in self.deliveries.items() if r == rule and status != "sent")
-            self.out.write(f"{rule:<30}{self.firings[rule]:>7}  {sent:>4}  {other:>8}\n")
+            unaddressed = self.deliveries[(rule, "no_recipient")]
+            other = sum(n for (r, _), n in self.deliveries.items() if r == rule) - sent - unaddressed
+            self.out.write(f"{rule:<30}{self.firings[rule]:>7}  {sent:>4}  {unaddressed:>10}  {other:>8}\n")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,7 +7,8 @@ way AWS drives them.
   from the failed record;
 - due EventBridge Scheduler schedules are delivered to their Kinesis target (moto never fires
   them), see ``scheduler_driver``;
-- the firings queue is drained into the deliverer, as the delivery function's event source would.
+- the firings queue is drained into the deliverer, as the delivery function's event source would;
+- push goes to a local outbox (``outbox.LocalPushOutbox``): moto has no End User Messaging Push.
 
 Two clocks: ``run_events`` replays a file on a virtual clock exactly as ``nudge replay`` does
 (the largest event timestamp so far; waits come due before the first later event), and
@@ -37,6 +38,7 @@ from ..timefmt import iso
 from ..wiring.delivery import build_deliverer
 from ..wiring.evaluator import build_evaluator
 from .embedded import EmbeddedAws
+from .outbox import LOCAL_APPLICATION_ID, LocalPushOutbox
 from .provision import LocalResources, provision
 from .scheduler_driver import ScheduleDriver
 
@@ -142,6 +144,9 @@ class LocalStack:
             self.resources.config, self.session, self.clock, timer_min_lead_ms=0
         )
         self.deliverer = build_deliverer(self.resources.delivery, self.session, self.clock)
+        self.push_outbox = LocalPushOutbox(self.resources.delivery.push_application_id or LOCAL_APPLICATION_ID)
+        service = self.deliverer.service  # production wiring has no local push: add the outbox
+        service.channels = {**service.channels, "push": self.push_outbox}
         self.schedules = ScheduleDriver(self.session, self.resources.config.schedule_group)
         self.poller = ShardPoller(
             self.session, self.resources.stream_name, event_filter_patterns(self.plan), self.settings.batch_size
