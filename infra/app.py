@@ -11,9 +11,9 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from nudge.delivery.validation import validate_paths
+from nudge.delivery.validation import check_destinations, validate_paths
 from nudge.engine import RuleLoadError, compile_rules
-from nudge.settings import SettingsError, StackSettings
+from nudge.settings import SettingsError, StackSettings, placeholder_settings
 
 from .bundling import PROJECT_ROOT, function_code
 from .stack import NudgeStack
@@ -28,6 +28,9 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
     validation = validate_paths(rules_dir)
     if validation.errors:
         raise RuleLoadError(validation.errors)
+    # A webhook firing reaches its platform only through the route of a configured destination.
+    if unrouted := check_destinations(validation.rules, settings.webhooks):
+        raise RuleLoadError(unrouted)
     plan = compile_rules([rule for rule in validation.rules.rules if rule.enabled], validation.rules.policy)
     code = function_code(rules_dir, settings.architecture, settings.python_version)
     stack = NudgeStack(
@@ -46,6 +49,12 @@ def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) 
                 f"rule {rule.id} sends push, but push_application_id is not set (cdk.json, context.nudge): "
                 "its firings will be parked in the firings dead-letter queue",
             )
+    if placeholders := placeholder_settings(settings):
+        cdk.Annotations.of(stack).add_warning_v2(
+            "nudge:example-settings",
+            f"{', '.join(placeholders)} still on example.com (cdk.json, context.nudge): set your own sender, "
+            "site and webhook endpoints before sending to real customers",
+        )
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app, stack
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -123,6 +124,21 @@ class StackSettings(BaseModel):
             return cls.model_validate(value or {})
         except ValidationError as exc:
             raise SettingsError([_settings_problem(source, error) for error in exc.errors()]) from None
+
+
+_EXAMPLE_DOMAIN = re.compile(r"(^|[./@])example\.com\b")
+
+
+def placeholder_settings(settings: StackSettings) -> list[str]:
+    """The settings still on the example.com placeholders (the shipped defaults and cdk.json's sample
+    webhook): ``cdk synth`` warns about them, since mail would not be delivered nor links resolve."""
+    values = {
+        "email_from": settings.email_from,
+        "ses_identity": settings.ses_identity,
+        "site_url": settings.site_url,
+        **{f"webhooks.{name}.endpoint": webhook.endpoint for name, webhook in settings.webhooks.items()},
+    }
+    return [name for name, value in values.items() if _EXAMPLE_DOMAIN.search(value)]
 
 
 class SettingsError(ValueError):

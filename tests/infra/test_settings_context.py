@@ -13,7 +13,9 @@ import pytest
 
 import infra.app as app_module
 from infra.app import build_app, main
-from nudge.settings import SettingsError, StackSettings
+from nudge.delivery.validation import check_destinations
+from nudge.engine import RuleLoadError, load_rules
+from nudge.settings import SettingsError, StackSettings, placeholder_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +79,53 @@ def test_cdk_synth_exits_1_with_just_the_lines(
         "-c nudge.batch_sise: unknown setting; did you mean batch_size?",
         "-c nudge.stream_mode: 'ondemand' is not one of on_demand, provisioned; did you mean on_demand?",
     ]
+
+
+WEBHOOK_RULES = """\
+- id: to_crm
+  when: {event: purchase}
+  cooldown: 1d
+  action: {channel: webhook, destination: crm}
+- id: to_nowhere
+  when: {event: purchase}
+  cooldown: 1d
+  action:
+    channel: webhook
+    destination: crn
+- id: to_the_default
+  when: {event: purchase}
+  cooldown: 1d
+  action: {channel: webhook}
+- id: switched_off
+  enabled: false
+  when: {event: purchase}
+  cooldown: 1d
+  action: {channel: webhook, destination: nowhere}
+"""
+CRM = {"crm": {"endpoint": "https://api.crm.test/v1/events", "secret_name": "nudge/crm"}}
+
+
+def test_synth_refuses_a_webhook_destination_that_is_not_configured(tmp_path: Path):
+    (tmp_path / "hooks.yaml").write_text(WEBHOOK_RULES)
+    settings = StackSettings.from_context({"webhooks": CRM})
+    # The stack sets no default destination, so a webhook rule without one is refused too; a disabled
+    # rule is not deployed, so not checked.
+    assert [str(d) for d in check_destinations(load_rules(tmp_path), settings.webhooks)] == [
+        f"{tmp_path / 'hooks.yaml'}:10: action.destination: webhook destination 'crn' is not configured "
+        '(cdk.json "nudge".webhooks has crm); did you mean crm?',
+        f"{tmp_path / 'hooks.yaml'}:14: action.destination: webhook rule without a destination (the stack sets "
+        "no default destination): add `destination:` naming one of crm",
+    ]
+    [none] = check_destinations(load_rules(tmp_path), {})[:1]
+    assert none.message.startswith("webhook destination 'crm': no webhook is configured; add one to cdk.json")
+    # build_app refuses before building any construct (so no synthesis here).
+    with pytest.raises(RuleLoadError, match="webhook destination 'crn' is not configured"):
+        build_app(context={"aws:cdk:bundling-stacks": [], "nudge": {"rules_dir": str(tmp_path), "webhooks": CRM}})
+
+
+def test_example_com_settings_are_named_for_the_synth_warning():
+    assert placeholder_settings(StackSettings()) == ["email_from", "ses_identity", "site_url"]
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]["nudge"]
+    assert "webhooks.crm.endpoint" in placeholder_settings(StackSettings.from_context(context))
+    own = StackSettings(email_from="Shop <hi@shop.test>", ses_identity="shop.test", site_url="https://shop.test")
+    assert placeholder_settings(own) == []

@@ -77,10 +77,15 @@ def test_retry_settings_old_values_still_load_and_impossible_ones_are_refused_wi
 
 
 def test_an_old_fixed_retry_count_still_deploys_with_a_warning():
-    _, stack = build_app(context={**NO_BUNDLING, "nudge": {"retry_attempts": 5, "max_record_age_seconds": 21600}})
+    crm = {"endpoint": "https://api.crm.test/v1/events", "secret_name": "nudge/crm"}  # the shipped rules send to crm
+    settings = {"retry_attempts": 5, "max_record_age_seconds": 21600, "webhooks": {"crm": crm}}
+    _, stack = build_app(context={**NO_BUNDLING, "nudge": settings})
     mapping = only(Template.from_stack(stack), "AWS::Lambda::EventSourceMapping", {"FilterCriteria": Match.any_value()})
     assert mapping["Properties"]["MaximumRetryAttempts"] == 5
-    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("retry_attempts is 5: .* -1 retries it"))
+    annotations = Annotations.from_stack(stack)
+    annotations.has_warning("*", Match.string_like_regexp("retry_attempts is 5: .* -1 retries it"))
+    # The sender and site are still the defaults (the webhook endpoint is not on example.com).
+    annotations.has_warning("*", Match.string_like_regexp("^email_from, ses_identity, site_url still on example.com"))
 
 
 def test_event_filters_are_generated_from_the_deployed_rules(template: Template):
@@ -119,8 +124,8 @@ def test_state_table_is_on_demand_with_pitr_kms_and_ttl(template: Template):
 
 def test_every_queue_is_kms_encrypted(template: Template):
     queues = template.find_resources("AWS::SQS::Queue")
-    # firings + its DLQ, the evaluator's DLQ, rejected events, the timers' DLQ
-    assert len(queues) == 5
+    # firings + its DLQ, the evaluator's DLQ, rejected events, the timers' DLQ, the webhooks' DLQ (cdk.json's crm)
+    assert len(queues) == 6
     for queue in queues.values():
         assert "KmsMasterKeyId" in queue["Properties"]
 

@@ -7,6 +7,7 @@ are counted from the first line of each YAML text (the line right after the open
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -733,6 +734,56 @@ def test_cli_warning_exits_0_and_strict_makes_it_exit_1(tmp_path: Path, capsys: 
     assert f"{path}:1: warning: id:" in err
     assert "0 error(s), 1 warning(s)" in err
     assert "valid" not in out
+
+
+# --- webhook destinations against cdk.json ---------------------------------------------------
+
+HOOK = """\
+id: hook
+when: {event: purchase}
+cooldown: 1d
+action:
+  channel: webhook
+  destination: crn
+"""
+
+
+def cdk_json(folder: Path, webhooks: dict[str, object]) -> Path:
+    path = folder / "cdk.json"
+    path.write_text(json.dumps({"app": "python3 app.py", "context": {"nudge": {"webhooks": webhooks}}}))
+    return path
+
+
+def test_cli_warns_at_the_destination_line_naming_the_configured_webhooks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, HOOK)
+    crm = {"endpoint": "https://api.crm.test/v1", "secret_name": "nudge/crm"}
+    settings = cdk_json(tmp_path, {"crm": crm, "erp": crm})
+    assert main(["validate", "--settings", str(settings), str(path)]) == 0
+    _, err = capsys.readouterr()
+    assert err.strip() == (
+        f"{path}:6: warning: action.destination: webhook destination 'crn' is not configured "
+        '(cdk.json "nudge".webhooks has crm, erp); did you mean crm?'
+    )
+    assert main(["validate", "--strict", "--settings", str(settings), str(path)]) == 1
+
+
+def test_cli_says_how_to_add_a_webhook_when_none_is_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, HOOK)
+    monkeypatch.chdir(tmp_path)  # ./cdk.json is read by default
+    cdk_json(tmp_path, {})
+    assert main(["validate", str(path)]) == 0
+    _, err = capsys.readouterr()
+    assert f"{path}:6: warning: action.destination: webhook destination 'crn': no webhook is configured; " in err
+    assert '"crn": {"endpoint": "https://...", "secret_name": "..."}' in err
+    (tmp_path / "cdk.json").unlink()  # no settings to check against: destinations are not checked
+    assert main(["validate", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["validate", "--settings", "missing.json", str(path)]) == 1
+    assert "error: missing.json: cannot read settings" in capsys.readouterr().err
 
 
 # --- the shipped rules ------------------------------------------------------------------------

@@ -8,7 +8,9 @@ fails both the same way, as ``file:line: message`` diagnostics::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+import json
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -44,9 +46,12 @@ class Validation:
         return [d for d in self.diagnostics if d.severity == "warning"]
 
 
-def validate_paths(paths: Path | str | Iterable[Path | str]) -> Validation:
+def validate_paths(paths: Path | str | Iterable[Path | str], webhooks: Collection[str] | None = None) -> Validation:
     """Load rules from folders or files, then the ``templates`` folder beside each, and check that every
-    rule's template exists for its channel (rules are matched with the folder their file is in)."""
+    rule's template exists for its channel (rules are matched with the folder their file is in).
+
+    Given the configured ``webhooks`` (their names), an enabled webhook rule whose destination is not one
+    of them is a warning too (``cdk synth`` refuses it: see ``check_destinations``)."""
     given = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
     rules = load_rules(given)
     result = Validation(rules, diagnostics=list(rules.diagnostics))
@@ -63,6 +68,8 @@ def validate_paths(paths: Path | str | Iterable[Path | str]) -> Validation:
         folder = Path(file).parent / TEMPLATES_FOLDER
         for problem in check_rule_templates([rule], seen[folder.resolve()], rules.sources):
             result.diagnostics.append(_missing_template(problem, rule, folder))
+    if webhooks is not None:
+        result.diagnostics.extend(check_destinations(rules, webhooks, severity="warning"))
     result.diagnostics.sort(key=lambda d: (d.file, d.line))
     return result
 
@@ -76,10 +83,58 @@ def _missing_template(problem: Diagnostic, rule: Rule, folder: Path) -> Diagnost
     """Point at the rule's ``template:`` line and name the file that was looked for."""
     channel, name = rule.action.channel, rule.action.template
     message = f"no {channel} template '{name}': expected {folder / channel / f'{name}.yaml'}"
-    return replace(problem, line=_template_line(Path(problem.file), rule.id) or problem.line, message=message)
+    return replace(problem, line=_action_line(Path(problem.file), rule.id, "template") or problem.line, message=message)
 
 
-def _template_line(file: Path, rule_id: str) -> int | None:
+WEBHOOKS_SETTING = 'cdk.json "nudge".webhooks'
+
+
+def check_destinations(rules: RuleSet, webhooks: Collection[str], *, severity: str = "error") -> list[Diagnostic]:
+    """One diagnostic per enabled webhook rule whose ``destination`` is not a configured webhook, at its
+    ``destination:`` line. A rule without one is reported too: the stack sets no default destination,
+    so its firings would reach the bus and match no route."""
+    problems = []
+    for rule in rules.rules:
+        destination = rule.action.destination
+        if not rule.enabled or rule.action.channel != "webhook" or destination in webhooks:
+            continue
+        file, line = rules.sources[rule.id]
+        configured = ", ".join(sorted(webhooks))
+        named = f"webhook destination '{destination}'" if destination else "webhook rule without a destination"
+        if not webhooks:
+            example = f'{{"{destination or "crm"}": {{"endpoint": "https://...", "secret_name": "..."}}}}'
+            what = f"{named}: no webhook is configured; add one to {WEBHOOKS_SETTING}, e.g. {example}"
+        elif destination is None:
+            what = f"{named} (the stack sets no default destination): add `destination:` naming one of {configured}"
+        else:
+            close = difflib.get_close_matches(destination, list(webhooks), n=1)
+            what = f"{named} is not configured ({WEBHOOKS_SETTING} has {configured})"
+            what += f"; did you mean {close[0]}?" if close else ""
+        problems.append(
+            Diagnostic(
+                file=file,
+                line=_action_line(Path(file), rule.id, "destination") or line,
+                message=what,
+                severity=severity,
+                where="action.destination",
+            )
+        )
+    return problems
+
+
+def configured_webhooks(cdk_json: Path | str) -> list[str]:
+    """The webhook names of a ``cdk.json`` (``context.nudge.webhooks``); ``ValueError`` if it cannot be read."""
+    try:
+        data = json.loads(Path(cdk_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{cdk_json}: cannot read settings ({exc})") from None
+    context = data.get("context") if isinstance(data, dict) else None
+    nudge = context.get("nudge") if isinstance(context, dict) else None
+    webhooks = nudge.get("webhooks") if isinstance(nudge, dict) else None
+    return sorted(webhooks) if isinstance(webhooks, dict) else []
+
+
+def _action_line(file: Path, rule_id: str, key: str) -> int | None:
     try:
         root = yaml.compose(file.read_text(encoding="utf-8"), Loader=Yaml12Loader)
     except (OSError, yaml.YAMLError):
@@ -87,7 +142,7 @@ def _template_line(file: Path, rule_id: str) -> int | None:
     documents = root.value if isinstance(root, yaml.SequenceNode) else [root]
     for node in documents:
         if isinstance(node, yaml.MappingNode) and any(
-            key.value == "id" and getattr(value, "value", None) == rule_id for key, value in node.value
+            k.value == "id" and getattr(v, "value", None) == rule_id for k, v in node.value
         ):
-            return line_of(node, ("action", "template"))
+            return line_of(node, ("action", key))
     return None
