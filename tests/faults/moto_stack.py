@@ -10,7 +10,6 @@ faulted. moto's backends are also read directly, where AWS has no API to read so
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,14 +18,14 @@ import boto3
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
+from nudge.local.environment import LOCAL_ENVIRONMENT, environment
 from nudge.local.provision import LocalResources, provision
 from nudge.settings import StackSettings
 
 REGION = "eu-west-1"
 ACCOUNT = DEFAULT_ACCOUNT_ID
 _FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
+    **LOCAL_ENVIRONMENT,
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": REGION,
     "POWERTOOLS_TRACE_DISABLED": "true",
@@ -60,17 +59,8 @@ class MotoStack:
 @contextlib.contextmanager
 def moto_stack(settings: StackSettings, rules_dir: str) -> Iterator[MotoStack]:
     """moto in-process with the stack provisioned; the fake environment only inside the context."""
-    saved = {name: os.environ.get(name) for name in _FAKE_ENV}
-    os.environ.update(_FAKE_ENV)
-    try:
-        with mock_aws():
-            product = boto3.session.Session(region_name=REGION)
-            service = boto3.session.Session(region_name=REGION)
-            resources = provision(product, settings, rules_dir=rules_dir)
-            yield MotoStack(settings, resources, product, service, rules_dir)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with environment(_FAKE_ENV), mock_aws():
+        product = boto3.session.Session(region_name=REGION)
+        service = boto3.session.Session(region_name=REGION)
+        resources = provision(product, settings, rules_dir=rules_dir)
+        yield MotoStack(settings, resources, product, service, rules_dir)

@@ -20,7 +20,6 @@ import base64
 import contextlib
 import itertools
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from ..adapters.scheduler import EventBridgeTimerScheduler
 from ..clock import VirtualClock
 from ..contracts import IDENTIFY, Event, Timer, encode_timer
 from ..engine import CustomerState, Plan
+from ..local.environment import LOCAL_ENVIRONMENT, environment
 from ..local.provision import LocalResources, provision
 from ..local.scheduler_driver import parse_at
 from ..settings import StackSettings
@@ -46,12 +46,7 @@ from .prices import Usage, lambda_billed_ms
 from .stream import Batcher, TimerQueue
 
 REGION = "us-east-1"
-_FAKE_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
+_FAKE_ENV = {**LOCAL_ENVIRONMENT, "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}
 
 TimerPayload = tuple[str, str, bytes]
 """A schedule coming due: (schedule name, partition key, the record Scheduler puts on the stream)."""
@@ -84,19 +79,10 @@ class DesignRun:
 @contextlib.contextmanager
 def moto_stack(rules_dir: str) -> Iterator[MotoStack]:
     """moto in-process with the stack provisioned; fake credentials only inside the context."""
-    saved = {name: os.environ.get(name) for name in _FAKE_ENV}
-    os.environ.update(_FAKE_ENV)
-    try:
-        with mock_aws():
-            session = boto3.session.Session(region_name=REGION)
-            resources = provision(session, StackSettings(), rules_dir=rules_dir)
-            yield MotoStack(session, resources, boto3.session.Session(region_name=REGION))
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with environment(_FAKE_ENV), mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        resources = provision(session, StackSettings(), rules_dir=rules_dir)
+        yield MotoStack(session, resources, boto3.session.Session(region_name=REGION))
 
 
 def _at_text(at_ms: int) -> str:

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from ..clock import VirtualClock
 from ..contracts import Event
 from ..engine import RuleLoadError, load_plan
+from ..local.environment import LOCAL_ENVIRONMENT
 from ..settings import StackSettings
 from .replay_command import read_events, report_template_errors
 
@@ -134,16 +135,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{bad[0]} bad event line(s) skipped", file=sys.stderr)
         return 1
     return 0
-
-
-LOCAL_REGION = "us-east-1"
-LOCAL_ENVIRONMENT = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": LOCAL_REGION,
-}
-"""What a producer's shell needs for the embedded endpoint: botocore signs every request, so it wants
-credentials even though moto checks none (any values do) and a region (the stack's)."""
 
 
 def live_banner(endpoint: str, stream: str, clock: str) -> str:
