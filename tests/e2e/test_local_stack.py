@@ -176,6 +176,26 @@ def test_cli_local_refuses_out_of_range_timestamps_per_line_as_replay_does(
     assert sorted(firings, key=key) == sorted(replayed(path), key=key)
 
 
+def test_cli_local_refuses_an_event_from_the_future_as_replay_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    """A phone set to 2036 sends the scenario's first event again: refused, the customer still fires."""
+    path = Path("examples/scenarios/yoga_mat_then_blocks.fires.jsonl")
+    good = path.read_text().splitlines()
+    first = json.loads(good[0])
+    future = json.dumps({**first, "event_id": "from-2036", "timestamp": "2036-01-01T00:00:00Z"})
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([future, *good]) + "\n")
+    assert main(["local", "--events", str(events), "--json"]) == 1
+    local = capsys.readouterr()
+    assert main(["replay", "--rules", "rules", "--events", str(events), "--no-progress", "--json"]) == 1
+    replay_err = capsys.readouterr().err
+    for err in (local.err, replay_err):
+        assert err.startswith(f"{events}:1: bad event: from the future: timestamp 2036-01-01T00:00:00Z is ")
+        assert err.endswith("1 bad event line(s) skipped\n")
+    lines = [json.loads(line) for line in local.out.splitlines()]
+    firings = [{k: v for k, v in line.items() if k != "type"} for line in lines if line["type"] == "firing"]
+    assert firings and sorted(firings, key=key) == sorted(replayed(path), key=key)
+
+
 def _envelope(event_id: str, event: str, minute: int, **properties: object) -> str:
     return json.dumps(
         {

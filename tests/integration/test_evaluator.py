@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from nudge.adapters.dynamodb_state import decode_state
 from nudge.adapters.scheduler import schedule_name
 from nudge.clock import VirtualClock
+from nudge.evaluator.records import InputRecord
 from nudge.timefmt import iso
 from tests.support import at
 
@@ -198,6 +199,34 @@ def test_an_800_kib_record_and_one_nested_990_deep_are_parked_with_their_reasons
     assert "data_base64" not in big and base64.b64decode(big["excerpt_base64"]) == huge[:4096]
     assert nested["reason"] == "JSON nested more than 32 deep"
     assert "data_base64" in nested
+
+
+def test_an_event_stamped_years_after_its_arrival_is_parked_and_moves_no_clock(harness: Harness, clock: VirtualClock):
+    """The record arrived today (moto stamps the real arrival time); its timestamp says 2036."""
+    from_2036 = {**event("add_to_cart", "10:00", sku="SKU-9"), "event_id": "phone", "timestamp": "2036-01-01T10:00:00Z"}
+    harness.stream.put(from_2036, *cart())
+    clock.set(at("10:05"))
+    report = harness.evaluate()
+    assert (report.rejected, report.failed_sequence_number) == (1, None)
+    [parked] = harness.rejected()
+    assert parked["reason"].startswith("from the future: timestamp 2036-01-01T10:00:00Z is ")
+    assert parked["reason"].endswith("max_future_skew is 1h (policy.yaml)")
+    item = harness.item("c-1")
+    assert item is not None and decode_state(item["state"]["B"]).now == at("10:05")
+    clock.set(at("11:07"))
+    assert harness.fire_due_timers() == 1
+    harness.evaluate()
+    assert [(f["rule"], f["fired_at"]) for f in harness.firings()] == [("cart_abandonment", "2026-11-22T11:05:00Z")]
+
+
+def test_a_record_without_an_arrival_time_is_judged_against_the_batch_clock(harness: Harness, clock: VirtualClock):
+    def record(number: int, when: str) -> InputRecord:
+        body = json.dumps(event("add_to_cart", when, event_id=f"e-{number}", sku="SKU-1")).encode()
+        return InputRecord(sequence_number=str(number), partition_key="c-1", data=body)
+
+    report = harness.evaluate([record(1, "11:00"), record(2, "11:00:01")])  # the clock is 10:00
+    assert report.rejected == 1
+    assert "11:00:01Z is 1h 0m ahead of the clock (2026-11-22T10:00:00Z)" in harness.rejected()[0]["reason"]
 
 
 def test_record_whose_partition_key_is_not_its_customer_is_rejected(harness: Harness):

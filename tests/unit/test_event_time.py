@@ -20,7 +20,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nudge.contracts import Event, Firing, Timer
-from nudge.engine import CustomerState, Engine, Plan, TimerCancel, TimerSet, compile_rules, load_rules_or_raise
+from nudge.engine import (
+    CustomerState,
+    Engine,
+    Plan,
+    TimerCancel,
+    TimerSet,
+    compile_rules,
+    future_problem,
+    load_rules_or_raise,
+)
 from nudge.engine.replay import Replayer
 from tests.support import at, ev, fired, plan, rule, run
 from tests.unit.test_semantics import CART
@@ -126,6 +135,43 @@ def test_replay_decides_waits_at_due_plus_lateness():
     ]
     assert fired(plan(CART), events) == []
     assert fired(plan(CART), events[:3]) == [("cart", "c-1", None, at("11:05"))]
+
+
+# -- events from the future -------------------------------------------------------------------------
+
+HOUR = 3_600_000
+YEAR_2036 = at("10:02", day="2036-01-01")
+
+
+def test_an_event_up_to_max_future_skew_ahead_of_its_clock_is_accepted_and_one_ms_more_is_refused():
+    clock = at("10:00")
+    assert future_problem(clock + HOUR, clock, HOUR) is None
+    assert future_problem(clock + HOUR + 1, clock, HOUR) == (
+        "from the future: timestamp 2026-11-22T11:00:00.001Z is 1h 0m ahead of the clock "
+        "(2026-11-22T10:00:00Z); max_future_skew is 1h (policy.yaml)"
+    )
+    assert "3327d 0h ahead" in (future_problem(YEAR_2036, at("10:02"), HOUR) or "")
+
+
+def test_a_2036_event_is_refused_on_arrival_and_the_customer_still_gets_the_cart_email():
+    """The field report: one event from a phone set to 2036 moved its customer's clock ten years
+    ahead, and every later event was too late to count. Refused on arrival, it changes nothing."""
+    history = [
+        (ev("add_to_cart", YEAR_2036, sku="SKU-9"), at("09:58")),  # from a phone set to 2036
+        (ev("add_to_cart", "10:00"), at("10:00")),
+        (ev("checkout_viewed", "10:05"), at("10:05")),
+    ]
+    replayer = Replayer(plan(CART))
+    firings = [f for event, arrival in history for f in replayer.feed(event, arrival)]
+    firings += replayer.finish()
+    assert [(f.rule, f.fired_at) for f in firings] == [("cart", at("11:05"))]
+    assert replayer.stats.future == 1
+    assert replayer.states["c-1"].now == at("10:05")
+
+    # Without an arrival to judge it by, the same event would have silenced the customer.
+    accepted = Replayer(plan(CART))
+    assert [f for event, _ in history for f in accepted.feed(event)] + accepted.finish() == []
+    assert accepted.stats.late == 2
 
 
 # -- late events are judged at their own instants ---------------------------------------------------

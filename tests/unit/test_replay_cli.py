@@ -249,6 +249,43 @@ def test_timestamps_out_of_range_are_bad_lines_and_the_replay_goes_on(
         assert table_rows(out)[1][:3] == ["2026-11-21T11:05:00Z", "cart_abandonment", "c-77"]
 
 
+def test_an_event_from_the_future_is_a_bad_line_and_its_customer_still_fires(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A history has no arrival times: replay judges each event against the present (``--now``)."""
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            envelope("from-2036", "add_to_cart", "2036-01-01T09:58:00Z", sku="SKU-9"),
+            envelope("ok-1", "add_to_cart", "2026-11-21T10:00:00Z", sku="SKU-1"),
+            envelope("ok-2", "checkout_viewed", "2026-11-21T10:05:00Z"),
+        ],
+    )
+
+    code, out, err = nudge(capsys, "--events", events, "--json", "--now", "2026-11-21T10:05:00Z")
+
+    assert code == 1
+    assert err.splitlines() == [
+        f"{events}:1: bad event: from the future: timestamp 2036-01-01T09:58:00Z is 3327d 23h ahead of the "
+        "clock (2026-11-21T10:05:00Z); max_future_skew is 1h (policy.yaml)",
+        "1 bad event line(s) skipped",
+    ]
+    assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["2026-11-21T11:05:00Z"]
+    # By default the present is the wall clock: the same line is refused today too.
+    code, _, err = nudge(capsys, "--events", events, "--json")
+    assert code == 1 and "bad event: from the future" in err
+
+
+def test_events_within_max_future_skew_of_now_are_replayed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    events = write_lines(tmp_path / "events.jsonl", [envelope("ok-1", "add_to_cart", "2026-11-21T11:00:00Z")])
+    code, _, err = nudge(capsys, "--events", events, "--now", "2026-11-21T10:00:00Z")
+    assert (code, err) == (0, "")
+    code, _, err = nudge(capsys, "--events", events, "--now", "2026-11-21T09:59:59Z")
+    assert code == 1 and "is 1h 0m ahead" in err
+    code, _, err = nudge(capsys, "--events", events, "--now", "yesterday")
+    assert code == 2 and err.startswith("--now: ")
+
+
 def test_a_wait_that_comes_due_after_year_9999_still_prints(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rules = tmp_path / "rules"
     shutil.copytree(RULES / "templates", rules / "templates")
@@ -258,10 +295,11 @@ def test_a_wait_that_comes_due_after_year_9999_still_prints(capsys: pytest.Captu
         [json.dumps({"event_id": "p", "customer_id": "c-1", "event": "ping", "timestamp": "8999-12-31T23:59:59Z"})],
     )
 
-    code, out, err = nudge(capsys, "--events", events, "--json", rules=rules)
+    now = ("--now", "8999-12-31T23:59:59Z")  # or the event is from the future
+    code, out, err = nudge(capsys, "--events", events, "--json", *now, rules=rules)
     assert (code, err) == (0, "")
     assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["+10149-12-02T23:59:59Z"]
-    code, out, err = nudge(capsys, "--events", events, rules=rules)
+    code, out, err = nudge(capsys, "--events", events, *now, rules=rules)
     assert (code, err) == (0, "")
     assert table_rows(out)[1][0] == "+10149-12-02T23:59:59Z"
 

@@ -939,6 +939,17 @@ def test_a_dedupe_window_shorter_than_the_lateness_is_refused(tmp_path: Path) ->
     assert "shorter than allowed_lateness 10m" in error.message
 
 
+def test_max_future_skew_defaults_to_an_hour_and_is_bounded_to_1m_7d(tmp_path: Path) -> None:
+    write(tmp_path, CART)
+    assert load_rules(tmp_path).policy.max_future_skew == 3_600_000
+    write(tmp_path, "max_future_skew: 2d\n", name="policy.yaml")
+    assert load_rules(tmp_path).policy.max_future_skew == 2 * 86_400_000
+    write(tmp_path, "max_future_skew: 30s\n", name="policy.yaml")
+    assert "max_future_skew 30s is less than 1m" in _only_error(tmp_path).message
+    write(tmp_path, "max_future_skew: 8d\n", name="policy.yaml")
+    assert "max_future_skew 8d is more than 7d" in _only_error(tmp_path).message
+
+
 def test_a_lateness_of_more_than_an_hour_is_refused_at_its_line(tmp_path: Path) -> None:
     write(tmp_path, CART)
     write(tmp_path, "dedupe_window: 1d\nallowed_lateness: 3h\n", name="policy.yaml")

@@ -22,7 +22,7 @@ from ..contracts import Event
 from ..engine import RuleLoadError, load_plan
 from ..local.environment import LOCAL_ENVIRONMENT
 from ..settings import StackSettings
-from .replay_command import read_events, report_template_errors
+from .replay_command import future_check, read_events, report_template_errors
 
 
 def register(commands: Any) -> None:
@@ -99,22 +99,25 @@ def run(args: argparse.Namespace) -> int:
         else:
             printer.delivery(line)
 
-    events: list[Event] = []
-    bad = [0]
-    if args.events is not None:
-        try:
-            with args.events.open("rb") as stream:
-                events = [event for _, event in read_events(stream, str(args.events), sys.stderr, bad)]
-        except OSError as exc:
-            print(f"cannot read events: {exc}", file=sys.stderr)
-            return 2
     try:
-        load_plan(args.rules)  # rules first, with their own message, then their templates
+        plan = load_plan(args.rules)  # rules first, with their own message, then their templates
         if report_template_errors(args.rules, sys.stderr):
             return 2
     except RuleLoadError as exc:
         print(exc, file=sys.stderr)
         return 2
+    events: list[Event] = []
+    bad = [0]
+    if args.events is not None:
+        # The same bad-line report as replay's, future events included: the stack's records arrive
+        # now, so the evaluator would refuse them against the same present.
+        future = future_check(plan.max_future_skew)
+        try:
+            with args.events.open("rb") as stream:
+                events = [event for _, event in read_events(stream, str(args.events), sys.stderr, bad, future)]
+        except OSError as exc:
+            print(f"cannot read events: {exc}", file=sys.stderr)
+            return 2
     clock = VirtualClock() if args.events is not None else VirtualClock(speed=args.speed)
     try:
         stack = LocalStack(args.rules, StackSettings(), clock, on_firing=emit, on_delivery=emit)

@@ -37,9 +37,9 @@ from ..delivery.sample_firing import (
 )
 from ..delivery.templates import RenderError, TemplateSet, load_templates
 from ..delivery.validation import templates_dir
-from ..engine import Rule, load_rules
+from ..engine import DEFAULT_POLICY, Rule, load_rules
 from ..timefmt import parse_iso
-from .replay_command import read_events
+from .replay_command import future_check, read_events
 
 DEFAULT_SITE_URL = "https://shop.example.com"
 PREVIEW_SECRET = b"preview"
@@ -246,7 +246,8 @@ def _firing_from_replay(rule: Rule, customer: CustomerFile, path: Path) -> Sampl
     bad = [0]
     try:
         with path.open("rb") as stream:
-            events = [event for _, event in read_events(stream, str(path), sys.stderr, bad)]
+            future = future_check(DEFAULT_POLICY.max_future_skew)  # the policy preview's one-rule plan runs under
+            events = [event for _, event in read_events(stream, str(path), sys.stderr, bad, future)]
     except OSError as exc:
         raise PreviewError(f"{path}: cannot read events: {exc.strerror or exc}", 2) from None
     notes = [f"{bad[0]} bad event line(s) in {path} skipped"] if bad[0] else []

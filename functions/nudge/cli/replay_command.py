@@ -6,12 +6,13 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ..contracts import Event, EventError, Firing, parse_event
-from ..engine import Replayer, ReplayStats, RuleLoadError, format_duration, load_plan
+from ..engine import Replayer, ReplayStats, RuleLoadError, format_duration, future_problem, load_plan
 from ..timefmt import iso, parse_iso
 from .progress import Progress
 
@@ -23,26 +24,47 @@ def register(commands: Any) -> None:
         description=(
             "Read events (one JSON object per line) in file order and print every firing. The clock is "
             "the largest event timestamp seen so far; at the end it moves to --until, or far enough for "
-            "every pending wait to come due."
+            "every pending wait to come due. An event stamped more than the policy's max_future_skew "
+            "after --now is reported as a bad line and not replayed."
         ),
     )
     parser.add_argument("--rules", default="rules", type=Path, help="rule folder or file (default: rules)")
     parser.add_argument("--events", required=True, type=Path, help="JSON-lines event file ('-' for stdin)")
     parser.add_argument("--until", help="end the replay at this ISO 8601 time instead of draining every wait")
+    parser.add_argument(
+        "--now",
+        help="the present, ISO 8601 (default: the wall clock): events stamped after it by more than "
+        "max_future_skew are refused",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per firing")
     parser.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     parser.set_defaults(run=run)
 
 
-class BadLine(Exception):
-    pass
+FutureCheck = Callable[[Event], str | None]
+"""Why an event is refused as from the future, or ``None`` (``future_check``)."""
 
 
-def read_events(stream: Iterable[bytes], label: str, errors: TextIO, counter: list[int]) -> Iterator[tuple[int, Event]]:
+def future_check(max_future_skew: int, now: int | None = None) -> FutureCheck:
+    """The check replay, scripted ``nudge local`` and preview apply to a file's events.
+
+    A file has no arrival times, so every event is taken to arrive at the present (``now``, by
+    default the wall clock when the check is made): an event stamped more than ``max_future_skew``
+    after it could never have been accepted live, where the clock is the record's arrival.
+    """
+    present = int(time.time() * 1000) if now is None else now
+    return lambda event: future_problem(event.ts, present, max_future_skew)
+
+
+def read_events(
+    stream: Iterable[bytes], label: str, errors: TextIO, counter: list[int], future: FutureCheck | None = None
+) -> Iterator[tuple[int, Event]]:
     """Yield (line number, event) for good lines; report bad ones on ``errors`` and count them.
 
     Lines are read as bytes and decoded one at a time, so a line that is not valid UTF-8 is
-    reported and skipped like any other bad line instead of aborting the whole replay.
+    reported and skipped like any other bad line instead of aborting the whole replay. With
+    ``future``, an event it refuses is a bad line too, with its reason: it never reaches the
+    engine, so it moves no clock.
     """
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
@@ -55,8 +77,11 @@ def read_events(stream: Iterable[bytes], label: str, errors: TextIO, counter: li
         except EventError as exc:
             reason = exc.reason
         else:
-            yield number, event
-            continue
+            refused = future(event) if future is not None else None
+            if refused is None:
+                yield number, event
+                continue
+            reason = refused
         counter[0] += 1
         print(f"{label}:{number}: bad event: {reason}", file=errors)
 
@@ -92,13 +117,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if report_template_errors(args.rules, sys.stderr):
         return 2
-    until = None
-    if args.until:
-        try:
-            until = parse_iso(args.until)
-        except ValueError as exc:
-            print(f"--until: {exc}", file=sys.stderr)
-            return 2
+    until = now = None
+    for option, text in (("--until", args.until), ("--now", args.now)):
+        if text:
+            try:
+                instant = parse_iso(text)
+            except ValueError as exc:
+                print(f"{option}: {exc}", file=sys.stderr)
+                return 2
+            until, now = (instant, now) if option == "--until" else (until, instant)
     replayer = Replayer(plan)
     bad = [0]
     firings: list[Firing] = []
@@ -120,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     count = 0
     after_until = 0
     with stream:
-        for _, event in read_events(stream, label, sys.stderr, bad):
+        for _, event in read_events(stream, label, sys.stderr, bad, future_check(plan.max_future_skew, now)):
             if until is not None and event.ts > until:
                 # The replay ends at --until: a later event would move the clock past it and let
                 # waits due after --until fire.

@@ -33,6 +33,7 @@ from .plan.compiled import Plan
 from .replay import Replayer, ReplayStats, RuleTally, replay
 from .runtime.engine import Engine, Reading
 from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet, firing_id
+from .runtime.skew import future_problem
 from .runtime.state import CustomerState, Trim
 
 
@@ -66,6 +67,7 @@ __all__ = [
     "compile_rules",
     "firing_id",
     "format_duration",
+    "future_problem",
     "line_of",
     "load_plan",
     "load_rules",

@@ -19,6 +19,7 @@ from ..contracts import Event, Firing, Timer
 from .plan.compiled import Plan
 from .runtime.engine import Engine
 from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet
+from .runtime.skew import future_problem
 from .runtime.state import CustomerState
 
 TimerKey = tuple[str, str, str | None]
@@ -43,6 +44,8 @@ class ReplayStats:
     late: int = 0
     """Events more than ``allowed_lateness`` (ms) behind the virtual clock when they came."""
     allowed_lateness: int = 0
+    future: int = 0
+    """Events refused as stamped more than ``max_future_skew`` ahead of their arrival."""
     timers_fired: int = 0
     rules: dict[str, RuleTally] = field(default_factory=dict)
 
@@ -70,9 +73,16 @@ class Replayer:
         self._live: dict[TimerKey, Timer] = {}
         self._sequence = 0
 
-    def feed(self, event: Event) -> list[Firing]:
-        """Advance the clock to the event, fire due timers, then process the event."""
+    def feed(self, event: Event, arrival: int | None = None) -> list[Firing]:
+        """Advance the clock to the event, fire due timers, then process the event.
+
+        ``arrival`` is when the event reached the stream, when known: an event stamped more than
+        ``max_future_skew`` ahead of it is refused (counted in ``stats.future``) and changes nothing.
+        """
         self.stats.events += 1
+        if arrival is not None and future_problem(event.ts, arrival, self.engine.plan.max_future_skew):
+            self.stats.future += 1
+            return []
         clock = event.ts if self.clock is None else max(self.clock, event.ts)
         firings = self._fire_timers(before=clock)
         self.clock = clock

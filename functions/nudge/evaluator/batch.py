@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..contracts import Event, Firing, Timer, TimerKey
-from ..engine import Engine, Reading, TimerCancel, TimerSet
+from ..engine import Engine, Reading, TimerCancel, TimerSet, future_problem
 from .ports import (
     DeadLetters,
     FiringSink,
@@ -183,6 +183,8 @@ class BatchEvaluator:
         rejected: list[tuple[int, Rejected]] = []
         for index, record in enumerate(records):
             item = decode_record(record, self.timer_key)
+            if isinstance(item, Event) and (problem := self._from_future(item, record, wall)):
+                item = Rejected(record, problem)
             if isinstance(item, Rejected):
                 rejected.append((index, item))
                 continue
@@ -213,6 +215,12 @@ class BatchEvaluator:
         if failed_indexes:
             report.failed_sequence_number = records[min(failed_indexes)].sequence_number
         return report
+
+    def _from_future(self, event: Event, record: InputRecord, wall: int) -> str | None:
+        """Why ``event`` is refused as stamped too far ahead of its arrival on the stream (the batch's
+        clock when the record carries none); it then never reaches a state, so never moves one."""
+        received = record.arrival_ms if record.arrival_ms > 0 else wall
+        return future_problem(event.ts, received, self.engine.plan.max_future_skew)
 
     # -- per batch ------------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ It says how the engine treats time, for every rule at once::
 
     allowed_lateness: 2m    # how long a decision that absence depends on waits for stragglers
     dedupe_window: 24h      # how long an event id is remembered, so a re-sent copy is a no-op
+    max_future_skew: 1h     # how far ahead of the clock an event's timestamp may be
 
-Both are optional; the defaults are the values above. The file ships with the rules (a deploy
+All are optional; the defaults are the values above. The file ships with the rules (a deploy
 puts it in the bundle), so the evaluator, ``nudge replay`` and ``nudge local`` always agree.
 Later guardrails (caps, quiet hours, disengagement) belong in the same file.
 """
@@ -22,7 +23,8 @@ from .rules import Duration
 POLICY_FILES = ("policy.yaml", "policy.yml")
 """The names a policy file may have in a rules folder; no rule file may use them."""
 
-HOUR = 3_600_000
+MINUTE = 60_000
+HOUR = 60 * MINUTE
 
 
 class Policy(BaseModel):
@@ -35,6 +37,11 @@ class Policy(BaseModel):
     decided at D + allowed_lateness; every stored event is kept this much longer than its window."""
     dedupe_window: Duration = 24 * HOUR
     """How long (ms) after its timestamp an event id is remembered."""
+    max_future_skew: Duration = HOUR
+    """How far (ms) an event's timestamp may be ahead of the clock that receives it (its arrival on
+    the stream in AWS and locally, the present in replay). One event stamped years ahead by a wrong
+    device clock would otherwise move its customer's clock there, and every later event of that
+    customer would be too late to count: such events are refused, with the reason."""
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
@@ -50,6 +57,16 @@ class Policy(BaseModel):
             )
         if self.dedupe_window > 7 * 24 * HOUR:
             raise ValueError(f"dedupe_window {format_duration(self.dedupe_window)} is more than 7d")
+        if self.max_future_skew < MINUTE:
+            raise ValueError(
+                f"max_future_skew {format_duration(self.max_future_skew)} is less than 1m: a phone whose "
+                "clock runs a few seconds fast would have its events refused"
+            )
+        if self.max_future_skew > 7 * 24 * HOUR:
+            raise ValueError(
+                f"max_future_skew {format_duration(self.max_future_skew)} is more than 7d: one wrong clock "
+                "could stop a customer's rules for that long"
+            )
         return self
 
 

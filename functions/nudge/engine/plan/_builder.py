@@ -209,4 +209,10 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
                 cooldown=rule.cooldown,
             )
         )
-    return Plan(compiled, uses.routes(compiled, allowed_lateness), allowed_lateness, policy.dedupe_window)
+    return Plan(
+        compiled,
+        uses.routes(compiled, allowed_lateness),
+        allowed_lateness,
+        policy.dedupe_window,
+        policy.max_future_skew,
+    )

@@ -198,15 +198,22 @@ class Plan:
     makes per event, which is all an event no rule references costs.
     """
 
-    __slots__ = ("allowed_lateness", "by_id", "dedupe_window", "routes", "rules")
+    __slots__ = ("allowed_lateness", "by_id", "dedupe_window", "max_future_skew", "routes", "rules")
 
     def __init__(
-        self, rules: Sequence[CompiledRule], routes: Mapping[str, Route], allowed_lateness: int, dedupe_window: int
+        self,
+        rules: Sequence[CompiledRule],
+        routes: Mapping[str, Route],
+        allowed_lateness: int,
+        dedupe_window: int,
+        max_future_skew: int = 3_600_000,
     ) -> None:
         self.allowed_lateness = allowed_lateness
         """How late (ms) an event may arrive and still be judged as if it had come in order (the policy's)."""
         self.dedupe_window = dedupe_window
         """How long (ms) after its timestamp an event id is remembered (the policy's)."""
+        self.max_future_skew = max_future_skew
+        """How far (ms) ahead of the receiving clock an event may be stamped (the policy's)."""
         self.rules = tuple(rules)
         self.by_id: Mapping[str, CompiledRule] = {rule.id: rule for rule in self.rules}
         self.routes: Mapping[str, Route] = dict(routes)
