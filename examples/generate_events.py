@@ -140,6 +140,10 @@ def regular(w: Writer, rng: random.Random, customer: str, at: datetime) -> None:
             w.add(customer, "purchase", when, product(rng.choice(CATALOG)))
 
 
+def grant(channel: str, source: str) -> dict:
+    return {"channel": channel, "granted": True, "source": source}
+
+
 def generate(customers: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     w = Writer(rng)
@@ -157,7 +161,27 @@ def generate(customers: int, seed: int) -> list[dict]:
             traits["push_tokens"] = [{"token": f"apns-{n:04d}", "platform": "ios"}]
         kind = rng.random()
         # Regulars have bought for a month already: they identified themselves back then.
-        w.add(customer, "identify", at - timedelta(days=28 if kind >= 0.98 else 0, minutes=1), traits=traits)
+        identified = at - timedelta(days=28 if kind >= 0.98 else 0, minutes=1)
+        w.add(customer, "identify", identified, traits=traits)
+        # Consent, from its own generator so the shopping above stays as it was: a push token comes
+        # with the app's permission; most customers tick the SMS box at checkout; a few unsubscribe
+        # from email early on, and then get no email.
+        consent = random.Random(f"{seed}-consent-{n}")
+        if "push_tokens" in traits:
+            w.add(
+                customer,
+                "consent_updated",
+                identified,
+                {"channel": "push", "granted": True, "source": "app_permission"},
+            )
+        if consent.random() < 0.6:
+            w.add(
+                customer, "consent_updated", identified, {"channel": "sms", "granted": True, "source": "checkout_optin"}
+            )
+        if consent.random() < 0.04:
+            w.add(
+                customer, "unsubscribed", at + timedelta(minutes=2), {"channel": "email", "source": "list_unsubscribe"}
+            )
         if kind < 0.78:
             shopper(w, rng, customer, at)
         elif kind < 0.84:

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from nudge.contracts import Event, Firing
-from nudge.engine import Plan, Rule, Yaml12Loader, compile_rules, replay
+from nudge.engine import Plan, Policy, Rule, Yaml12Loader, compile_rules, replay
 
 DAY = "2026-11-22"
 
@@ -66,8 +66,15 @@ def rule(text: str) -> Rule:
     return Rule.model_validate(yaml.load(text, Loader=Yaml12Loader))
 
 
-def plan(*texts: str) -> Plan:
-    return compile_rules([rule(text) for text in texts])
+EVERY_CHANNEL_OPT_OUT = Policy.model_validate(
+    {"consent": {"email": "opt_out", "sms": "opt_out", "push": "opt_out", "tracking": "opt_out"}}
+)
+"""For tests of conditions and timing: a firing on any channel is sent unless the customer refused it
+(the shipped defaults make SMS and push opt-in; the consent tests use them)."""
+
+
+def plan(*texts: str, policy: Policy = EVERY_CHANNEL_OPT_OUT) -> Plan:
+    return compile_rules([rule(text) for text in texts], policy)
 
 
 def run(compiled: Plan, events: list[Event], until: int | None = None) -> list[Firing]:

@@ -27,12 +27,23 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .timefmt import EARLIEST_MS, LATEST_MS, in_range, iso, to_ms
 
 IDENTIFY = "identify"
 """The event name that carries profile ``traits`` rather than behaviour."""
+
+CONSENT_UPDATED = "consent_updated"
+"""A consent change: ``{channel, granted, source}`` in its properties."""
+UNSUBSCRIBED = "unsubscribed"
+"""What the unsubscribe endpoint writes: ``{channel}``, meaning ``granted: false`` for that channel."""
+CONSENT_EVENTS = frozenset({CONSENT_UPDATED, UNSUBSCRIBED})
+"""The events that change consent: always let through the stream mapping, always applied."""
+CONSENT_CHANNELS = ("email", "sms", "push", "tracking")
+"""What a customer consents to, each on its own: three channels, and the tracking of behaviour."""
+ALL_CHANNELS = "all"
+"""A consent event for ``all`` changes every one of ``CONSENT_CHANNELS``."""
 
 MAX_EVENT_BYTES = 64 * 1024
 """The largest envelope accepted, in bytes of JSON."""
@@ -209,6 +220,12 @@ class EventEnvelope(BaseModel):
             )
         return value
 
+    @model_validator(mode="after")
+    def _consent_says_what_and_which(self) -> EventEnvelope:
+        if self.event in CONSENT_EVENTS and (problem := consent_problem(self.event, self.properties)):
+            raise ValueError(problem)
+        return self
+
     def to_event(self) -> Event:
         return Event(
             event_id=self.event_id,
@@ -218,6 +235,29 @@ class EventEnvelope(BaseModel):
             properties=self.properties,
             traits=self.traits,
         )
+
+
+def consent_problem(name: str, properties: dict[str, Any]) -> str | None:
+    """What is wrong with a consent event's properties, or ``None``: refused like any bad envelope.
+
+    A consent event that could be read two ways (no channel, ``granted: "no"``) must never be
+    guessed at: the customer's choice would be lost or reversed.
+    """
+    channel = properties.get("channel")
+    if channel not in (*CONSENT_CHANNELS, ALL_CHANNELS):
+        shown = "missing" if channel is None else f"{channel!r}"
+        return (
+            f"{name}: properties.channel is {shown}; it must be one of {', '.join((*CONSENT_CHANNELS, ALL_CHANNELS))}"
+        )
+    granted = properties.get("granted")
+    if name == CONSENT_UPDATED and not isinstance(granted, bool):
+        return f"{name}: properties.granted must be true or false"
+    if name == UNSUBSCRIBED and granted not in (None, False):
+        return f"{name}: properties.granted can only be false (or left out)"
+    source = properties.get("source")
+    if source is not None and not (isinstance(source, str) and len(source) <= 128):
+        return f"{name}: properties.source must be a string of at most 128 characters"
+    return None
 
 
 ENVELOPE_FIELDS = tuple(EventEnvelope.model_fields)
@@ -514,12 +554,17 @@ def decode_firing(body: str | bytes) -> FiringMessage:
 
 __all__ = [
     "ADDRESS_TRAITS",
+    "ALL_CHANNELS",
+    "CONSENT_CHANNELS",
+    "CONSENT_EVENTS",
+    "CONSENT_UPDATED",
     "ENVELOPE_FIELDS",
     "FIRING_MESSAGE_VERSION",
     "IDENTIFY",
     "MAX_EVENT_BYTES",
     "TIMER_MESSAGE_VERSION",
     "TIMER_TYPE",
+    "UNSUBSCRIBED",
     "ContractError",
     "Event",
     "EventEnvelope",
@@ -530,6 +575,7 @@ __all__ = [
     "MatchedEventMessage",
     "Timer",
     "TimerKey",
+    "consent_problem",
     "decode_firing",
     "decode_timer",
     "email_problem",

@@ -16,6 +16,7 @@ import textwrap
 from collections.abc import Iterator
 from email import policy
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -25,10 +26,13 @@ from nudge.cli.local_command import live_banner
 from nudge.cli.main import main
 from nudge.clock import VirtualClock
 from nudge.contracts import parse_event
+from nudge.delivery.unsubscribe import unsubscribe_url
 from nudge.engine import compile_rules, load_rules_or_raise, replay
 from nudge.local.embedded import REGION, EmbeddedAws
 from nudge.local.stack import LocalStack, sender
 from nudge.sdk import Tracker
+from nudge.timefmt import parse_iso
+from nudge.wiring.delivery import build_unsubscriber
 
 SCENARIOS = sorted(Path("examples/scenarios").glob("*.jsonl"))
 PLAN = compile_rules(load_rules_or_raise("rules"))
@@ -128,6 +132,19 @@ def test_cart_abandonment_email_reaches_ses_after_the_wait(stack: LocalStack):
     assert second is not None
 
 
+def test_an_unsubscribe_click_then_a_cart_sends_no_email(stack: LocalStack):
+    """The endpoint's own event, through the stream, the evaluator and delivery: c-1001 clicked the
+    link in an earlier email before abandoning a cart; c-1002 did not, and still gets the reminder."""
+    clicked_at = VirtualClock(parse_iso("2026-11-21T09:00:00Z"))
+    unsubscriber = build_unsubscriber(stack.resources.unsubscribe, stack.session, clicked_at)
+    link = unsubscribe_url("https://shop.example.com/unsubscribe", unsubscriber.secret, "c-1001", "email")
+    query = {name: values[0] for name, values in parse_qs(urlparse(link).query).items()}
+    assert unsubscriber.handle("POST", query).outcome == "opted_out"
+    output = run_stack(stack, Path("examples/scenarios/cart_abandonment.fires.jsonl"))
+    assert [m["To"] for m in sent_emails()] == ["tom.becker@example.com"]
+    assert {d["customer_id"] for d in output.deliveries} == {"c-1002"}
+
+
 def test_cli_local_json_lines_match_replay(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]):
     path = Path("examples/scenarios/yoga_mat_then_blocks.fires.jsonl")
     assert main(["local", "--events", str(path), "--json"]) == 0
@@ -210,7 +227,8 @@ def _envelope(event_id: str, event: str, minute: int, **properties: object) -> s
 
 def test_keys_of_different_json_types_stay_apart_locally_as_in_replay(stack: LocalStack, tmp_path: Path):
     """sku 2 and sku "2" are two products: buying the number cancels only the number's reminder."""
-    lines = [_envelope(f"n{m}", "product_viewed", m, sku=2, name="Mug") for m in range(3)]
+    lines = [_envelope("push-ok", "consent_updated", 0, channel="push", granted=True)]  # push is opt-in
+    lines += [_envelope(f"n{m}", "product_viewed", m, sku=2, name="Mug") for m in range(3)]
     lines += [_envelope(f"s{m}", "product_viewed", 10 + m, sku="2", name="Poster") for m in range(3)]
     lines.append(_envelope("buy", "purchase", 30, sku=2))
     path = tmp_path / "typed.jsonl"

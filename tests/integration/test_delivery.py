@@ -120,6 +120,7 @@ def test_every_attempt_is_in_the_activations_table_without_the_address(deliverer
 
 def test_sms_goes_through_sns(deliverer: Deliverer):
     events = [ev("identify", "09:00", traits={"phone": "+351912345678", "first_name": "Rui"})]
+    events += [ev("consent_updated", "09:00", channel="sms", granted=True)]  # SMS is opt-in
     events += [ev("purchase", at("10:00") + day * 86_400_000, sku="S") for day in (1, 8, 9, 15, 16, 17)]
     body = firing_body("purchase_frequency_rising", events)
     assert deliverer.handle(body, attempt=1).status is ActivationStatus.SENT

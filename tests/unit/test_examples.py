@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nudge.contracts import Event, Firing, parse_event
+from nudge.contracts import CONSENT_EVENTS, Event, Firing, parse_event
 from nudge.engine import Engine, Replayer, compile_rules, load_rules_or_raise, replay
 from nudge.timefmt import iso
 from tests.support import VOCABULARY as SHARED_VOCABULARY
@@ -117,8 +117,8 @@ EXPECTED: dict[str, Scenario] = {
                 "SKU-THROW-GRY",
                 "2026-11-12T10:30:00Z",
                 "push",
-                ("views-fires-002", "views-fires-005", "views-fires-006"),
-                {"views-fires-002": THROW, "views-fires-005": THROW, "views-fires-006": THROW},
+                ("views-fires-003", "views-fires-006", "views-fires-007"),
+                {"views-fires-003": THROW, "views-fires-006": THROW, "views-fires-007": THROW},
                 email="sofia.rossi@example.com",
             ),
             Expected(
@@ -126,8 +126,8 @@ EXPECTED: dict[str, Scenario] = {
                 "SKU-ESPRESSO-PRO",
                 "2026-11-13T23:30:00Z",
                 "push",
-                ("views-fires-009", "views-fires-010", "views-fires-012"),
-                {"views-fires-012": ESPRESSO},
+                ("views-fires-011", "views-fires-012", "views-fires-014"),
+                {"views-fires-014": ESPRESSO},
                 email="omar.haddad@example.com",
             ),
         ),
@@ -175,7 +175,7 @@ EXPECTED: dict[str, Scenario] = {
                 None,
                 "2026-11-20T18:45:00Z",
                 "sms",
-                tuple(f"rising-fires-{n:03d}" for n in (2, 3, 5, 6, 8, 9)),
+                tuple(f"rising-fires-{n:03d}" for n in (3, 4, 6, 7, 9, 10)),
                 email="emma.johansson@example.com",
             ),
         ),
@@ -260,7 +260,7 @@ def test_scenario_file_is_well_formed(rule_id, kind):
     assert ids == [f"{prefix}-{n:03d}" for n in range(1, len(ids) + 1)], "ids count up: cart-fires-001, -002..."
 
     for item in raw:
-        assert item["event"] in VOCABULARY, item
+        assert item["event"] in VOCABULARY or item["event"] in CONSENT_EVENTS, item
         assert re.fullmatch(r"2026-11-\d\dT\d\d:\d\d:\d\dZ", item["timestamp"]), item
         if item["event"] in PRODUCT_EVENTS:
             assert {"sku", "name", "price", "category"} <= item["properties"].keys(), item

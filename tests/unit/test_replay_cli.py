@@ -104,13 +104,47 @@ def test_table_prints_the_firings_and_a_per_rule_summary(capsys):
     assert rows[0] == ["FIRED", "AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS"]
     assert rows[1] == ["2026-11-21T11:12:00Z", "cart_abandonment", "c-1001", "-", "email", "3"]
     assert rows[2] == ["2026-11-21T15:33:00Z", "cart_abandonment", "c-1002", "-", "email", "4"]
-    header = ["RULE", "ARMED", "FIRED", "CANCELLED", "DEBOUNCED", "NOT", "IN", "AUDIENCE", "COOLDOWN"]
+    header = ["RULE", "ARMED", "FIRED", "CANCELLED", "DEBOUNCED", "NOT", "IN", "AUDIENCE", "COOLDOWN", "NO", "CONSENT"]
     assert rows[3] == header
     summary = {row[0]: row[1:] for row in rows[4:-1]}
     assert set(summary) == {rule.id for rule in load_rules_or_raise(RULES)}
-    assert summary["cart_abandonment"] == ["3", "2", "0", "1", "0", "0"]
-    assert all(counts == ["0"] * 6 for rule, counts in summary.items() if rule != "cart_abandonment")
+    assert summary["cart_abandonment"] == ["3", "2", "0", "1", "0", "0", "0"]
+    assert all(counts == ["0"] * 7 for rule, counts in summary.items() if rule != "cart_abandonment")
     assert out.splitlines()[-1] == "16 events read, 9 used by rules, 2 firings, 2 waits came due"
+
+
+def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: Path) -> None:
+    """The unsubscribe endpoint's event, then a cart: armed, and not sent."""
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            json.dumps(
+                {
+                    "event_id": "i",
+                    "customer_id": "c1",
+                    "event": "identify",
+                    "timestamp": "2026-11-21T09:00:00Z",
+                    "traits": {"email": "c1@example.com"},
+                }
+            ),
+            json.dumps(
+                {
+                    "event_id": "u",
+                    "customer_id": "c1",
+                    "event": "unsubscribed",
+                    "timestamp": "2026-11-21T09:30:00Z",
+                    "properties": {"channel": "email"},
+                }
+            ),
+            envelope("a", "add_to_cart", "2026-11-21T10:00:00Z", customer="c1", sku="SKU-1"),
+            envelope("c", "checkout_viewed", "2026-11-21T10:05:00Z", customer="c1"),
+        ],
+    )
+    code, out, _ = nudge(capsys, "--events", events, "--now", "2026-11-22T00:00:00Z")
+    assert code == 0
+    assert out.splitlines()[0] == "no firings"
+    rows = {row[0]: row[1:] for row in table_rows(out)}
+    assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "0", "1"]
 
 
 def test_table_says_no_firings_and_counts_the_cancelled_wait(capsys):
@@ -119,7 +153,7 @@ def test_table_says_no_firings_and_counts_the_cancelled_wait(capsys):
     assert code == 0
     assert out.splitlines()[0] == "no firings"
     rows = {row[0]: row[1:] for row in table_rows(out)}
-    assert rows["cart_abandonment"] == ["1", "0", "1", "0", "0", "0"]
+    assert rows["cart_abandonment"] == ["1", "0", "1", "0", "0", "0", "0"]
     assert out.splitlines()[-1] == "10 events read, 6 used by rules, 0 firings, 0 waits came due"
 
 

@@ -200,7 +200,7 @@ def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None
     else:
         out.write("no firings\n")
     out.write("\n")
-    header = ("RULE", "ARMED", "FIRED", "CANCELLED", "DEBOUNCED", "NOT IN AUDIENCE", "COOLDOWN")
+    header = ("RULE", "ARMED", "FIRED", "CANCELLED", "DEBOUNCED", "NOT IN AUDIENCE", "COOLDOWN", "NO CONSENT")
     rows = [header]
     for rule, tally in stats.rules.items():
         rows.append(
@@ -212,6 +212,7 @@ def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None
                 str(tally.superseded),
                 str(tally.suppressed_audience),
                 str(tally.suppressed_cooldown),
+                str(tally.suppressed_consent),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -35,6 +35,7 @@ class RuleTally:
     superseded: int = 0
     suppressed_audience: int = 0
     suppressed_cooldown: int = 0
+    suppressed_consent: int = 0
 
 
 @dataclass

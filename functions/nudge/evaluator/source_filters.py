@@ -4,7 +4,8 @@ Shared by ``infra/`` (which writes them into the event source mapping) and ``nud
 applies them itself, because moto does not evaluate filter criteria).
 
 A mapping takes at most 5 filters (ORed), each pattern at most 4096 characters. Records pass if:
-- ``data.event`` names an event some rule references (or ``identify``, which feeds the profile);
+- ``data.event`` names an event some rule references (or ``identify``, which feeds the profile, or a
+  consent event, which every customer's record needs whatever the rules read);
 - ``data.type`` is ``nudge.timer`` (a wait coming due);
 - ``data.event`` is missing, null or empty, so that JSON without a valid event reaches the
   function and is parked in the rejected-events queue with a reason instead of vanishing.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..contracts import IDENTIFY, TIMER_TYPE
+from ..contracts import CONSENT_EVENTS, IDENTIFY, TIMER_TYPE
 from ..engine import Plan
 
 MAX_FILTERS = 5
@@ -34,7 +35,7 @@ def _pattern(data: dict[str, object]) -> str:
 
 def event_filter_patterns(plan: Plan) -> list[str]:
     """The filter patterns (JSON strings) for the plan's referenced events, timers and bad JSON."""
-    names = sorted({*plan.referenced_events(), IDENTIFY})
+    names = sorted({*plan.referenced_events(), IDENTIFY, *CONSENT_EVENTS})
     fixed = [
         _pattern({"type": [TIMER_TYPE]}),
         _pattern({"event": [{"exists": False}]}),

@@ -5,6 +5,7 @@ It says how the engine treats time, for every rule at once::
     allowed_lateness: 2m    # how long a decision that absence depends on waits for stragglers
     dedupe_window: 24h      # how long an event id is remembered, so a re-sent copy is a no-op
     max_future_skew: 1h     # how far ahead of the clock an event's timestamp may be
+    consent: {email: opt_out, sms: opt_in, push: opt_in, tracking: opt_out}
 
 All are optional; the defaults are the values above. The file ships with the rules (a deploy
 puts it in the bundle), so the evaluator, ``nudge replay`` and ``nudge local`` always agree.
@@ -13,7 +14,7 @@ Later guardrails (caps, quiet hours, disengagement) belong in the same file.
 
 from __future__ import annotations
 
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -25,6 +26,22 @@ POLICY_FILES = ("policy.yaml", "policy.yml")
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
+
+
+ConsentMode = Literal["opt_in", "opt_out"]
+
+
+class ConsentModes(BaseModel):
+    """Per channel, what silence means: ``opt_out``, allowed unless the customer said no; ``opt_in``,
+    allowed only after an explicit yes. The defaults follow the common law of the field: marketing
+    email to customers is opt-out, SMS and push need consent, tracking is on unless refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: ConsentMode = "opt_out"
+    sms: ConsentMode = "opt_in"
+    push: ConsentMode = "opt_in"
+    tracking: ConsentMode = "opt_out"
 
 
 class Policy(BaseModel):
@@ -42,6 +59,9 @@ class Policy(BaseModel):
     the stream in AWS and locally, the present in replay). One event stamped years ahead by a wrong
     device clock would otherwise move its customer's clock there, and every later event of that
     customer would be too late to count: such events are refused, with the reason."""
+
+    consent: ConsentModes = ConsentModes()
+    """Per channel (and for tracking), whether silence means yes (``opt_out``) or no (``opt_in``)."""
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:

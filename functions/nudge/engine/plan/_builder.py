@@ -215,4 +215,5 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
         allowed_lateness,
         policy.dedupe_window,
         policy.max_future_skew,
+        {channel: mode == "opt_out" for channel, mode in policy.consent.model_dump().items()},
     )

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any
 from .conditions import Matcher, Node
 from .operators import MISSING, resolve
 
+DEFAULT_CONSENT = {"email": True, "sms": False, "push": False, "tracking": True}
+"""Whether each consent channel is allowed before the customer said anything: the policy's defaults."""
+
 if TYPE_CHECKING:
     from ..language.rules import Rule
 
@@ -198,7 +201,7 @@ class Plan:
     makes per event, which is all an event no rule references costs.
     """
 
-    __slots__ = ("allowed_lateness", "by_id", "dedupe_window", "max_future_skew", "routes", "rules")
+    __slots__ = ("allowed_lateness", "by_id", "consent", "dedupe_window", "max_future_skew", "routes", "rules")
 
     def __init__(
         self,
@@ -207,6 +210,7 @@ class Plan:
         allowed_lateness: int,
         dedupe_window: int,
         max_future_skew: int = 3_600_000,
+        consent: Mapping[str, bool] | None = None,
     ) -> None:
         self.allowed_lateness = allowed_lateness
         """How late (ms) an event may arrive and still be judged as if it had come in order (the policy's)."""
@@ -214,6 +218,8 @@ class Plan:
         """How long (ms) after its timestamp an event id is remembered (the policy's)."""
         self.max_future_skew = max_future_skew
         """How far (ms) ahead of the receiving clock an event may be stamped (the policy's)."""
+        self.consent: Mapping[str, bool] = dict(consent or DEFAULT_CONSENT)
+        """Per consent channel, whether it is allowed before the customer said anything (``opt_out``)."""
         self.rules = tuple(rules)
         self.by_id: Mapping[str, CompiledRule] = {rule.id: rule for rule in self.rules}
         self.routes: Mapping[str, Route] = dict(routes)

@@ -6,7 +6,8 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
      "p": {trait: [value, ts]},
      "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null(, [later pending, ...](, [recent arm, ...]))]},
-     "d": [oldest s, "digests", [s - oldest, ...]]}      # ids seen, in the order seen (seen.py); if any
+     "d": [oldest s, "digests", [s - oldest, ...]],      # ids seen, in the order seen (seen.py); if any
+     "k": {channel: [[ts, granted, source], ...]}}        # consent changes, oldest first; if any
     pending = [arm, due, [[name, id, ts, props], ...]]
 
 A (rule, key) rarely has more than one pending wait (an arming after one wait's due time, before
@@ -16,7 +17,8 @@ allowed lateness (``RuleState.recent``), the fifth element, when two armings cam
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
 memo is the engine's business and not the customer's data. They did not write ``"d"`` (the ids
-seen, ``seen.py``); a state without it has seen no ids, and readers that predate it ignore it.
+seen, ``seen.py``) or ``"k"`` (consent); a state without them has seen no ids and heard no consent,
+and readers that predate them ignore them.
 
 orjson writes this about three times faster than the stdlib, which made encoding half of the
 engine's time before; integers beyond 64 bits (only from events handed over as Python objects)
@@ -57,6 +59,8 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
     }
     if state.seen:
         data["d"] = state.seen.encode()
+    if state.consent:
+        data["k"] = state.consent
     return data
 
 
@@ -75,6 +79,7 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     state = CustomerState(data["c"], EventLog(data["e"]), SeenIds.decode(data.get("d")))
     state.now = data["n"]
     state.profile = data["p"]
+    state.consent = data.get("k") or {}
     for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)
         last_arm, last_fired, pending, *more = entry

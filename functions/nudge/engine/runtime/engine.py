@@ -29,10 +29,23 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ...contracts import ADDRESS_TRAITS, IDENTIFY, Event, Firing, MatchedEvent, Timer, key_text
+from ...contracts import (
+    ADDRESS_TRAITS,
+    ALL_CHANNELS,
+    CONSENT_CHANNELS,
+    CONSENT_EVENTS,
+    CONSENT_UPDATED,
+    IDENTIFY,
+    Event,
+    Firing,
+    MatchedEvent,
+    Timer,
+    key_text,
+)
+from ...timefmt import iso
 from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
-from .eventlog import StoredEvent
+from .eventlog import EventLog, StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
 from .seen import SeenIds, digest, expiry
 from .state import CustomerState, Pending, RuleState, Trim
@@ -47,7 +60,15 @@ Reading = tuple[dict[str, Any], list[Filter]]
 """What the plan makes of an event: its projection (the properties rules read) and the filters it matches."""
 
 _PROFILE_ONLY: Reading = ({}, [])
-"""The reading of an ``identify`` no filter matches: its traits change the profile, nothing else."""
+"""The reading of an ``identify`` or a consent event no filter matches: it changes the profile or
+the consent record, nothing else."""
+
+CONSENT_HISTORY = 20
+"""How many changes per consent channel a state keeps (time, granted, source), newest last: the
+audit trail, and what a decision looks back through to find the consent as of its send time."""
+
+_CONSENT_SENDS = frozenset(CONSENT_CHANNELS) - {"tracking"}
+"""The channels whose firings need consent to be sent (webhooks and bus events are the team's own)."""
 
 
 def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +87,11 @@ def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
 
 def _time_then_id(item: tuple[str, int]) -> tuple[int, str]:
     return item[1], item[0]
+
+
+def _consent_order(entry: list[Any]) -> tuple[int, bool]:
+    """Event time, then a refusal after a grant at the same instant."""
+    return entry[0], not entry[1]
 
 
 def _arm_of(wait: Pending) -> int:
@@ -135,7 +161,7 @@ class Engine:
             filters = route.match(props)
             if filters:
                 return props, filters
-        if event.name == IDENTIFY and event.traits:
+        if (event.name == IDENTIFY and event.traits) or event.name in CONSENT_EVENTS:
             return _PROFILE_ONLY
         return None
 
@@ -168,21 +194,25 @@ class Engine:
             reading = self.read(event)
             if reading is None:
                 return outcome
-        seen_as = digest(event.event_id) if state.seen or event.name == IDENTIFY else ""
+        profile_event = event.name == IDENTIFY or event.name in CONSENT_EVENTS
+        seen_as = digest(event.event_id) if state.seen or profile_event else ""
         if state.events.has_id(event.event_id) or seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
         if state.rules:
             self._settle(state, wall, outcome)
         outcome.late = event.ts < wall - self.lateness
-        if event.name == IDENTIFY and event.traits:
-            self._apply_traits(state, event)
+        if profile_event and (event.traits or event.name in CONSENT_EVENTS):
+            if event.name == IDENTIFY:
+                self._apply_traits(state, event)
+            else:
+                self._apply_consent(state, event, outcome)
             self._remember(state, seen_as, event.ts)
-            # An identify is never stored, so it never prunes: its own time sweeps the id memory, or
-            # a customer who only ever identifies would remember every id for good.
+            # A profile event is never stored, so it never prunes: its own time sweeps the id memory,
+            # or a customer who only ever identifies would remember every id for good.
             state.seen.prune(max(event.ts, state.now or event.ts), self.dedupe_window)
             outcome.changed = True
         newest = state.now
-        stored = self._accept(state, event, reading) if reading[1] else None
+        stored = self._accept(state, event, reading) if reading[1] and self._tracks(state, event.ts) else None
         if state.events.forgotten:
             self._keep_forgotten_ids(state)
         if stored is None:
@@ -240,6 +270,81 @@ class Engine:
                 if event.ts == current[1] and _tiebreak(value) <= _tiebreak(current[0]):
                     continue
             state.profile[name] = [value, event.ts]
+
+    # -- consent --------------------------------------------------------------------------------
+
+    def _apply_consent(self, state: CustomerState, event: Event, outcome: Outcome) -> None:
+        """Record a consent change in each channel it names, in event-time order.
+
+        Each channel keeps its last ``CONSENT_HISTORY`` changes; at equal times a refusal sorts last,
+        so it wins whatever order the two arrived in. Withdrawing tracking forgets the behaviour.
+        """
+        props = event.properties
+        granted = props.get("granted") is True if event.name == CONSENT_UPDATED else False
+        source = props.get("source") if isinstance(props.get("source"), str) else event.name
+        channel = props["channel"]
+        for name in CONSENT_CHANNELS if channel == ALL_CHANNELS else (channel,):
+            entries = state.consent.setdefault(name, [])
+            bisect.insort(entries, [event.ts, granted, source], key=_consent_order)
+            del entries[:-CONSENT_HISTORY]
+        if not self._tracks(state, None):
+            self._forget_behaviour(state, event.ts, outcome)
+
+    def consent(self, state: CustomerState, channel: str, at: int) -> tuple[bool, str]:
+        """Whether ``channel`` is allowed as of ``at`` (ms), and a reason that says why (or why not)."""
+        latest = None
+        for entry in reversed(state.consent.get(channel, ())):
+            if entry[0] <= at:
+                latest = entry
+                break
+        if latest is None:
+            allowed = self.plan.consent[channel]
+            mode = "opt_out" if allowed else "opt_in"
+            return allowed, f"{channel} is {mode} and the customer has said nothing" + ("" if allowed else " yet")
+        granted = bool(latest[1])
+        return granted, f"{channel} consent {'given' if granted else 'withdrawn'} at {iso(latest[0])} ({latest[2]})"
+
+    def _tracks(self, state: CustomerState, ts: int | None) -> bool:
+        """Whether an event stamped ``ts`` may be stored (``None``: whether tracking is on at all).
+
+        Tracking is judged on what is known now, not as of ``ts``: a customer who refused it is
+        forgotten, late events included, and one who allowed it again starts afresh from that grant.
+        """
+        entries = state.consent.get("tracking")
+        if not entries:
+            return self.plan.consent["tracking"]
+        if not entries[-1][1]:
+            return False
+        if ts is None:
+            return True
+        start = None  # the grant that ended the latest refusal (or the first, under opt_in)
+        refused = not self.plan.consent["tracking"]
+        for when, granted, _ in entries:
+            if not granted:
+                refused, start = True, None
+            elif refused and start is None:
+                start = when
+                refused = False
+        return start is None or ts >= start
+
+    def _forget_behaviour(self, state: CustomerState, at: int, outcome: Outcome) -> None:
+        """Tracking withdrawn: drop every stored event and rule state, cancel every pending wait."""
+        for (rule_id, key), rule_state in state.rules.items():
+            if rule_state.waits:
+                head = rule_state.waits[0]
+                outcome.timers.append(TimerCancel(state.customer_id, rule_id, key, head.arm))
+                for _ in rule_state.waits:
+                    outcome.decisions.append(Decision(rule_id, key, "cancelled", at, "tracking consent withdrawn"))
+        # Their ids stay in the id memory while the dedupe window holds them: a re-sent copy of an
+        # event from before the refusal must not be taken for a new one once tracking is back.
+        held = sorted(((e.id, e.ts) for events in state.events.all().values() for e in events), key=_time_then_id)
+        for event_id, ts in held:
+            if expiry(ts, self.dedupe_window) > at:
+                self._remember(state, digest(event_id), ts)
+        state.events = EventLog()
+        state.rules = {}
+        state.now = None
+        state.prune_due = None
 
     def _accept(self, state: CustomerState, event: Event, reading: Reading) -> StoredEvent | None:
         """Store the event unless the retention rule would forget it at once.
@@ -405,7 +510,7 @@ class Engine:
             kind = "suppressed_cooldown"  # it would be suppressed when due whatever happens: no timer
         elif due + self.lateness < wall:
             # Armed by an event so late that the decision time has passed: decide now on what is known.
-            self._fire(rule, state, rule_state, key, arm, due, matched, outcome)
+            self._fire(rule, state, rule_state, key, arm, due, matched, outcome, due + self.lateness)
         else:
             bisect.insort(waits, Pending(arm, due, [e.copy() for e in matched]), key=_arm_of)
         if kind is not None:
@@ -466,7 +571,10 @@ class Engine:
         fired_at: int,
         matched: list[StoredEvent],
         outcome: Outcome,
+        send_at: int | None = None,
     ) -> None:
+        """Fire, unless the audience, the cooldown or the channel's consent (as of ``send_at``, when
+        the firing would be sent: its decision time) says no."""
         if rule.audience is not None:
             # As of the firing's own time: events after it, known or not yet, cannot change it.
             ctx = Context(state.events_of, fired_at, state.traits, None)
@@ -480,8 +588,13 @@ class Engine:
         ):
             outcome.decisions.append(Decision(rule.id, key, "suppressed_cooldown", fired_at))
             return
-        rule_state.last_fired = fired_at
         action = rule.rule.action
+        if action.channel in _CONSENT_SENDS:
+            allowed, why = self.consent(state, action.channel, fired_at if send_at is None else send_at)
+            if not allowed:
+                outcome.decisions.append(Decision(rule.id, key, "suppressed_consent", fired_at, why))
+                return
+        rule_state.last_fired = fired_at
         outcome.firings.append(
             Firing(
                 firing_id=firing_id(rule.id, state.customer_id, key, arm),
@@ -561,7 +674,9 @@ class Engine:
         if self._unless_known(rule, state, key, wait.arm, wait.due):
             outcome.decisions.append(Decision(rule.id, key, "cancelled", wait.due))
         else:
-            self._fire(rule, state, rule_state, key, wait.arm, wait.due, wait.matched, outcome)
+            self._fire(
+                rule, state, rule_state, key, wait.arm, wait.due, wait.matched, outcome, wait.due + self.lateness
+            )
 
     # -- bounds ---------------------------------------------------------------------------------
 

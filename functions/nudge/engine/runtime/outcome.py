@@ -20,6 +20,7 @@ DecisionKind = Literal[
     "superseded",
     "suppressed_audience",
     "suppressed_cooldown",
+    "suppressed_consent",
     "stale_timer",
 ]
 
@@ -62,6 +63,8 @@ class Decision:
     key: str | None
     kind: DecisionKind
     at: int
+    reason: str = ""
+    """Why, in words, where the kind alone does not say (which consent, which cap): no personal data."""
 
 
 @dataclass

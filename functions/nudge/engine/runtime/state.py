@@ -89,7 +89,7 @@ class CustomerState:
     windows are evaluated (event time, not arrival time).
     """
 
-    __slots__ = ("customer_id", "events", "now", "profile", "prune_due", "rules", "seen")
+    __slots__ = ("consent", "customer_id", "events", "now", "profile", "prune_due", "rules", "seen")
 
     def __init__(self, customer_id: str, events: EventLog | None = None, seen: SeenIds | None = None) -> None:
         self.customer_id = customer_id
@@ -98,6 +98,8 @@ class CustomerState:
         self.seen = SeenIds() if seen is None else seen
         """The ids of the events this customer sent lately, whatever became of the events."""
         self.profile: dict[str, list[Any]] = {}  # trait -> [value, ts]; value None is a tombstone
+        self.consent: dict[str, list[list[Any]]] = {}
+        """Per consent channel, its last changes ``[ts, granted, source]``, in event-time order."""
         self.rules: dict[RuleKey, RuleState] = {}
         self.prune_due: tuple[Plan, int] | None = None
         """The engine's prune memo, in memory only: under that plan, nothing is due to be forgotten
@@ -115,7 +117,7 @@ class CustomerState:
         return [(key, wait) for key, rs in self.rules.items() for wait in rs.waits]
 
     def is_empty(self) -> bool:
-        return not self.events and not self.profile and not self.rules and not self.seen
+        return not self.events and not self.profile and not self.rules and not self.seen and not self.consent
 
     def encode(self) -> bytes:
         """Schema v1 bytes (``codec``)."""
