@@ -32,6 +32,7 @@ class Evaluation(Construct):
         code: lambda_.Code,
         stream: kinesis.IStream,
         table: dynamodb.ITable,
+        profiles: dynamodb.ITable,
         timers: Timers,
         firings_queue: sqs.IQueue,
         filter_patterns: list[str],
@@ -77,8 +78,10 @@ class Evaluation(Construct):
             timeout=Duration.seconds(settings.evaluator_timeout_seconds),
             description="Evaluates Nudge rules over each batch of the events stream",
         )
-        # Least privilege: the three item operations the state store uses, nothing else.
+        # Least privilege: the item operations the state store uses, nothing else (profiles are
+        # never deleted by the evaluator: they expire, or erasure removes them).
         table.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
+        profiles.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem")
         key.grant_encrypt_decrypt(self.function)
         self.timer_key.grant_read(self.function)
         timers.grant_manage_schedules(self.function)

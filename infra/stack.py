@@ -75,6 +75,7 @@ class NudgeStack(Stack):
             code=code,
             stream=self.ingestion.stream,
             table=self.state.table,
+            profiles=self.state.profiles,
             timers=self.timers,
             firings_queue=self.delivery.queue,
             filter_patterns=event_filter_patterns(plan),
@@ -96,6 +97,7 @@ class NudgeStack(Stack):
         CfnOutput(self, "EventsStreamName", value=self.ingestion.stream.stream_name)
         CfnOutput(self, "EventsStreamArn", value=self.ingestion.stream.stream_arn)
         CfnOutput(self, "StateTableName", value=self.state.table.table_name)
+        CfnOutput(self, "ProfileTableName", value=self.state.profiles.table_name)
         CfnOutput(self, "FiringsQueueUrl", value=self.delivery.queue.queue_url)
         CfnOutput(self, "RejectedEventsQueueUrl", value=self.evaluation.rejected.queue_url)
         CfnOutput(self, "UnsubscribeUrl", value=self.delivery.unsubscribe_url.url)

@@ -1,4 +1,5 @@
-"""The customer state table: one bounded item per customer, expired by TTL."""
+"""The customer tables: behaviour (one bounded item per customer, expiring with its windows) and
+profiles (traits and consent, expiring ``profile_retention_days`` after the customer's last event)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from .tables import nudge_table
 
 
 class CustomerState(Construct):
-    """On-demand, point-in-time recovery, customer-managed KMS key, TTL on ``expires_at``."""
+    """Both on-demand, with point-in-time recovery, the customer-managed KMS key and TTL on ``expires_at``."""
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: StackSettings, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
-        self.table = nudge_table(self, "Table", table=table_settings(settings).state, key=key)
+        tables = table_settings(settings)
+        self.table = nudge_table(self, "Table", table=tables.state, key=key)
+        self.profiles = nudge_table(self, "Profiles", table=tables.profiles, key=key)

@@ -37,6 +37,8 @@ class EvaluatorConfig(EnvConfig):
     """What the evaluator needs to know about its stack (set by CDK, or by ``nudge local``)."""
 
     state_table: str
+    profile_table: str
+    profile_retention_days: int = 730
     events_stream_arn: str
     schedule_group: str
     scheduler_role_arn: str

@@ -63,6 +63,9 @@ class StackSettings(BaseModel):
     --evaluator``, inside which a re-put event the evaluator had already seen is an exact no-op."""
     parallelization_factor: int = Field(default=1, ge=1, le=10)
     state_ttl_margin: str = "1d"
+    profile_retention_days: int = Field(default=730, ge=1, le=3650)
+    """How long a customer's profile and consent outlive their last event (the behaviour expires
+    with its rules' windows); erasure removes them sooner."""
     timer_retry_attempts: int = Field(default=10, ge=0, le=185)
     timer_max_event_age_seconds: int = Field(default=86_400, ge=60, le=86_400)
     architecture: Literal["arm64", "x86_64"] = "arm64"
@@ -181,6 +184,7 @@ class ResourceNames:
         self.prefix = prefix
         self.stream = f"{prefix}-events"
         self.state_table = f"{prefix}-customer-state"
+        self.profile_table = f"{prefix}-customer-profiles"
         self.firings_queue = f"{prefix}-firings"
         self.firings_dlq = f"{prefix}-firings-dlq"
         self.evaluator_dlq = f"{prefix}-evaluator-dlq"
@@ -284,15 +288,19 @@ class TableSettings(_Frozen):
 
 class Tables(_Frozen):
     state: TableSettings
+    profiles: TableSettings
     activations: TableSettings
 
 
 def table_settings(settings: StackSettings) -> Tables:
-    """The customer state (one item per customer) and the activation log (one item per send,
-    readable per customer through ``by_customer`` for support and erasure requests)."""
+    """The customer state (one item per customer, expiring with its behaviour), the profiles (traits
+    and consent, one item per customer, expiring ``profile_retention_days`` after the last event) and
+    the activation log (one item per send, readable per customer through ``by_customer`` for support
+    and erasure requests)."""
     names = settings.names
     return Tables(
         state=TableSettings(name=names.state_table, partition_key="pk"),
+        profiles=TableSettings(name=names.profile_table, partition_key="pk"),
         activations=TableSettings(
             name=names.activations_table,
             partition_key="pk",
@@ -337,6 +345,8 @@ def evaluator_config(settings: StackSettings, addresses: EvaluatorAddresses) -> 
     names = settings.names
     return EvaluatorConfig(
         state_table=names.state_table,
+        profile_table=names.profile_table,
+        profile_retention_days=settings.profile_retention_days,
         schedule_group=names.schedule_group,
         state_ttl_margin_ms=settings.state_ttl_margin_ms,
         timer_retry_attempts=settings.timer_retry_attempts,

@@ -145,6 +145,39 @@ def test_an_unsubscribe_click_then_a_cart_sends_no_email(stack: LocalStack):
     assert {d["customer_id"] for d in output.deliveries} == {"c-1002"}
 
 
+def test_a_customer_identified_60_days_before_the_cart_gets_the_email(stack: LocalStack, tmp_path: Path):
+    """The identify's state item expires long before the cart (its TTL is the behaviour's, a day or
+    so; the local stack deletes expired items as DynamoDB does); the profile item outlives it."""
+    lines = Path("examples/scenarios/cart_abandonment.fires.jsonl").read_text().splitlines()
+    identify = json.loads(lines[0])
+    early = {**identify, "timestamp": "2026-09-22T09:58:00Z"}
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([json.dumps(early), *lines[1:8]]) + "\n")
+    output = run_stack(stack, events)
+    assert stack.expired >= 1  # the state item the identify wrote is gone by the cart
+    assert [m["To"] for m in sent_emails()] == ["maya.fernandes@example.com"]
+    assert [d["customer_id"] for d in output.deliveries] == ["c-1001"]
+
+
+def test_an_unsubscribe_outlives_the_behaviour_too(stack: LocalStack, tmp_path: Path):
+    lines = Path("examples/scenarios/cart_abandonment.fires.jsonl").read_text().splitlines()
+    identify = json.loads(lines[0])
+    early = {**identify, "timestamp": "2026-09-22T09:58:00Z"}
+    unsubscribe = {
+        "event_id": "unsub",
+        "customer_id": "c-1001",
+        "event": "unsubscribed",
+        "timestamp": "2026-09-22T10:00:00Z",
+        "properties": {"channel": "email"},
+    }
+    events = tmp_path / "events.jsonl"
+    # The customer identifies again on the day of the cart: only the consent is missing if it was lost.
+    events.write_text("\n".join([json.dumps(early), json.dumps(unsubscribe), *lines[:8]]) + "\n")
+    run_stack(stack, events)
+    assert stack.expired >= 1
+    assert sent_emails() == []
+
+
 def test_cli_local_json_lines_match_replay(aws: EmbeddedAws, capsys: pytest.CaptureFixture[str]):
     path = Path("examples/scenarios/yoga_mat_then_blocks.fires.jsonl")
     assert main(["local", "--events", str(path), "--json"]) == 0

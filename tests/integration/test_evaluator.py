@@ -15,7 +15,7 @@ from nudge.adapters.dynamodb_state import decode_state
 from nudge.adapters.scheduler import schedule_name
 from nudge.clock import VirtualClock
 from nudge.evaluator.records import InputRecord
-from nudge.timefmt import iso
+from nudge.timefmt import iso, parse_iso
 from tests.support import at
 
 from .conftest import CallCounter, Harness
@@ -327,10 +327,18 @@ def test_batch_io_is_bounded(session, resources, clock):  # type: ignore[no-unty
     clock.set(at("10:02"))
     report = harness.evaluate(records)
     assert report.skipped == 251
-    assert counter.calls[("dynamodb", "BatchGetItem")] <= 3  # ceil(250 / 100)
-    assert counter.calls[("dynamodb", "PutItem")] == report.writes == 250
+    # ceil(250 / 100) state reads, and as many profile reads: every one of them is new.
+    assert counter.calls[("dynamodb", "BatchGetItem")] <= 3 + 3
+    assert counter.calls[("dynamodb", "PutItem")] == report.writes == 250  # no profile: nothing to keep
     assert counter.calls[("scheduler", "CreateSchedule")] == 0
     assert counter.calls[("sqs", "SendMessageBatch")] == 0
+
+    harness.stream.put(*[event("product_viewed", "10:03", f"c-{n}", sku="SKU-YOGA-MAT") for n in range(250)])
+    records = harness.stream.read()
+    counter.reset()
+    report = harness.evaluate(records)
+    assert counter.calls[("dynamodb", "BatchGetItem")] <= 3  # customers with state: one read per 100
+    assert counter.calls[("dynamodb", "PutItem")] == report.writes == 250
 
     harness.stream.put(*[event("page_viewed", "10:05", f"c-{n}", section="blog") for n in range(50)])
     records = harness.stream.read()
@@ -348,3 +356,63 @@ def test_events_later_than_the_allowed_lateness_are_counted_for_the_late_events_
     report = harness.evaluate()
     assert report.counts()["LateEvents"] == 2  # the add (30 min) and the first view (10 min)
     assert report.late == 2
+
+
+# -- the durable profile ----------------------------------------------------------------------------
+
+
+def _profile_item(harness: Harness, customer: str) -> dict | None:
+    table = harness.resources.config.profile_table
+    return harness.dynamodb.get_item(TableName=table, Key={"pk": {"S": customer}}, ConsistentRead=True).get("Item")
+
+
+def test_the_profile_item_is_written_when_it_changes_and_when_its_expiry_falls_a_month_behind(
+    harness: Harness, clock: VirtualClock
+):
+    day = 86_400_000
+    start = at("10:00") - 40 * day  # records arrive now (moto's clock): every event must be in the past
+    clock.set(start)
+    harness.stream.put({**identify("c-1", "09:00", email="c-1@example.com"), "timestamp": iso(start)})
+    harness.evaluate()
+    first = _profile_item(harness, "c-1")
+    assert first is not None
+    expires = int(first["expires_at"]["N"])
+    assert expires == (start + 730 * day) // 1000  # two years after the last event
+    state = harness.item("c-1")
+    assert state is not None and int(state["profile_expires_at"]["N"]) == expires
+
+    def behaviour(when: int) -> int:
+        clock.set(when)
+        viewed = {**event("product_viewed", "10:00", sku="SKU-1"), "event_id": f"v{when}", "timestamp": iso(when)}
+        harness.stream.put(viewed)
+        assert harness.evaluate().writes == 1
+        return int(_profile_item(harness, "c-1")["expires_at"]["N"])  # type: ignore[index]
+
+    assert behaviour(start + 10 * day) == expires  # ten days on: unchanged, and nearly fresh
+    assert behaviour(start + 31 * day) == (start + 761 * day) // 1000  # a month on: its expiry moves
+
+
+def test_a_customer_whose_behaviour_expired_keeps_address_and_consent(harness: Harness, clock: VirtualClock):
+    """DynamoDB's TTL removed the state items; the profile table still has both customers."""
+    before = -60 * 86_400_000
+    clock.set(at("09:30") + before)
+    harness.stream.put(
+        *[
+            {**e, "timestamp": iso(parse_iso(e["timestamp"]) + before)}
+            for e in (
+                identify("c-1", "09:00", email="c-1@example.com"),
+                identify("c-2", "09:00", email="c-2@example.com"),
+                {**event("unsubscribed", "09:30", "c-2"), "properties": {"channel": "email"}},
+            )
+        ]
+    )
+    harness.evaluate()
+    for customer in ("c-1", "c-2"):
+        harness.dynamodb.delete_item(TableName=harness.resources.config.state_table, Key={"pk": {"S": customer}})
+    harness.stream.put(*cart()[1:], *cart("c-2")[1:])
+    clock.set(at("10:05"))
+    harness.evaluate()
+    clock.set(at("11:07"))
+    assert harness.fire_due_timers() == 2
+    harness.evaluate()
+    assert [(f["customer_id"], f["profile"]["email"]) for f in harness.firings()] == [("c-1", "c-1@example.com")]

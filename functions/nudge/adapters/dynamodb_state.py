@@ -1,8 +1,18 @@
 """Customer state in DynamoDB: one item per customer, read in batches, written conditionally.
 
-Item layout: ``pk`` (customer id), ``state`` (binary: the engine's JSON, zlib-compressed when
-that is smaller), ``version`` (number, for optimistic concurrency) and ``expires_at`` (TTL,
-seconds). Compressing matters for cost: write units are billed per KiB of item.
+State item: ``pk`` (customer id), ``state`` (binary: the engine's JSON, zlib-compressed when that
+is smaller), ``version`` (number, for optimistic concurrency), ``expires_at`` (TTL, seconds: the
+behaviour's horizon) and ``profile_expires_at`` (when the profile item below expires, so a write
+knows whether to refresh it without reading it). Compressing matters for cost: write units are
+billed per KiB of item.
+
+Profile item (a table of its own): ``pk``, ``profile`` (``codec.encode_profile``: traits and
+consent) and ``expires_at`` (the profile retention after the last event). The state item carries
+a copy of the profile, so a customer with state costs one read as before; the profile table is
+read only for customers without a state item (new, or whose behaviour expired), in one more
+``BatchGetItem`` per 100 of them. It is written only when the profile or consent changed, or when
+its expiry has fallen more than ``PROFILE_REFRESH_S`` behind: at most one extra write per customer
+per 30 days of activity, beyond the identify and consent events that change it.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..engine import CustomerState
+from ..engine.runtime.codec import apply_profile, encode_profile
 from ..evaluator.ports import StateTooLarge, StoredState, VersionConflict
 from ..settings import TTL_ATTRIBUTE
 
@@ -21,10 +32,12 @@ STATE_BUDGET_BYTES = 350_000
 """The largest ``state`` attribute written: DynamoDB's item limit is 400 KB, names and the other
 attributes included; the rest is margin. A larger state is trimmed first (``Engine.fit``)."""
 _RAW, _ZLIB = b"j", b"z"
+PROFILE_REFRESH_S = 30 * 86_400
+"""How far behind its due expiry a profile item may fall before a write moves it (seconds)."""
 
 
-def encode_state(state: CustomerState) -> bytes:
-    raw = state.encode()
+def pack(raw: bytes) -> bytes:
+    """Marked bytes for an item: zlib-compressed when that is smaller (write units are per KiB)."""
     if len(raw) > 200:
         packed = zlib.compress(raw, 6)
         if len(packed) < len(raw):
@@ -32,9 +45,17 @@ def encode_state(state: CustomerState) -> bytes:
     return _RAW + raw
 
 
-def decode_state(blob: bytes) -> CustomerState:
+def unpack(blob: bytes) -> bytes:
     marker, body = blob[:1], blob[1:]
-    return CustomerState.decode(zlib.decompress(body) if marker == _ZLIB else body)
+    return zlib.decompress(body) if marker == _ZLIB else body
+
+
+def encode_state(state: CustomerState) -> bytes:
+    return pack(state.encode())
+
+
+def decode_state(blob: bytes) -> CustomerState:
+    return CustomerState.decode(unpack(blob))
 
 
 class DynamoDBStateStore:
@@ -44,6 +65,7 @@ class DynamoDBStateStore:
         self,
         client: Any,
         table_name: str,
+        profile_table_name: str,
         max_attempts: int = 6,
         sleep: Any = time.sleep,
         budget: int = STATE_BUDGET_BYTES,
@@ -51,6 +73,7 @@ class DynamoDBStateStore:
         self.client = client
         self.budget = budget
         self.table_name = table_name
+        self.profile_table_name = profile_table_name
         self.max_attempts = max_attempts
         self.sleep = sleep
 
@@ -63,38 +86,60 @@ class DynamoDBStateStore:
         the shard under heavy throttling: a batch of k customers then loads with probability
         (1 - p^6)^k.)
         """
+        unique = list(dict.fromkeys(customer_ids))
         found: dict[str, StoredState] = {}
         unread: set[str] = set()
-        unique = list(dict.fromkeys(customer_ids))
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            chunk = unique[start : start + BATCH_GET_LIMIT]
+        for item in self._get(self.table_name, unique, "pk, #s, version, profile_expires_at", unread):
+            state = decode_state(item["state"]["B"])
+            expires = item.get("profile_expires_at")
+            found[item["pk"]["S"]] = StoredState(
+                state, int(item["version"]["N"]), encode_profile(state), int(expires["N"]) if expires else None
+            )
+        missing = [cid for cid in unique if cid not in found and cid not in unread]
+        for item in self._get(self.profile_table_name, missing, "pk, profile, expires_at", unread):
+            customer_id = item["pk"]["S"]
+            state = CustomerState(customer_id)
+            profile = unpack(item["profile"]["B"])
+            apply_profile(state, profile)
+            found[customer_id] = StoredState(state, None, profile, int(item[TTL_ATTRIBUTE]["N"]))
+        return {cid: found.get(cid) or StoredState(CustomerState(cid), None) for cid in unique if cid not in unread}
+
+    def _get(self, table: str, customer_ids: list[str], projection: str, unread: set[str]) -> list[dict[str, Any]]:
+        """Every item of ``table`` for ``customer_ids`` that exists; keys still unprocessed after the
+        last attempt go into ``unread``."""
+        items: list[dict[str, Any]] = []
+        for start in range(0, len(customer_ids), BATCH_GET_LIMIT):
+            chunk = customer_ids[start : start + BATCH_GET_LIMIT]
             request: dict[str, Any] = {
-                self.table_name: {
+                table: {
                     "Keys": [{"pk": {"S": customer_id}} for customer_id in chunk],
                     "ConsistentRead": True,
-                    "ProjectionExpression": "pk, #s, version",
-                    "ExpressionAttributeNames": {"#s": "state"},
+                    "ProjectionExpression": projection,
+                    **({"ExpressionAttributeNames": {"#s": "state"}} if "#s" in projection else {}),
                 }
             }
             for attempt in range(self.max_attempts):
                 response = self.client.batch_get_item(RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    customer_id = item["pk"]["S"]
-                    found[customer_id] = StoredState(decode_state(item["state"]["B"]), int(item["version"]["N"]))
+                items += response.get("Responses", {}).get(table, [])
                 request = response.get("UnprocessedKeys") or {}
                 if not request:
                     break
                 if attempt < self.max_attempts - 1:
                     self.sleep(min(0.05 * 2**attempt, 1.0))
             else:
-                unread.update(key["pk"]["S"] for key in request[self.table_name]["Keys"])
-        return {cid: found.get(cid) or StoredState(CustomerState(cid), None) for cid in unique if cid not in unread}
+                unread.update(key["pk"]["S"] for key in request[table]["Keys"])
+        return items
 
-    def save(self, stored: StoredState, expires_at_s: int) -> None:
+    def save(self, stored: StoredState, expires_at_s: int, profile_expires_at_s: int | None = None) -> None:
         state = stored.state
         key = {"pk": {"S": state.customer_id}}
+        blob = None if state.is_empty() else encode_state(state)
+        if blob is not None and len(blob) > self.budget:
+            raise StateTooLarge(len(blob), self.budget)  # before the profile, which is part of it
+        if profile_expires_at_s is not None:
+            self._save_profile(stored, profile_expires_at_s)
         try:
-            if state.is_empty():
+            if blob is None:
                 if stored.version is not None:
                     self.client.delete_item(
                         TableName=self.table_name,
@@ -104,15 +149,14 @@ class DynamoDBStateStore:
                     )
                     stored.version = None
                 return
-            blob = encode_state(state)
-            if len(blob) > self.budget:
-                raise StateTooLarge(len(blob), self.budget)
             item = {
                 **key,
                 "state": {"B": blob},
                 "version": {"N": str((stored.version or 0) + 1)},
                 TTL_ATTRIBUTE: {"N": str(expires_at_s)},
             }
+            if stored.profile_expires_s is not None:
+                item["profile_expires_at"] = {"N": str(stored.profile_expires_s)}
             if stored.version is None:
                 self.client.put_item(
                     TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
@@ -127,6 +171,28 @@ class DynamoDBStateStore:
             stored.version = (stored.version or 0) + 1
         except self.client.exceptions.ConditionalCheckFailedException:
             raise VersionConflict(state.customer_id) from None
+
+    def _save_profile(self, stored: StoredState, expires_at_s: int) -> None:
+        """Write the profile item when the traits or consent changed, or its expiry fell behind.
+
+        Unconditional: only this customer's one writer ever writes it, and the state item's
+        conditional write that follows is what detects a second writer.
+        """
+        profile = encode_profile(stored.state)
+        if profile is None:
+            return  # nothing to keep (a profile once written stays until its expiry or an erasure)
+        behind = stored.profile_expires_s is None or expires_at_s - stored.profile_expires_s > PROFILE_REFRESH_S
+        if profile == stored.profile and not behind:
+            return
+        self.client.put_item(
+            TableName=self.profile_table_name,
+            Item={
+                "pk": {"S": stored.state.customer_id},
+                "profile": {"B": pack(profile)},
+                TTL_ATTRIBUTE: {"N": str(expires_at_s)},
+            },
+        )
+        stored.profile, stored.profile_expires_s = profile, expires_at_s
 
     def encoded_size(self, state: CustomerState) -> int:
         return len(encode_state(state))

@@ -146,6 +146,7 @@ class BatchEvaluator:
         ttl_margin_ms: int,
         timer_key: TimerKey,
         conflict_retries: int = 3,
+        profile_retention_ms: int = 730 * 86_400_000,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -155,6 +156,8 @@ class BatchEvaluator:
         self.ttl_margin_ms = ttl_margin_ms
         self.timer_key = timer_key
         self.conflict_retries = conflict_retries
+        self.profile_retention_ms = profile_retention_ms
+        """How long the durable profile (traits, consent) outlives the customer's last event."""
         self.horizon_ms = engine.retention()
 
     def evaluate(
@@ -313,14 +316,16 @@ class BatchEvaluator:
             assert customer.stored is not None
             if not customer.changed:
                 return
+            state = customer.stored.state
+            profile_expires = (max(wall, state.now or wall) + self.profile_retention_ms) // 1000
             try:
                 try:
-                    self.store.save(customer.stored, self._expires_at(customer.stored, wall))
+                    self.store.save(customer.stored, self._expires_at(customer.stored, wall), profile_expires)
                 except StateTooLarge:
                     trim = self.engine.fit(customer.stored.state, self.store.encoded_size, self.store.budget)
                     report.trimmed += 1
                     log.warning("customer state trimmed to fit: %r", trim)  # sizes and counts, no data
-                    self.store.save(customer.stored, self._expires_at(customer.stored, wall))
+                    self.store.save(customer.stored, self._expires_at(customer.stored, wall), profile_expires)
                 report.writes += 1
                 self._release(customer)
                 return

@@ -27,10 +27,17 @@ class StateTooLarge(Exception):
 
 @dataclass
 class StoredState:
-    """A customer's state and the version it was read at (``None``: not stored yet)."""
+    """A customer's state and the version it was read at (``None``: not stored yet).
+
+    ``profile`` is the durable profile as the store last read or wrote it (``codec.encode_profile``
+    bytes, ``None``: none), and ``profile_expires_s`` when that copy expires: the store rewrites the
+    profile only when it changed or its expiry needs moving, never on every behavioural write.
+    """
 
     state: CustomerState
     version: int | None
+    profile: bytes | None = None
+    profile_expires_s: int | None = None
 
 
 class StateStore(Protocol):
@@ -42,10 +49,12 @@ class StateStore(Protocol):
     budget: int
     """The largest encoded state the store writes (bytes); a larger one raises ``StateTooLarge``."""
 
-    def save(self, stored: StoredState, expires_at_s: int) -> None:
+    def save(self, stored: StoredState, expires_at_s: int, profile_expires_at_s: int | None = None) -> None:
         """Write if the version is unchanged (else ``VersionConflict``); delete if the state is empty.
 
-        Raises ``StateTooLarge``, writing nothing, for a state encoded beyond ``budget``.
+        The durable profile is written first, when it changed or ``profile_expires_at_s`` moved it
+        far enough: a crash between the two writes leaves a profile the retried batch rewrites
+        identically. Raises ``StateTooLarge``, writing nothing, for a state encoded beyond ``budget``.
         """
         ...
 

@@ -128,6 +128,7 @@ def provision(
     dynamodb = session.client("dynamodb")
     tables = table_settings(settings)
     _table(dynamodb, tables.state)
+    _table(dynamodb, tables.profiles)
     _table(dynamodb, tables.activations)
 
     queues = queue_settings(settings)

@@ -33,7 +33,7 @@ from ..delivery.service import DeliveryResult
 from ..engine import load_plan
 from ..evaluator import BatchEvaluator, EventWalls, InputRecord
 from ..evaluator.source_filters import event_filter_patterns, record_passes
-from ..settings import StackSettings
+from ..settings import StackSettings, table_settings
 from ..timefmt import iso
 from ..wiring.delivery import build_deliverer
 from ..wiring.evaluator import build_evaluator
@@ -157,14 +157,45 @@ class LocalStack:
         self.output = Output()
         waits = [rule.wait for rule in self.plan.rules if rule.wait is not None]
         self.min_wait = min(waits) if waits else None
+        self._swept_day: int | None = None
+        self.expired = 0
+        """How many items ``expire_items`` deleted, for tests and the curious."""
 
     def close(self) -> None:
         self.aws.stop()
 
     # -- the AWS side ---------------------------------------------------------------------------
 
+    def expire_items(self) -> int:
+        """DynamoDB's TTL, which moto does not apply: delete the state and profile items whose
+        ``expires_at`` the clock has passed. AWS deletes an expired item within days, so a sweep once
+        per day of the clock is within what production does; returns how many items went."""
+        day = self.clock.now_ms() // 86_400_000
+        if day == self._swept_day:
+            return 0
+        self._swept_day = day
+        now_s = str(self.clock.now_ms() // 1000)
+        dynamodb = self.session.client("dynamodb")
+        tables = table_settings(self.settings)
+        deleted = 0
+        for table in (tables.state, tables.profiles):
+            pages = dynamodb.get_paginator("scan").paginate(
+                TableName=table.name,
+                ProjectionExpression="pk",
+                FilterExpression="#t < :now",
+                ExpressionAttributeNames={"#t": table.ttl_attribute},
+                ExpressionAttributeValues={":now": {"N": now_s}},
+            )
+            for page in pages:
+                for item in page["Items"]:
+                    dynamodb.delete_item(TableName=table.name, Key={"pk": item["pk"]})
+                    deleted += 1
+        self.expired += deleted
+        return deleted
+
     def pump(self, event_walls: EventWalls | None = None) -> None:
         """Run the mapping until the stream is drained, then deliver everything queued."""
+        self.expire_items()
         busy = True
         while busy:
             busy = False

@@ -30,12 +30,15 @@ def build_evaluator(
     key = timer_key(config, session)
     return BatchEvaluator(
         engine=engine,
-        store=DynamoDBStateStore(session.client("dynamodb", config=ABSORB_THROTTLING), config.state_table),
+        store=DynamoDBStateStore(
+            session.client("dynamodb", config=ABSORB_THROTTLING), config.state_table, config.profile_table
+        ),
         scheduler=timer_scheduler(config, session, clock, timer_min_lead_ms, key),
         sink=SqsFiringSink(sqs, config.firings_queue_url),
         dead_letters=SqsDeadLetters(sqs, config.rejected_queue_url),
         ttl_margin_ms=config.state_ttl_margin_ms,
         timer_key=key,
+        profile_retention_ms=config.profile_retention_days * 86_400_000,
     )
 
 

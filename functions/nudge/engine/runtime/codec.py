@@ -72,6 +72,30 @@ def encode_state(state: CustomerState) -> bytes:
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def encode_profile(state: CustomerState) -> bytes | None:
+    """The durable part of a state: ``{"v": 1, "p": traits, "k": consent}`` (``None``: nothing to keep).
+
+    The evaluator keeps it in an item of its own that outlives the behaviour's TTL, so a customer
+    who identified long ago still has an address, and an opt-out is never forgotten.
+    """
+    if not state.profile and not state.consent:
+        return None
+    data = {"v": SCHEMA_VERSION, "p": state.profile, "k": state.consent}
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def apply_profile(state: CustomerState, raw: bytes) -> None:
+    """Give ``state`` (one with no behaviour stored) the traits and consent ``encode_profile`` kept."""
+    data = orjson.loads(raw)
+    if data.get("v") != SCHEMA_VERSION:
+        raise ValueError(f"customer profile schema v{data.get('v')} is not supported (expected v{SCHEMA_VERSION})")
+    state.profile = data["p"]
+    state.consent = data.get("k") or {}
+
+
 def from_dict(data: dict[str, Any]) -> CustomerState:
     version = data.get("v")
     if version != SCHEMA_VERSION:
