@@ -143,6 +143,7 @@ def test_an_unsubscribe_click_then_a_cart_sends_no_email(stack: LocalStack):
     output = run_stack(stack, Path("examples/scenarios/cart_abandonment.fires.jsonl"))
     assert [m["To"] for m in sent_emails()] == ["tom.becker@example.com"]
     assert {d["customer_id"] for d in output.deliveries} == {"c-1002"}
+    assert output.no_consent == {"cart_abandonment": 1}  # held back by the engine, never queued
 
 
 def test_a_customer_identified_60_days_before_the_cart_gets_the_email(stack: LocalStack, tmp_path: Path):

@@ -147,6 +147,48 @@ def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: P
     assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "0", "1"]
 
 
+def test_decisions_say_why_a_customer_got_nothing(capsys, tmp_path: Path) -> None:
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            json.dumps(
+                {
+                    "event_id": "u",
+                    "customer_id": "c1",
+                    "event": "unsubscribed",
+                    "timestamp": "2026-11-21T09:30:00Z",
+                    "properties": {"channel": "email"},
+                }
+            ),
+            envelope("a", "add_to_cart", "2026-11-21T10:00:00Z", customer="c1", sku="SKU-1"),
+            envelope("c", "checkout_viewed", "2026-11-21T10:05:00Z", customer="c1"),
+        ],
+    )
+    code, out, _ = nudge(capsys, "--events", events, "--json", "--decisions", "--now", "2026-11-22T00:00:00Z")
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines == [
+        {
+            "type": "decision",
+            "rule": "cart_abandonment",
+            "customer_id": "c1",
+            "key": None,
+            "kind": "armed",
+            "at": "2026-11-21T10:05:00Z",
+            "reason": None,
+        },
+        {
+            "type": "decision",
+            "rule": "cart_abandonment",
+            "customer_id": "c1",
+            "key": None,
+            "kind": "suppressed_consent",
+            "at": "2026-11-21T11:05:00Z",
+            "reason": "email consent withdrawn at 2026-11-21T09:30:00Z (unsubscribed)",
+        },
+    ]
+
+
 def test_table_says_no_firings_and_counts_the_cancelled_wait(capsys):
     code, out, _ = nudge(capsys, "--events", SCENARIOS / "cart_abandonment.quiet.jsonl")
 

@@ -950,6 +950,14 @@ def test_max_future_skew_defaults_to_an_hour_and_is_bounded_to_1m_7d(tmp_path: P
     assert "max_future_skew 8d is more than 7d" in _only_error(tmp_path).message
 
 
+def test_a_consent_mode_that_is_neither_opt_in_nor_opt_out_is_refused_at_its_line(tmp_path: Path) -> None:
+    write(tmp_path, CART)
+    path = write(tmp_path, "allowed_lateness: 2m\nconsent:\n  email: opt_out\n  sms: maybe\n", name="policy.yaml")
+    error = _only_error(tmp_path)
+    assert (error.file, error.line) == (str(path), 4)
+    assert error.message.endswith("Input should be 'opt_in' or 'opt_out', not 'maybe'")
+
+
 def test_a_lateness_of_more_than_an_hour_is_refused_at_its_line(tmp_path: Path) -> None:
     write(tmp_path, CART)
     write(tmp_path, "dedupe_window: 1d\nallowed_lateness: 3h\n", name="policy.yaml")

@@ -65,6 +65,10 @@ class WorkloadSpec:
     products: int = 2000
     mean_session_steps: float = 7.0
     identify_share: float = 0.12
+    sms_consent_share: float = 0.5
+    """Of the sessions that identify, the share that also grants SMS (a ``consent_updated``)."""
+    push_consent_share: float = 0.3
+    """Of the sessions that identify, the share that also grants push."""
     purchase_after_checkout: float = 0.35
     late_share: float = 0.01
     late_max_s: int = 600
@@ -180,6 +184,20 @@ class _Generator:
                 "country": rng.choice(COUNTRIES),
             }
             emit("identify", traits=traits)
+            # Consent, as a shop collects it: the SMS box at checkout, the app's push permission.
+            # From a generator of its own, so the rest of the workload is what it was before consent.
+            consent = random.Random(number)
+            for channel, share in (("sms", spec.sms_consent_share), ("push", spec.push_consent_share)):
+                if consent.random() < share:
+                    out.append(
+                        Event(
+                            event_id=f"consent-{number}-{channel}",
+                            customer_id=customer,
+                            name="consent_updated",
+                            ts=out[-1].ts,
+                            properties={"channel": channel, "granted": True, "source": "bench"},
+                        )
+                    )
         steps = 1 + int(rng.expovariate(1 / spec.mean_session_steps))
         cart: list[dict[str, Any]] = []
         viewed: dict[str, Any] | None = None

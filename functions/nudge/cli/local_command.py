@@ -14,6 +14,7 @@ import json
 import sys
 import textwrap
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -73,14 +74,16 @@ class Printer:
             self.out.write(textwrap.indent("\n".join(body), "    | ") + "\n")
         self.out.flush()
 
-    def summary(self, rules: list[str]) -> None:
+    def summary(self, rules: list[str], no_consent: Mapping[str, int]) -> None:
         # NO ADDRESS: the customer has no address for the channel (no device token, no phone), not a failure.
-        self.out.write("\nRULE                          FIRINGS  SENT  NO ADDRESS  NOT SENT\n")
+        # NO CONSENT: firings the engine held back (the customer opted out, or never opted in): never queued.
+        self.out.write("\nRULE                          FIRINGS  SENT  NO ADDRESS  NOT SENT  NO CONSENT\n")
         for rule in rules:
             sent = self.deliveries[(rule, "sent")]
             unaddressed = self.deliveries[(rule, "no_recipient")]
             other = sum(n for (r, _), n in self.deliveries.items() if r == rule) - sent - unaddressed
-            self.out.write(f"{rule:<30}{self.firings[rule]:>7}  {sent:>4}  {unaddressed:>10}  {other:>8}\n")
+            held = no_consent.get(rule, 0)
+            self.out.write(f"{rule:<30}{self.firings[rule]:>7}  {sent:>4}  {unaddressed:>10}  {other:>8}  {held:>10}\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -129,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         if args.events is not None:
             stack.run_events(events, sender(tracker))
             if not args.json:
-                printer.summary([rule.id for rule in stack.plan.rules])
+                printer.summary([rule.id for rule in stack.plan.rules], stack.output.no_consent)
         else:
             _serve(stack, args, out)
     finally:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ..contracts import Event, EventError, Firing, parse_event
-from ..engine import Replayer, ReplayStats, RuleLoadError, format_duration, future_problem, load_plan
+from ..engine import Decision, Replayer, ReplayStats, RuleLoadError, format_duration, future_problem, load_plan
 from ..timefmt import iso, parse_iso
 from .progress import Progress
 
@@ -37,6 +37,12 @@ def register(commands: Any) -> None:
         "max_future_skew are refused",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per firing")
+    parser.add_argument(
+        "--decisions",
+        action="store_true",
+        help="also print every decision (armed, fired, cancelled, debounced, suppressed...) as a JSON line, "
+        '{"type": "decision", ...}: why a customer got something, or nothing',
+    )
     parser.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     parser.set_defaults(run=run)
 
@@ -126,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{option}: {exc}", file=sys.stderr)
                 return 2
             until, now = (instant, now) if option == "--until" else (until, instant)
-    replayer = Replayer(plan)
+    replayer = Replayer(plan, on_decision=_decision_printer(sys.stdout) if args.decisions else None)
     bad = [0]
     firings: list[Firing] = []
     out = sys.stdout
@@ -170,6 +176,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"{bad[0]} bad event line(s) skipped", file=sys.stderr)
         return 1
     return 0
+
+
+def decision_json(customer_id: str, decision: Decision) -> dict[str, Any]:
+    """One decision as ``--decisions`` prints it: the rule, the customer and key, what, when and why."""
+    return {
+        "type": "decision",
+        "rule": decision.rule,
+        "customer_id": customer_id,
+        "key": decision.key,
+        "kind": decision.kind,
+        "at": iso(decision.at),
+        "reason": decision.reason or None,
+    }
+
+
+def _decision_printer(out: TextIO) -> Callable[[str, Decision], None]:
+    def emit(customer_id: str, decision: Decision) -> None:
+        out.write(json.dumps(decision_json(customer_id, decision), ensure_ascii=False) + "\n")
+
+    return emit
 
 
 def _emit(emitted: list[Firing], as_json: bool, out: TextIO, keep: list[Firing]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ..contracts import Event, Firing, Timer
@@ -61,8 +61,10 @@ class ReplayStats:
 class Replayer:
     """Feeds events in order and yields firings as the virtual clock reaches them."""
 
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: Plan, on_decision: Callable[[str, Decision], None] | None = None) -> None:
+        """``on_decision`` hears every decision as it is taken, with its customer (no-op timers aside)."""
         self.engine = Engine(plan)
+        self.on_decision = on_decision
         self.states: dict[str, CustomerState] = {}
         self.clock: int | None = None
         self.stats = ReplayStats(allowed_lateness=plan.allowed_lateness)
@@ -95,7 +97,7 @@ class Replayer:
             self.stats.accepted += 1
         if outcome.late:
             self.stats.late += 1
-        self._absorb(outcome)
+        self._absorb(outcome, event.customer_id)
         self._keep(state)
         firings.extend(outcome.firings)
         return firings
@@ -121,8 +123,12 @@ class Replayer:
         else:
             self.states[state.customer_id] = state
 
-    def _absorb(self, outcome: Outcome) -> None:
+    def _absorb(self, outcome: Outcome, customer_id: str) -> None:
         self.stats.record(outcome.decisions)
+        if self.on_decision is not None:
+            for decision in outcome.decisions:
+                if decision.kind != "stale_timer":
+                    self.on_decision(customer_id, decision)
         for request in outcome.timers:
             if isinstance(request, TimerSet):
                 timer = request.timer
@@ -148,7 +154,7 @@ class Replayer:
             self.clock = comes if self.clock is None else max(self.clock, comes)
             outcome = self.engine.on_timer(state, timer, self.clock)
             self.stats.timers_fired += 1
-            self._absorb(outcome)
+            self._absorb(outcome, customer_id)
             self._keep(state)
             firings.extend(outcome.firings)
         return firings

@@ -13,6 +13,7 @@ then no-ops through event-id dedupe and arm-time monotonicity.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -60,6 +61,8 @@ class BatchReport:
     trimmed: int = 0
     failed_sequence_number: str | None = None
     rejections: list[Rejected] = field(default_factory=list)
+    no_consent: Counter[str] = field(default_factory=Counter)
+    """Per rule, the firings of written customers held back for want of consent (``suppressed_consent``)."""
 
     def counts(self) -> dict[str, int]:
         """The batch's counts by metric name: what the handler publishes for each invocation."""
@@ -76,6 +79,7 @@ class BatchReport:
             "FailedCustomers": self.failed_customers,
             "LateEvents": self.late,
             "TrimmedStates": self.trimmed,
+            "SuppressedForConsent": sum(self.no_consent.values()),
         }
 
     def response(self) -> dict[str, list[dict[str, str]]]:
@@ -94,6 +98,8 @@ class _Customer:
     changed: bool = False
     failed: bool = False
     late: int = 0
+    no_consent: list[str] = field(default_factory=list)
+    """The rules whose firings this evaluation held back for want of consent."""
 
     @property
     def first_index(self) -> int:
@@ -214,6 +220,7 @@ class BatchEvaluator:
             report.late = sum(customer.late for customer in customers.values())
             failed = [c for c in customers.values() if c.failed]
             report.failed_customers = len(failed)
+            report.no_consent = Counter(rule for c in customers.values() if not c.failed for rule in c.no_consent)
             failed_indexes += [c.first_index for c in failed]
         if failed_indexes:
             report.failed_sequence_number = records[min(failed_indexes)].sequence_number
@@ -263,11 +270,13 @@ class BatchEvaluator:
         assert customer.stored is not None
         state = customer.stored.state
         customer.firings, customer.timers, customer.changed, customer.late = [], [], False, 0
+        customer.no_consent = []
         for _, payload, wall, reading in customer.items:
             if isinstance(payload, Timer):
                 outcome = self.engine.on_timer(state, payload, wall)
             else:
                 outcome = self.engine.process(state, payload, wall, reading)
+            customer.no_consent += [d.rule for d in outcome.decisions if d.kind == "suppressed_consent"]
             customer.firings += outcome.firings
             customer.timers += outcome.timers
             customer.changed |= outcome.changed

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ class Output:
 
     firings: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    no_consent: Counter[str] = field(default_factory=Counter)
+    """Per rule, the firings the evaluator held back for want of consent (they never reach the queue)."""
 
 
 class ShardPoller:
@@ -209,6 +212,7 @@ class LocalStack:
     def _evaluate(self, shard_id: str, records: list[InputRecord], event_walls: EventWalls | None) -> None:
         for _ in range(MAX_BATCH_RETRIES):
             report = self.evaluator.evaluate(records, self.clock.now_ms(), event_walls)
+            self.output.no_consent += report.no_consent
             if report.failed_sequence_number is None:
                 return
             index = next(i for i, r in enumerate(records) if r.sequence_number == report.failed_sequence_number)
