@@ -113,11 +113,25 @@ def test_table_prints_the_firings_and_a_per_rule_summary(capsys):
     assert out.splitlines()[-1] == "16 events read, 9 used by rules, 2 firings, 2 waits came due"
 
 
-def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: Path) -> None:
-    """The unsubscribe endpoint's event, then a cart: armed, and not sent."""
-    events = write_lines(
-        tmp_path / "events.jsonl",
-        [
+def opted_out_cart(path: Path, identified: bool = True) -> Path:
+    """c1 clicked an unsubscribe link at 09:30, then left a cart at 10:05."""
+    unsubscribed = {"channel": "email"}
+    lines = [
+        json.dumps(
+            {
+                "event_id": "u",
+                "customer_id": "c1",
+                "event": "unsubscribed",
+                "timestamp": "2026-11-21T09:30:00Z",
+                "properties": unsubscribed,
+            }
+        ),
+        envelope("a", "add_to_cart", "2026-11-21T10:00:00Z", customer="c1", sku="SKU-1"),
+        envelope("c", "checkout_viewed", "2026-11-21T10:05:00Z", customer="c1"),
+    ]
+    if identified:
+        lines.insert(
+            0,
             json.dumps(
                 {
                     "event_id": "i",
@@ -127,19 +141,13 @@ def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: P
                     "traits": {"email": "c1@example.com"},
                 }
             ),
-            json.dumps(
-                {
-                    "event_id": "u",
-                    "customer_id": "c1",
-                    "event": "unsubscribed",
-                    "timestamp": "2026-11-21T09:30:00Z",
-                    "properties": {"channel": "email"},
-                }
-            ),
-            envelope("a", "add_to_cart", "2026-11-21T10:00:00Z", customer="c1", sku="SKU-1"),
-            envelope("c", "checkout_viewed", "2026-11-21T10:05:00Z", customer="c1"),
-        ],
-    )
+        )
+    return write_lines(path, lines)
+
+
+def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: Path) -> None:
+    """The unsubscribe endpoint's event, then a cart: armed, and not sent."""
+    events = opted_out_cart(tmp_path / "events.jsonl")
     code, out, _ = nudge(capsys, "--events", events, "--now", "2026-11-22T00:00:00Z")
     assert code == 0
     assert out.splitlines()[0] == "no firings"
@@ -148,22 +156,7 @@ def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: P
 
 
 def test_decisions_say_why_a_customer_got_nothing(capsys, tmp_path: Path) -> None:
-    events = write_lines(
-        tmp_path / "events.jsonl",
-        [
-            json.dumps(
-                {
-                    "event_id": "u",
-                    "customer_id": "c1",
-                    "event": "unsubscribed",
-                    "timestamp": "2026-11-21T09:30:00Z",
-                    "properties": {"channel": "email"},
-                }
-            ),
-            envelope("a", "add_to_cart", "2026-11-21T10:00:00Z", customer="c1", sku="SKU-1"),
-            envelope("c", "checkout_viewed", "2026-11-21T10:05:00Z", customer="c1"),
-        ],
-    )
+    events = opted_out_cart(tmp_path / "events.jsonl", identified=False)
     code, out, _ = nudge(capsys, "--events", events, "--json", "--decisions", "--now", "2026-11-22T00:00:00Z")
     assert code == 0
     lines = [json.loads(line) for line in out.splitlines()]
