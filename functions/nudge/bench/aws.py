@@ -29,12 +29,13 @@ from typing import Any
 import boto3  # type: ignore[import-untyped]
 from moto import mock_aws
 
-from ..adapters.dynamodb_state import encode_state
+from ..adapters.dynamodb_state import encode_state, pack
 from ..adapters.kinesis import kinesis_records
 from ..adapters.scheduler import EventBridgeTimerScheduler
 from ..clock import VirtualClock
 from ..contracts import IDENTIFY, Event, Timer, encode_timer
 from ..engine import CustomerState, Plan
+from ..engine.runtime.codec import encode_profile
 from ..local.environment import LOCAL_ENVIRONMENT, environment
 from ..local.provision import LocalResources, provision
 from ..local.scheduler_driver import parse_at
@@ -101,12 +102,12 @@ class MotoStack:
         self.timer_key = timer_key(resources.config, admin)
 
     def reset(self) -> None:
-        """Empty the state table and the schedule group (queues keep their messages: never read)."""
-        table = self.config.state_table
-        for page in self.dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="pk"):
-            keys = [{"DeleteRequest": {"Key": {"pk": item["pk"]}}} for item in page["Items"]]
-            for start in range(0, len(keys), 25):
-                self.dynamodb.batch_write_item(RequestItems={table: keys[start : start + 25]})
+        """Empty the state and profile tables and the schedule group (queues keep their messages: never read)."""
+        for table in (self.config.state_table, self.config.profile_table):
+            for page in self.dynamodb.get_paginator("scan").paginate(TableName=table, ProjectionExpression="pk"):
+                keys = [{"DeleteRequest": {"Key": {"pk": item["pk"]}}} for item in page["Items"]]
+                for start in range(0, len(keys), 25):
+                    self.dynamodb.batch_write_item(RequestItems={table: keys[start : start + 25]})
         group = self.config.schedule_group
         for page in self.scheduler.get_paginator("list_schedules").paginate(GroupName=group):
             for schedule in page["Schedules"]:
@@ -118,23 +119,36 @@ class MotoStack:
 
     def seed(self, seed: Seed, customers: set[str], queue: TimerQueue[TimerPayload], counter: RequestCounter) -> None:
         """Store the seed's states and schedules of ``customers`` as Nudge's adapters would have."""
-        table = self.config.state_table
+        table, profiles = self.config.state_table, self.config.profile_table
         horizon = 60 * 86_400  # the TTL only has to outlive the run
-        items = []
+        retention = self.config.profile_retention_days * 86_400
+        items, profile_items = [], []
         for customer_id in sorted(customers):
             raw = seed.states.get(customer_id)
             if raw is None:
                 continue
+            state = CustomerState.decode(raw)
             item: dict[str, dict[str, Any]] = {
                 "pk": {"S": customer_id},
-                "state": {"B": encode_state(CustomerState.decode(raw))},
+                "state": {"B": encode_state(state)},
                 "version": {"N": "1"},
                 "expires_at": {"N": str(seed.clock // 1000 + horizon)},
             }
+            profile = encode_profile(state)
+            if profile is not None:  # written when the customer was last seen, as the adapter does
+                item["profile_expires_at"] = {"N": str(seed.clock // 1000 + retention)}
+                profile_item = {
+                    "pk": item["pk"],
+                    "profile": {"B": pack(profile)},
+                    "expires_at": item["profile_expires_at"],
+                }
+                counter.remember(profiles, profile_item)
+                profile_items.append({"PutRequest": {"Item": profile_item}})
             counter.remember(table, item)
             items.append({"PutRequest": {"Item": item}})
-        for start in range(0, len(items), 25):
-            self.dynamodb.batch_write_item(RequestItems={table: items[start : start + 25]})
+        for name, batch in ((table, items), (profiles, profile_items)):
+            for start in range(0, len(batch), 25):
+                self.dynamodb.batch_write_item(RequestItems={name: batch[start : start + 25]})
         adapter = EventBridgeTimerScheduler(
             self.scheduler,
             group_name=self.config.schedule_group,

@@ -68,6 +68,9 @@ CONSENT_HISTORY = 20
 audit trail, and what a decision looks back through to find the consent as of its send time."""
 
 _CONSENT_SENDS = frozenset(CONSENT_CHANNELS) - {"tracking"}
+
+ALWAYS, NEVER = -(1 << 62), 1 << 62
+"""Bounds of event time: tracking allowed from the beginning, or not at all."""
 """The channels whose firings need consent to be sent (webhooks and bus events are the team's own)."""
 
 
@@ -287,8 +290,8 @@ class Engine:
             entries = state.consent.setdefault(name, [])
             bisect.insort(entries, [event.ts, granted, source], key=_consent_order)
             del entries[:-CONSENT_HISTORY]
-        if not self._tracks(state, None):
-            self._forget_behaviour(state, event.ts, outcome)
+        if channel in ("tracking", ALL_CHANNELS):
+            self._forget_untracked(state, event.ts, outcome)
 
     def consent(self, state: CustomerState, channel: str, at: int) -> tuple[bool, str]:
         """Whether ``channel`` is allowed as of ``at`` (ms), and a reason that says why (or why not)."""
@@ -304,46 +307,65 @@ class Engine:
         granted = bool(latest[1])
         return granted, f"{channel} consent {'given' if granted else 'withdrawn'} at {iso(latest[0])} ({latest[2]})"
 
-    def _tracks(self, state: CustomerState, ts: int | None) -> bool:
-        """Whether an event stamped ``ts`` may be stored (``None``: whether tracking is on at all).
+    def _tracks(self, state: CustomerState, ts: int) -> bool:
+        """Whether an event stamped ``ts`` may be stored: tracking is on as of ``ts`` and never
+        withdrawn after it (``_tracking_start``)."""
+        return ts >= self._tracking_start(state)
 
-        Tracking is judged on what is known now, not as of ``ts``: a customer who refused it is
-        forgotten, late events included, and one who allowed it again starts afresh from that grant.
+    def _tracking_start(self, state: CustomerState) -> int:
+        """The earliest event time behaviour may be kept from, by event time only.
+
+        A refusal of tracking at T forgets everything stamped up to T, whenever it arrives; a later
+        grant starts afresh from its own time; while the latest change is a refusal nothing is kept
+        (``NEVER``). Under ``tracking: opt_in``, nothing is kept before the first yes.
         """
         entries = state.consent.get("tracking")
+        allowed = self.plan.consent["tracking"]
         if not entries:
-            return self.plan.consent["tracking"]
+            return ALWAYS if allowed else NEVER
         if not entries[-1][1]:
-            return False
-        if ts is None:
-            return True
-        start = None  # the grant that ended the latest refusal (or the first, under opt_in)
-        refused = not self.plan.consent["tracking"]
+            return NEVER
+        start = ALWAYS if allowed else NEVER
+        refused = not allowed
         for when, granted, _ in entries:
             if not granted:
-                refused, start = True, None
-            elif refused and start is None:
-                start = when
-                refused = False
-        return start is None or ts >= start
+                refused, start = True, NEVER
+            elif refused:
+                refused, start = False, when
+        return start
 
-    def _forget_behaviour(self, state: CustomerState, at: int, outcome: Outcome) -> None:
-        """Tracking withdrawn: drop every stored event and rule state, cancel every pending wait."""
-        for (rule_id, key), rule_state in state.rules.items():
-            if rule_state.waits:
-                head = rule_state.waits[0]
-                outcome.timers.append(TimerCancel(state.customer_id, rule_id, key, head.arm))
-                for _ in rule_state.waits:
-                    outcome.decisions.append(Decision(rule_id, key, "cancelled", at, "tracking consent withdrawn"))
+    def _forget_untracked(self, state: CustomerState, at: int, outcome: Outcome) -> None:
+        """After a change of tracking consent: drop every stored event the customer no longer lets
+        Nudge keep, and the rule states and pending waits that came from them."""
+        start = self._tracking_start(state)
+        if start == ALWAYS:
+            return
+        events = state.events.all()
+        gone = sorted(((e.id, e.ts) for items in events.values() for e in items if e.ts < start), key=_time_then_id)
         # Their ids stay in the id memory while the dedupe window holds them: a re-sent copy of an
         # event from before the refusal must not be taken for a new one once tracking is back.
-        held = sorted(((e.id, e.ts) for events in state.events.all().values() for e in events), key=_time_then_id)
-        for event_id, ts in held:
+        for event_id, ts in gone:
             if expiry(ts, self.dedupe_window) > at:
                 self._remember(state, digest(event_id), ts)
-        state.events = EventLog()
-        state.rules = {}
-        state.now = None
+        if gone:
+            kept = {
+                name: [[e.id, e.ts, e.props] for e in items if e.ts >= start]
+                for name, items in events.items()
+                if any(e.ts >= start for e in items)
+            }
+            state.events = EventLog(kept)
+        for rule_key in list(state.rules):
+            rule_state = state.rules[rule_key]
+            if rule_state.last_arm is not None and rule_state.last_arm >= start:
+                continue  # armed from behaviour that is still kept
+            rule_id, key = rule_key
+            if rule_state.waits:
+                outcome.timers.append(TimerCancel(state.customer_id, rule_id, key, rule_state.waits[0].arm))
+                for _ in rule_state.waits:
+                    outcome.decisions.append(Decision(rule_id, key, "cancelled", at, "tracking consent withdrawn"))
+            del state.rules[rule_key]
+        newest = [e.ts for items in state.events.all().values() for e in items]
+        state.now = max(newest) if newest else None
         state.prune_due = None
 
     def _accept(self, state: CustomerState, event: Event, reading: Reading) -> StoredEvent | None:
@@ -510,7 +532,7 @@ class Engine:
             kind = "suppressed_cooldown"  # it would be suppressed when due whatever happens: no timer
         elif due + self.lateness < wall:
             # Armed by an event so late that the decision time has passed: decide now on what is known.
-            self._fire(rule, state, rule_state, key, arm, due, matched, outcome, due + self.lateness)
+            self._fire(rule, state, rule_state, key, arm, due, matched, outcome)
         else:
             bisect.insort(waits, Pending(arm, due, [e.copy() for e in matched]), key=_arm_of)
         if kind is not None:
@@ -571,10 +593,13 @@ class Engine:
         fired_at: int,
         matched: list[StoredEvent],
         outcome: Outcome,
-        send_at: int | None = None,
     ) -> None:
-        """Fire, unless the audience, the cooldown or the channel's consent (as of ``send_at``, when
-        the firing would be sent: its decision time) says no."""
+        """Fire, unless the audience, the cooldown or the channel's consent says no.
+
+        Consent is judged as of ``fired_at`` (a wait's due time), on what is known when the decision
+        is taken (D + L for a wait): like an ``unless`` event, a consent change stamped up to the due
+        time counts if it arrives within the allowed lateness, so arrival order cannot change a send.
+        """
         if rule.audience is not None:
             # As of the firing's own time: events after it, known or not yet, cannot change it.
             ctx = Context(state.events_of, fired_at, state.traits, None)
@@ -590,7 +615,7 @@ class Engine:
             return
         action = rule.rule.action
         if action.channel in _CONSENT_SENDS:
-            allowed, why = self.consent(state, action.channel, fired_at if send_at is None else send_at)
+            allowed, why = self.consent(state, action.channel, fired_at)
             if not allowed:
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_consent", fired_at, why))
                 return
@@ -674,9 +699,7 @@ class Engine:
         if self._unless_known(rule, state, key, wait.arm, wait.due):
             outcome.decisions.append(Decision(rule.id, key, "cancelled", wait.due))
         else:
-            self._fire(
-                rule, state, rule_state, key, wait.arm, wait.due, wait.matched, outcome, wait.due + self.lateness
-            )
+            self._fire(rule, state, rule_state, key, wait.arm, wait.due, wait.matched, outcome)
 
     # -- bounds ---------------------------------------------------------------------------------
 
