@@ -65,13 +65,13 @@ the consent record, nothing else."""
 
 CONSENT_HISTORY = 20
 """How many changes per consent channel a state keeps (time, granted, source), newest last: the
-audit trail, and what a decision looks back through to find the consent as of its send time."""
+audit trail, and what a decision looks back through to find the consent as of a firing's time."""
 
 _CONSENT_SENDS = frozenset(CONSENT_CHANNELS) - {"tracking"}
+"""The channels whose firings need consent to be sent (webhooks and bus events are the team's own)."""
 
 ALWAYS, NEVER = -(1 << 62), 1 << 62
 """Bounds of event time: tracking allowed from the beginning, or not at all."""
-"""The channels whose firings need consent to be sent (webhooks and bus events are the team's own)."""
 
 
 def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +141,8 @@ class Engine:
         self.dedupe_window = max(plan.dedupe_window, plan.allowed_lateness)
         """How long (ms) after its timestamp an event id is remembered, so that a re-sent copy is a
         no-op: never less than the allowed lateness, or a straggler's copy could count twice."""
+        self._tracks_by_default = plan.consent["tracking"]
+        """Whether a customer who has said nothing about tracking is tracked (``tracking: opt_out``)."""
         self._arming: dict[str, list[tuple[str, Matcher]]] = {}
         """Per rule, the (name, matcher) of every filter that may arm it: where a late event looks
         for the later instants it may change (filled on first use; late events are rare)."""
@@ -215,7 +217,8 @@ class Engine:
             state.seen.prune(max(event.ts, state.now or event.ts), self.dedupe_window)
             outcome.changed = True
         newest = state.now
-        stored = self._accept(state, event, reading) if reading[1] and self._tracks(state, event.ts) else None
+        tracked = self._tracks_by_default if not state.consent else self._tracks(state, event.ts)
+        stored = self._accept(state, event, reading) if reading[1] and tracked else None
         if state.events.forgotten:
             self._keep_forgotten_ids(state)
         if stored is None:
