@@ -123,15 +123,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if report_template_errors(args.rules, sys.stderr):
         return 2
-    until = now = None
-    for option, text in (("--until", args.until), ("--now", args.now)):
-        if text:
-            try:
-                instant = parse_iso(text)
-            except ValueError as exc:
-                print(f"{option}: {exc}", file=sys.stderr)
-                return 2
-            until, now = (instant, now) if option == "--until" else (until, instant)
+    instants: dict[str, int | None] = {}
+    for option in ("until", "now"):
+        text = getattr(args, option)
+        try:
+            instants[option] = parse_iso(text) if text else None
+        except ValueError as exc:
+            print(f"--{option}: {exc}", file=sys.stderr)
+            return 2
+    until, now = instants["until"], instants["now"]
     replayer = Replayer(plan, on_decision=_decision_printer(sys.stdout) if args.decisions else None)
     bad = [0]
     firings: list[Firing] = []

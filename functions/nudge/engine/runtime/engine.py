@@ -199,18 +199,19 @@ class Engine:
             reading = self.read(event)
             if reading is None:
                 return outcome
-        profile_event = event.name == IDENTIFY or event.name in CONSENT_EVENTS
+        consent_event = event.name in CONSENT_EVENTS
+        profile_event = consent_event or event.name == IDENTIFY
         seen_as = digest(event.event_id) if state.seen or profile_event else ""
         if state.events.has_id(event.event_id) or seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
         if state.rules:
             self._settle(state, wall, outcome)
         outcome.late = event.ts < wall - self.lateness
-        if profile_event and (event.traits or event.name in CONSENT_EVENTS):
-            if event.name == IDENTIFY:
-                self._apply_traits(state, event)
-            else:
+        if consent_event or (profile_event and event.traits):
+            if consent_event:
                 self._apply_consent(state, event, outcome)
+            else:
+                self._apply_traits(state, event)
             self._remember(state, seen_as, event.ts)
             # A profile event is never stored, so it never prunes: its own time sweeps the id memory,
             # or a customer who only ever identifies would remember every id for good.
