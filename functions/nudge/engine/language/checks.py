@@ -200,4 +200,13 @@ def check_rule(rule: Rule) -> list[Problem]:
                 message="neither `wait` nor `cooldown`: this rule fires again on every matching event",
             )
         )
+    if rule.category == "transactional" and rule.frequency_cap is not None:
+        problems.append(
+            Problem(
+                loc=("frequency_cap",),
+                message=(
+                    "a transactional rule ignores caps: drop `frequency_cap`, or make the rule `category: marketing`"
+                ),
+            )
+        )
     return problems

@@ -6,17 +6,22 @@ It says how the engine treats time, for every rule at once::
     dedupe_window: 24h      # how long an event id is remembered, so a re-sent copy is a no-op
     max_future_skew: 1h     # how far ahead of the clock an event's timestamp may be
     consent: {email: opt_out, sms: opt_in, push: opt_in, tracking: opt_out}
+    frequency_caps:         # sliding windows over each customer's sends
+      - {channel: any, max: 3, per: 7d}
+    quiet_hours: {start: "21:00", end: "09:00", channels: [sms, push], default_timezone: Europe/Lisbon}
 
-All are optional; the defaults are the values above. The file ships with the rules (a deploy
+All are optional; the defaults are the values above, except that without ``frequency_caps`` there
+are no caps and without ``quiet_hours`` no quiet hours. The file ships with the rules (a deploy
 puts it in the bundle), so the evaluator, ``nudge replay`` and ``nudge local`` always agree.
-Later guardrails (caps, quiet hours, disengagement) belong in the same file.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .durations import format_duration
 from .rules import Duration
@@ -44,6 +49,90 @@ class ConsentModes(BaseModel):
     tracking: ConsentMode = "opt_out"
 
 
+MESSAGE_CHANNELS = ("email", "sms", "push")
+"""The channels that reach the customer: what caps count and quiet hours hold. Webhooks and bus
+events go to the team's own systems; a rule's own ``frequency_cap`` still limits them."""
+
+CapChannel = Literal["any", "email", "sms", "push"]
+
+_CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def zone_problem(name: object) -> str | None:
+    """Why ``name`` is not an IANA time zone this machine knows (``None``: it is one)."""
+    if not isinstance(name, str) or not name or len(name) > 64:
+        return "a time zone is an IANA name such as Europe/Lisbon"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{name!r} is not an IANA time zone (such as Europe/Lisbon or America/New_York)"
+    return None
+
+
+class FrequencyCap(BaseModel):
+    """At most ``max`` sends on ``channel`` (``any``: email, SMS and push together) in any window of ``per``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: CapChannel
+    max: int = Field(strict=True, ge=1, le=1000)
+    per: Duration
+
+    @field_validator("per")
+    @classmethod
+    def _window(cls, value: int) -> int:
+        if value < MINUTE or value > 90 * 24 * HOUR:
+            raise ValueError(f"per {format_duration(value)} must be between 1m and 90d")
+        return value
+
+
+class QuietHours(BaseModel):
+    """Local hours (in the customer's ``timezone`` trait) when ``channels`` hold their firings.
+
+    ``start`` after ``end`` crosses midnight (``21:00`` to ``09:00``); the hours are ``[start, end)``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: str
+    end: str
+    channels: tuple[Literal["email", "sms", "push"], ...] = ("sms", "push")
+    default_timezone: str = "UTC"
+    """For customers without a ``timezone`` trait, or with one that is not a time zone."""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _clock(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML 1.1 reads an unquoted 21:00 as a sexagesimal number; ours does not, but say it anyway.
+            raise ValueError(f'write the time as a quoted "HH:MM" string, not {value}')
+        if not isinstance(value, str) or not _CLOCK.match(value):
+            raise ValueError(f'{value!r} is not a time of day: write "HH:MM", from "00:00" to "23:59"')
+        return value
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        problem = zone_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if self.start == self.end:
+            raise ValueError(f"quiet hours from {self.start} to {self.end} are empty: start and end must differ")
+        if not self.channels:
+            raise ValueError("quiet_hours.channels is empty: name at least one of email, sms, push")
+        return self
+
+    def minutes(self) -> tuple[int, int]:
+        """``start`` and ``end`` as minutes after local midnight."""
+        start_h, start_m = self.start.split(":")
+        end_h, end_m = self.end.split(":")
+        return int(start_h) * 60 + int(start_m), int(end_h) * 60 + int(end_m)
+
+
 class Policy(BaseModel):
     """How time is treated: validated like a rule, errors reported as file:line."""
 
@@ -62,6 +151,11 @@ class Policy(BaseModel):
 
     consent: ConsentModes = ConsentModes()
     """Per channel (and for tracking), whether silence means yes (``opt_out``) or no (``opt_in``)."""
+
+    frequency_caps: tuple[FrequencyCap, ...] = ()
+    """Sliding windows over each customer's sends; a marketing firing that would exceed one is not sent."""
+    quiet_hours: QuietHours | None = None
+    """Local hours when firings on some channels are held until the hours end."""
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:
@@ -87,6 +181,11 @@ class Policy(BaseModel):
                 f"max_future_skew {format_duration(self.max_future_skew)} is more than 7d: one wrong clock "
                 "could stop a customer's rules for that long"
             )
+        seen: set[tuple[str, int]] = set()
+        for cap in self.frequency_caps:
+            if (cap.channel, cap.per) in seen:
+                raise ValueError(f"two frequency caps for {cap.channel} per {format_duration(cap.per)}: keep one")
+            seen.add((cap.channel, cap.per))
         return self
 
 

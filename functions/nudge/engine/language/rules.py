@@ -251,6 +251,13 @@ class Action(_Strict):
         return value
 
 
+class RuleCap(_Strict):
+    """At most ``max`` sends of this rule per customer and key in any window of ``per``."""
+
+    max: int = Field(strict=True, ge=1, le=1000)
+    per: Duration
+
+
 class Rule(_Strict):
     id: str
     description: str = ""
@@ -262,6 +269,13 @@ class Rule(_Strict):
     audience: Condition | None = None
     cooldown: Duration | None = None
     action: Action
+    priority: int = Field(default=0, strict=True, ge=-1000, le=1000)
+    """Among a customer's firings with the same send time, higher goes first (then the rule id)."""
+    frequency_cap: RuleCap | None = None
+    quiet_hours: bool = Field(default=True, strict=True)
+    """``false``: the policy's quiet hours never hold this rule's firings."""
+    category: Literal["marketing", "transactional"] = "marketing"
+    """``transactional`` ignores caps and quiet hours (and is not counted by caps); consent still applies."""
 
     @field_validator("id")
     @classmethod

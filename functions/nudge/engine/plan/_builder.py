@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from ..language.durations import format_duration
 from ..language.policy import DEFAULT_POLICY, Policy
 from ..language.rules import (
     AllCondition,
@@ -32,7 +33,7 @@ from ..language.rules import (
     TrendCondition,
     unless_events,
 )
-from .compiled import CompiledRule, Filter, Plan, Route
+from .compiled import MESSAGE_CHANNELS, Cap, CompiledRule, Filter, Plan, QuietPlan, Route
 from .conditions import AllNode, AnyNode, AttributeNode, EventNode, Matcher, Node, NotNode, SequenceNode, TrendNode
 from .operators import compile_count, compile_test, count_capacity
 
@@ -195,6 +196,24 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
                 cancels=index,
             )
             unless.setdefault(matcher.name, []).append(matcher)
+        caps: list[Cap] = []
+        if rule.category == "marketing":
+            channel = rule.action.channel
+            if channel in MESSAGE_CHANNELS:
+                caps += [
+                    Cap(cap.channel, cap.max, cap.per, f"{cap.channel}: {cap.max} per {format_duration(cap.per)}")
+                    for cap in policy.frequency_caps
+                    if cap.channel in ("any", channel)
+                ]
+            if rule.frequency_cap is not None:
+                own = rule.frequency_cap
+                caps.append(Cap("rule", own.max, own.per, f"rule: {own.max} per {format_duration(own.per)}"))
+        quiet = (
+            policy.quiet_hours is not None
+            and rule.category == "marketing"
+            and rule.quiet_hours
+            and rule.action.channel in policy.quiet_hours.channels
+        )
         compiled.append(
             CompiledRule(
                 rule=rule,
@@ -207,7 +226,17 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
                 key_path=rule.key,
                 wait=rule.wait,
                 cooldown=rule.cooldown,
+                priority=rule.priority,
+                caps=tuple(caps),
+                quiet=quiet,
             )
+        )
+    hours = policy.quiet_hours
+    quiet_plan = None
+    if hours is not None:
+        start, end = hours.minutes()
+        quiet_plan = QuietPlan(
+            start, end, frozenset(hours.channels), hours.default_timezone, f"{hours.start}-{hours.end}"
         )
     return Plan(
         compiled,
@@ -216,4 +245,5 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
         policy.dedupe_window,
         policy.max_future_skew,
         {channel: mode == "opt_out" for channel, mode in policy.consent.model_dump().items()},
+        quiet_plan,
     )

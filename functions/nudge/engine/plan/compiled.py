@@ -23,11 +23,49 @@ from typing import TYPE_CHECKING, Any
 from .conditions import Matcher, Node
 from .operators import MISSING, resolve
 
+MESSAGE_CHANNELS = frozenset({"email", "sms", "push"})
+"""The channels that reach the customer: what ``any`` caps count."""
+
 DEFAULT_CONSENT = {"email": True, "sms": False, "push": False, "tracking": True}
 """Whether each consent channel is allowed before the customer said anything: the policy's defaults."""
 
 if TYPE_CHECKING:
     from ..language.rules import Rule
+
+
+@dataclass(frozen=True)
+class Cap:
+    """One sliding window over a customer's sends: at most ``max`` in any ``(t - per, t]``.
+
+    ``scope`` is a channel (``email``, ``sms``, ``push``), ``any`` (those three together), or
+    ``rule``: the sends of one rule for one customer and key (a rule's own ``frequency_cap``).
+    """
+
+    scope: str
+    max: int
+    per: int
+    label: str
+    """How a decision names it: ``any: 3 per 7d``, ``sms: 1 per 1d``, ``rule: 1 per 7d``."""
+
+    def counts(self, entry: Sequence[Any], rule: str, key: str | None) -> bool:
+        """Whether a send ``[send_at, channel, rule, key]`` counts in this cap for (``rule``, ``key``)."""
+        if self.scope == "rule":
+            return bool(entry[2] == rule and entry[3] == key)
+        if self.scope == "any":
+            return entry[1] in MESSAGE_CHANNELS
+        return bool(entry[1] == self.scope)
+
+
+@dataclass(frozen=True)
+class QuietPlan:
+    """The policy's quiet hours, compiled: minutes after local midnight, ``[start, end)``."""
+
+    start: int
+    end: int
+    channels: frozenset[str]
+    default_timezone: str
+    label: str
+    """``21:00-09:00``, for reasons."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +86,13 @@ class CompiledRule:
     key_path: str | None
     wait: int | None
     cooldown: int | None
+    priority: int = 0
+    caps: tuple[Cap, ...] = ()
+    """Every cap a firing of this rule must fit (none for a transactional rule): the channel's, ``any``
+    for a message to the customer, and the rule's own."""
+    quiet: bool = False
+    """Whether the policy's quiet hours hold this rule's firings (its channel is listed, the rule did
+    not say ``quiet_hours: false``, and it is not transactional)."""
 
 
 class Filter:
@@ -201,7 +246,17 @@ class Plan:
     makes per event, which is all an event no rule references costs.
     """
 
-    __slots__ = ("allowed_lateness", "by_id", "consent", "dedupe_window", "max_future_skew", "routes", "rules")
+    __slots__ = (
+        "allowed_lateness",
+        "by_id",
+        "consent",
+        "dedupe_window",
+        "longest_cap",
+        "max_future_skew",
+        "quiet",
+        "routes",
+        "rules",
+    )
 
     def __init__(
         self,
@@ -211,6 +266,7 @@ class Plan:
         dedupe_window: int,
         max_future_skew: int = 3_600_000,
         consent: Mapping[str, bool] | None = None,
+        quiet: QuietPlan | None = None,
     ) -> None:
         self.allowed_lateness = allowed_lateness
         """How late (ms) an event may arrive and still be judged as if it had come in order (the policy's)."""
@@ -220,7 +276,11 @@ class Plan:
         """How far (ms) ahead of the receiving clock an event may be stamped (the policy's)."""
         self.consent: Mapping[str, bool] = dict(consent or DEFAULT_CONSENT)
         """Per consent channel, whether it is allowed before the customer said anything (``opt_out``)."""
+        self.quiet = quiet
+        """The quiet hours (``None``: none)."""
         self.rules = tuple(rules)
+        self.longest_cap = max((cap.per for rule in self.rules for cap in rule.caps), default=0)
+        """How long (ms) a send is remembered for the caps (0: no rule is capped, none is)."""
         self.by_id: Mapping[str, CompiledRule] = {rule.id: rule for rule in self.rules}
         self.routes: Mapping[str, Route] = dict(routes)
 
