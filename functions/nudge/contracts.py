@@ -48,9 +48,14 @@ ALL_CHANNELS = "all"
 MAX_EVENT_BYTES = 64 * 1024
 """The largest envelope accepted, in bytes of JSON."""
 
-FIRING_MESSAGE_VERSION = 1
+FIRING_MESSAGE_VERSION = 2
+"""v2 added ``send_at``; v1 messages (which may wait in a DLQ for 14 days) are still read: sent at once."""
+READABLE_FIRING_VERSIONS = (1, 2)
 TIMER_MESSAGE_VERSION = 1
 TIMER_TYPE = "nudge.timer"
+HOLD_RULE = "~hold"
+"""The ``rule`` of a timer that comes for a customer's held firings (``Engine._release``), not for a
+wait: rule ids are ``[a-z0-9_]+``, so no rule can have it."""
 """The ``type`` of a timer record on the events stream (what the stream mapping's filter lets in)."""
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
@@ -464,8 +469,11 @@ class Firing:
     template: str | None
     events: tuple[MatchedEvent, ...]
     destination: str | None = None
+    send_at: int | None = None
+    """When it may go out (ms): after ``fired_at`` when the guardrails held it (quiet hours, or the
+    allowed lateness a cap waits); ``None``, in a v1 message, means at once."""
     profile: dict[str, Any] = field(default_factory=dict, compare=False)
-    """The customer's traits when it fired: what delivery addresses and personalizes with."""
+    """The customer's traits when it was decided: what delivery addresses and personalizes with."""
 
     def to_json(self, *, with_profile: bool = False) -> dict[str, Any]:
         """The decision as data: what ``nudge replay --json`` prints; with the profile, the queued message."""
@@ -476,6 +484,7 @@ class Firing:
             "key": self.key,
             "fired_at": iso(self.fired_at),
             "armed_at": iso(self.armed_at),
+            "send_at": iso(self.fired_at if self.send_at is None else self.send_at),
             "channel": self.channel,
             "template": self.template,
             "destination": self.destination,
@@ -512,13 +521,15 @@ class FiringMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1] = 1
+    v: Literal[1, 2] = 2
     firing_id: str
     rule: str
     customer_id: str
     key: str | None = None
     fired_at: str
     armed_at: str
+    send_at: str | None = None
+    """Not before this instant (ISO 8601); absent in v1: at once."""
     channel: str
     template: str | None = None
     destination: str | None = None
@@ -541,10 +552,12 @@ def decode_firing(body: str | bytes) -> FiringMessage:
         # Queued before messages were versioned (it may wait in a DLQ for 14 days): the same
         # fields, plus a ``variant`` that nothing ever set.
         decoded = {key: value for key, value in decoded.items() if key != "variant"}
-        decoded["v"] = FIRING_MESSAGE_VERSION
+        decoded["v"] = 1
     version = decoded["v"]
-    if version != FIRING_MESSAGE_VERSION:
-        raise ContractError(f"firing message v{version} is not supported (expected v{FIRING_MESSAGE_VERSION})")
+    if version not in READABLE_FIRING_VERSIONS:
+        raise ContractError(
+            f"firing message v{version} is not supported (expected v{' or v'.join(map(str, READABLE_FIRING_VERSIONS))})"
+        )
     try:
         return FiringMessage.model_validate(decoded)
     except ValidationError as exc:
@@ -560,6 +573,7 @@ __all__ = [
     "CONSENT_UPDATED",
     "ENVELOPE_FIELDS",
     "FIRING_MESSAGE_VERSION",
+    "HOLD_RULE",
     "IDENTIFY",
     "MAX_EVENT_BYTES",
     "TIMER_MESSAGE_VERSION",

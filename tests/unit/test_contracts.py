@@ -42,14 +42,24 @@ FIRING = Firing(
 
 def test_a_firing_reads_back_as_it_was_written():
     message = decode_firing(encode_firing(FIRING))
-    assert message.v == 1
+    assert message.v == 2
     assert message.model_dump(exclude={"v"}) == FIRING.to_json(with_profile=True)
 
 
 def test_a_firing_of_another_version_is_refused_with_the_reason():
-    body = encode_firing(FIRING).replace('"v":1', '"v":2')
-    with pytest.raises(ContractError, match="firing message v2 is not supported"):
+    body = encode_firing(FIRING).replace('"v":2', '"v":3')
+    with pytest.raises(ContractError, match="firing message v3 is not supported"):
         decode_firing(body)
+
+
+def test_a_v1_firing_has_no_send_time_and_is_still_read():
+    """v1 (before the guardrails) had no ``send_at``: such a message in a DLQ is sent at once."""
+    v1 = loads(encode_firing(FIRING))
+    v1["v"] = 1
+    del v1["send_at"]
+    message = decode_firing(orjson.dumps(v1))
+    assert message.v == 1
+    assert message.send_at is None
 
 
 def test_a_field_this_release_does_not_know_is_refused_not_dropped():
@@ -61,8 +71,11 @@ def test_a_field_this_release_does_not_know_is_refused_not_dropped():
 def test_a_firing_queued_before_messages_were_versioned_is_still_read():
     legacy = loads(encode_firing(FIRING))
     del legacy["v"]
+    del legacy["send_at"]
     legacy["variant"] = "default"
-    assert decode_firing(orjson.dumps(legacy)) == decode_firing(encode_firing(FIRING))
+    assert decode_firing(orjson.dumps(legacy)) == decode_firing(encode_firing(FIRING)).model_copy(
+        update={"v": 1, "send_at": None}
+    )
 
 
 KEY = TimerKey(b"a-timer-key-for-tests")

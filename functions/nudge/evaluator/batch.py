@@ -366,4 +366,6 @@ class BatchEvaluator:
         expires = latest + self.horizon_ms + self.ttl_margin_ms
         for _, pending in state.pending():
             expires = max(expires, pending.due + self.engine.lateness + self.ttl_margin_ms)
+        for held in state.held:
+            expires = max(expires, held.send_at + self.ttl_margin_ms)
         return expires // 1000

@@ -7,7 +7,10 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "p": {trait: [value, ts]},
      "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null(, [later pending, ...](, [recent arm, ...]))]},
      "d": [oldest s, "digests", [s - oldest, ...]],      # ids seen, in the order seen (seen.py); if any
-     "k": {channel: [[ts, granted, source], ...]}}        # consent changes, oldest first; if any
+     "k": {channel: [[ts, granted, source], ...]},        # consent changes, oldest first; if any
+     "h": [[rule, key, arm, fired_at, send_at, consent_at, [[name, id, ts, props], ...]], ...],
+                                                          # firings held for their send time; if any
+     "o": [[send_at, channel, rule, key], ...]}           # the sends caps count, oldest first; if any
     pending = [arm, due, [[name, id, ts, props], ...]]
 
 A (rule, key) rarely has more than one pending wait (an arming after one wait's due time, before
@@ -17,8 +20,9 @@ allowed lateness (``RuleState.recent``), the fifth element, when two armings cam
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
 memo is the engine's business and not the customer's data. They did not write ``"d"`` (the ids
-seen, ``seen.py``) or ``"k"`` (consent); a state without them has seen no ids and heard no consent,
-and readers that predate them ignore them.
+seen, ``seen.py``), ``"k"`` (consent), ``"h"`` or ``"o"`` (held firings, sends); a state without
+them has seen no ids, heard no consent, holds nothing and has sent nothing, and readers that
+predate them ignore them.
 
 orjson writes this about three times faster than the stdlib, which made encoding half of the
 engine's time before; integers beyond 64 bits (only from events handed over as Python objects)
@@ -34,7 +38,7 @@ import orjson
 
 from .eventlog import EventLog, StoredEvent
 from .seen import SeenIds
-from .state import CustomerState, Pending, RuleState
+from .state import CustomerState, Held, Pending, RuleState
 
 SCHEMA_VERSION = 1
 _SEP = "|"  # rule ids are [a-z0-9_]+, so the first "|" always splits rule id from key
@@ -61,6 +65,13 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
         data["d"] = state.seen.encode()
     if state.consent:
         data["k"] = state.consent
+    if state.held:
+        data["h"] = [
+            [h.rule, h.key, h.arm, h.fired_at, h.send_at, h.consent_at, [_encode_event(e) for e in h.matched]]
+            for h in state.held
+        ]
+    if state.sent:
+        data["o"] = state.sent
     return data
 
 
@@ -104,6 +115,11 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     state.now = data["n"]
     state.profile = data["p"]
     state.consent = data.get("k") or {}
+    state.held = [
+        Held(rule, key, arm, fired_at, send_at, consent_at, [_decode_event(e) for e in matched])
+        for rule, key, arm, fired_at, send_at, consent_at, matched in data.get("h") or ()
+    ]
+    state.sent = data.get("o") or []
     for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)
         last_arm, last_fired, pending, *more = entry

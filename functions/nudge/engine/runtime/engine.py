@@ -35,6 +35,7 @@ from ...contracts import (
     CONSENT_CHANNELS,
     CONSENT_EVENTS,
     CONSENT_UPDATED,
+    HOLD_RULE,
     IDENTIFY,
     Event,
     Firing,
@@ -45,10 +46,12 @@ from ...contracts import (
 from ...timefmt import iso
 from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
+from .caps import fits
 from .eventlog import EventLog, StoredEvent
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
+from .quiet import TIMEZONE_TRAIT, customer_zone, quiet_until
 from .seen import SeenIds, digest, expiry
-from .state import CustomerState, Pending, RuleState, Trim
+from .state import CustomerState, Held, Pending, RuleState, Trim
 
 if TYPE_CHECKING:
     from ..plan.conditions import Matcher
@@ -72,6 +75,9 @@ _CONSENT_SENDS = frozenset(CONSENT_CHANNELS) - {"tracking"}
 
 ALWAYS, NEVER = -(1 << 62), 1 << 62
 """Bounds of event time: tracking allowed from the beginning, or not at all."""
+
+QUIET_HOLD_LIMIT = 2 * 24 * 3_600_000
+"""The longest a quiet-hours hold can last (ms): a held firing keeps its state this long past ``now``."""
 
 
 def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +105,14 @@ def _consent_order(entry: list[Any]) -> tuple[int, bool]:
 
 def _arm_of(wait: Pending) -> int:
     return wait.arm
+
+
+def _send_time(held: Held) -> int:
+    return held.send_at
+
+
+def _first(entry: list[Any]) -> Any:
+    return entry[0]
 
 
 def _tiebreak(value: Any) -> str:
@@ -149,7 +163,8 @@ class Engine:
 
     def retention(self) -> int:
         """The longest time (ms) a state holds anything after its last event: the base of its TTL."""
-        return max(self.plan.longest_horizon(), self.dedupe_window)
+        held = QUIET_HOLD_LIMIT if self.plan.quiet is not None else 0
+        return max(self.plan.longest_horizon(), self.dedupe_window, self.plan.longest_cap, held)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -206,6 +221,28 @@ class Engine:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
         if state.rules:
             self._settle(state, wall, outcome)
+        head = state.held[0] if state.held else None
+        if head is not None:
+            self._release(state, wall - 1, outcome)  # due before this event: decided without it
+        self._take(state, event, wall, reading, consent_event, profile_event, seen_as, outcome)
+        if state.held:
+            self._release(state, wall - 1, outcome)  # a late event's firings may be overdue already
+        if state.held or head is not None:
+            self._rehold(state, head, outcome)
+        return outcome
+
+    def _take(
+        self,
+        state: CustomerState,
+        event: Event,
+        wall: int,
+        reading: Reading,
+        consent_event: bool,
+        profile_event: bool,
+        seen_as: str,
+        outcome: Outcome,
+    ) -> None:
+        """``process`` once the event is known to be new and every overdue wait is decided."""
         outcome.late = event.ts < wall - self.lateness
         if consent_event or (profile_event and event.traits):
             if consent_event:
@@ -223,7 +260,7 @@ class Engine:
         if state.events.forgotten:
             self._keep_forgotten_ids(state)
         if stored is None:
-            return outcome
+            return
         filters = reading[1]
         outcome.accepted = outcome.changed = True
         cancels, triggers = self.plan.routes[event.name].uses(filters)
@@ -242,7 +279,6 @@ class Engine:
         if outcome.decisions:
             state.prune_due = None  # every change to a rule's state comes with a decision
         self.prune(state)
-        return outcome
 
     def _keep_forgotten_ids(self, state: CustomerState) -> None:
         """The ids of events the log just forgot go into the id memory, while the window still holds them.
@@ -368,6 +404,12 @@ class Engine:
                 for _ in rule_state.waits:
                     outcome.decisions.append(Decision(rule_id, key, "cancelled", at, "tracking consent withdrawn"))
             del state.rules[rule_key]
+        if state.held:
+            # Firings held for their send time list the behaviour that armed them: they go with it.
+            for item in state.held:
+                outcome.decisions.append(Decision(item.rule, item.key, "cancelled", at, "tracking consent withdrawn"))
+            state.held = []
+            outcome.changed = True
         newest = [e.ts for items in state.events.all().values() for e in items]
         state.now = max(newest) if newest else None
         state.prune_due = None
@@ -598,11 +640,14 @@ class Engine:
         matched: list[StoredEvent],
         outcome: Outcome,
     ) -> None:
-        """Fire, unless the audience, the cooldown or the channel's consent says no.
+        """The rule fires, unless its audience or cooldown says no; then the guardrails decide the send.
 
-        Consent is judged as of ``fired_at`` (a wait's due time), on what is known when the decision
-        is taken (D + L for a wait): like an ``unless`` event, a consent change stamped up to the due
-        time counts if it arrives within the allowed lateness, so arrival order cannot change a send.
+        The cooldown counts from the rule's firing, whether or not the guardrails then let it be
+        sent: the rule's own meaning does not depend on the policy. A firing no cap counts and no
+        quiet hours hold is decided at once (``_send``). Any other waits in ``state.held`` for its
+        send time, the instant it would go out (its decision time, plus the allowed lateness when a
+        cap counts it, so every firing that could come before it is known), moved to the end of
+        the quiet hours when they hold that instant (and the lateness again, for their consent).
         """
         if rule.audience is not None:
             # As of the firing's own time: events after it, known or not yet, cannot change it.
@@ -617,13 +662,57 @@ class Engine:
         ):
             outcome.decisions.append(Decision(rule.id, key, "suppressed_cooldown", fired_at))
             return
+        rule_state.last_fired = fired_at
+        send_at = fired_at + self.lateness if rule.wait is not None or rule.caps else fired_at
+        consent_at = fired_at
+        quiet = self.plan.quiet
+        if rule.quiet and quiet is not None:
+            trait = state.profile.get(TIMEZONE_TRAIT)
+            tz, problem = customer_zone(quiet, None if trait is None else trait[0])
+            if problem is not None:
+                outcome.decisions.append(Decision(rule.id, key, "invalid_timezone", fired_at, problem))
+            end = quiet_until(quiet, tz, send_at)
+            if end is not None:
+                consent_at, send_at = end, end + self.lateness
+                why = f"quiet hours {quiet.label} in {tz.key}: held until {iso(end)}"
+                outcome.decisions.append(Decision(rule.id, key, "held", fired_at, why))
+        if not rule.caps and consent_at == fired_at:
+            self._send(rule, state, key, arm, fired_at, send_at, consent_at, matched, outcome)
+            return
+        bisect.insort(state.held, Held(rule.id, key, arm, fired_at, send_at, consent_at, matched), key=_send_time)
+        outcome.changed = True
+
+    def _send(
+        self,
+        rule: CompiledRule,
+        state: CustomerState,
+        key: str | None,
+        arm: int,
+        fired_at: int,
+        send_at: int,
+        consent_at: int,
+        matched: list[StoredEvent],
+        outcome: Outcome,
+    ) -> bool:
+        """Send, if the channel has consent as of ``consent_at`` and the firing fits every cap at ``send_at``.
+
+        Consent is judged on what is known when the decision is taken: for a wait, like an
+        ``unless`` event, a change stamped up to the due time counts if it arrives within the
+        allowed lateness, so arrival order cannot change a send.
+        """
         action = rule.rule.action
         if action.channel in _CONSENT_SENDS:
-            allowed, why = self.consent(state, action.channel, fired_at)
+            allowed, why = self.consent(state, action.channel, consent_at)
             if not allowed:
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_consent", fired_at, why))
-                return
-        rule_state.last_fired = fired_at
+                return False
+        for cap in rule.caps:
+            times = [entry[0] for entry in state.sent if cap.counts(entry, rule.id, key)]
+            if not fits(times, send_at, cap.per, cap.max):
+                outcome.decisions.append(Decision(rule.id, key, "suppressed_cap", fired_at, f"cap {cap.label}"))
+                return False
+        if rule.caps:
+            bisect.insort(state.sent, [send_at, action.channel, rule.id, key], key=_first)
         outcome.firings.append(
             Firing(
                 firing_id=firing_id(rule.id, state.customer_id, key, arm),
@@ -636,10 +725,55 @@ class Engine:
                 template=action.template,
                 events=tuple(MatchedEvent(e.name, e.id, e.ts, _unflatten(e.props)) for e in matched),
                 destination=action.destination,
+                send_at=send_at,
                 profile=state.traits(),
             )
         )
         outcome.decisions.append(Decision(rule.id, key, "fired", fired_at))
+        return True
+
+    def _release(self, state: CustomerState, limit: int, outcome: Outcome) -> None:
+        """Decide every held firing whose send time is at or before ``limit``, in send order.
+
+        Send order is the send time, then priority (higher first), then rule id, key and arm time:
+        of five firings held until 09:00 under a cap of three, the three of highest priority go.
+        """
+        held = state.held
+        if not held or held[0].send_at > limit:
+            return
+        count = bisect.bisect_right(held, limit, key=_send_time)
+        due, state.held = held[:count], held[count:]
+        by_id = self.plan.by_id
+
+        def order(item: Held) -> tuple[int, int, str, str, int]:
+            rule = by_id.get(item.rule)
+            return item.send_at, -(rule.priority if rule is not None else 0), item.rule, item.key or "", item.arm
+
+        for item in sorted(due, key=order):
+            rule = by_id.get(item.rule)
+            if rule is None:
+                continue  # the rule was removed since: its firings go with it
+            self._send(
+                rule, state, item.key, item.arm, item.fired_at, item.send_at, item.consent_at, item.matched, outcome
+            )
+        outcome.changed = True
+        state.prune_due = None
+
+    def _rehold(self, state: CustomerState, head: Held | None, outcome: Outcome, came: bool = False) -> None:
+        """Keep the customer's one hold timer on the earliest held send time, which was ``head``'s.
+
+        ``came``: ``head``'s timer has just come, so there is no timer to move or cancel.
+        """
+        first = state.held[0] if state.held else None
+        if first is head or (first is not None and head is not None and first.send_at == head.send_at and not came):
+            return
+        if first is None:
+            if head is not None and not came:
+                outcome.timers.append(TimerCancel(state.customer_id, HOLD_RULE, None, head.send_at))
+            return
+        timer = Timer(state.customer_id, HOLD_RULE, None, first.send_at, first.send_at)
+        replaced = head.send_at if head is not None and not came else None
+        outcome.timers.append(TimerSet(timer, first.send_at, replaced_arm=replaced))
 
     # -- timers ---------------------------------------------------------------------------------
 
@@ -651,8 +785,11 @@ class Engine:
         cancelled, restarted or already decided is a no-op (``stale_timer``).
         """
         outcome = Outcome()
+        if timer.rule == HOLD_RULE:
+            return self._on_hold(state, timer, timer.due if wall is None else wall, outcome)
         if wall is None:
             wall = timer.due + self.lateness
+        hold = state.held[0] if state.held else None
         rule = self.plan.by_id.get(timer.rule)
         rule_state = state.rules.get((timer.rule, timer.key))
         waits = rule_state.waits if rule_state is not None else []
@@ -668,7 +805,27 @@ class Engine:
                     break
             self._retime(state, rule.id, timer.key, rule_state, head, outcome, came=head is own)
         if state.rules:
-            self._settle(state, wall, outcome)
+            # Waits of other rules due at the same instant are decided with this one, so that firings
+            # with the same send time meet in one decision, in priority order.
+            self._settle(state, wall + 1, outcome)
+        if state.held:
+            self._release(state, wall, outcome)
+        if state.held or hold is not None:
+            self._rehold(state, hold, outcome)
+        if outcome.changed:
+            self.prune(state)
+        return outcome
+
+    def _on_hold(self, state: CustomerState, timer: Timer, wall: int, outcome: Outcome) -> Outcome:
+        """The hold timer came: decide the firings held until its time (and anything else overdue)."""
+        held = state.held
+        head = held[0] if held else None
+        if head is None or head.send_at != timer.arm:
+            outcome.decisions.append(Decision(HOLD_RULE, None, "stale_timer", timer.due))
+        if state.rules:
+            self._settle(state, wall + 1, outcome)
+        self._release(state, wall, outcome)
+        self._rehold(state, head, outcome, came=head is not None and head.send_at == timer.arm)
         if outcome.changed:
             self.prune(state)
         return outcome
@@ -740,7 +897,8 @@ class Engine:
             trim.traits += 1
             size = size_of(state)
         if size > budget:
-            for _, wait in state.pending():
+            waiting: list[Pending | Held] = [pending for _, pending in state.pending()]
+            for wait in waiting + state.held:
                 for event in wait.matched:
                     if event.props:
                         event.props = {}
@@ -766,6 +924,12 @@ class Engine:
         if state.events.forgotten:
             self._keep_forgotten_ids(state)
         next_due = min(next_due, state.seen.prune(now, self.dedupe_window))
+        if state.sent:
+            # A send counts while some cap's window could still hold it, seen from ``now`` or later.
+            keep = now - self.plan.longest_cap
+            state.sent = [entry for entry in state.sent if entry[0] > keep]
+            if state.sent:
+                next_due = min(next_due, state.sent[0][0] + self.plan.longest_cap + 1)
         by_id = self.plan.by_id
         for rule_key in list(state.rules):
             rule = by_id.get(rule_key[0])

@@ -21,6 +21,9 @@ DecisionKind = Literal[
     "suppressed_audience",
     "suppressed_cooldown",
     "suppressed_consent",
+    "suppressed_cap",
+    "held",
+    "invalid_timezone",
     "stale_timer",
 ]
 

@@ -59,6 +59,36 @@ class RuleState:
 RuleKey = tuple[str, str | None]
 
 
+class Held:
+    """A firing the rule decided, waiting for its send time to be decided by the guardrails.
+
+    A firing that a cap or quiet hours may stop is not sent at once: it waits here until
+    ``send_at``, when the customer's firings due by then are decided together, oldest send time
+    first and, at the same send time, by priority. ``consent_at`` is the instant its consent is
+    judged as of (``fired_at``, or the end of the quiet hours that held it).
+    """
+
+    __slots__ = ("arm", "consent_at", "fired_at", "key", "matched", "rule", "send_at")
+
+    def __init__(
+        self,
+        rule: str,
+        key: str | None,
+        arm: int,
+        fired_at: int,
+        send_at: int,
+        consent_at: int,
+        matched: list[StoredEvent],
+    ) -> None:
+        self.rule = rule
+        self.key = key
+        self.arm = arm
+        self.fired_at = fired_at
+        self.send_at = send_at
+        self.consent_at = consent_at
+        self.matched = matched
+
+
 class Trim:
     """What ``Engine.fit`` dropped from a state too large to write (all zero: nothing)."""
 
@@ -89,7 +119,7 @@ class CustomerState:
     windows are evaluated (event time, not arrival time).
     """
 
-    __slots__ = ("consent", "customer_id", "events", "now", "profile", "prune_due", "rules", "seen")
+    __slots__ = ("consent", "customer_id", "events", "held", "now", "profile", "prune_due", "rules", "seen", "sent")
 
     def __init__(self, customer_id: str, events: EventLog | None = None, seen: SeenIds | None = None) -> None:
         self.customer_id = customer_id
@@ -101,6 +131,10 @@ class CustomerState:
         self.consent: dict[str, list[list[Any]]] = {}
         """Per consent channel, its last changes ``[ts, granted, source]``, in event-time order."""
         self.rules: dict[RuleKey, RuleState] = {}
+        self.held: list[Held] = []
+        """Firings waiting for their send time, in the order they will be decided (``Engine._release``)."""
+        self.sent: list[list[Any]] = []
+        """The sends the caps count, ``[send_at, channel, rule, key]``, oldest first, for the longest cap."""
         self.prune_due: tuple[Plan, int] | None = None
         """The engine's prune memo, in memory only: under that plan, nothing is due to be forgotten
         before ``now`` reaches the time (``None``: unknown, look). A change of a rule's state resets it."""
@@ -117,7 +151,15 @@ class CustomerState:
         return [(key, wait) for key, rs in self.rules.items() for wait in rs.waits]
 
     def is_empty(self) -> bool:
-        return not self.events and not self.profile and not self.rules and not self.seen and not self.consent
+        return (
+            not self.events
+            and not self.profile
+            and not self.rules
+            and not self.seen
+            and not self.consent
+            and not self.held
+            and not self.sent
+        )
 
     def encode(self) -> bytes:
         """Schema v1 bytes (``codec``)."""
