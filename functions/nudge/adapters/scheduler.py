@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -26,10 +27,14 @@ MIN_LEAD_MS = 60_000
 """Scheduler delivers one-time schedules with minute granularity; nearer timers go a minute out."""
 
 
+_NOT_IN_NAMES = re.compile(r"[^0-9A-Za-z_.\-]")
+
+
 def schedule_name(customer_id: str, rule: str, key: str | None, arm: int) -> str:
     """Deterministic, ≤ 64 characters of [0-9a-zA-Z-_.] as Scheduler requires; no personal data."""
     digest = hashlib.sha256(f"{customer_id}\x1f{rule}\x1f{key or ''}\x1f{arm}".encode()).hexdigest()[:40]
-    return f"t-{rule[:20]}-{digest}"
+    readable = _NOT_IN_NAMES.sub("", rule)[:20]  # the hold timer's "~hold" is "hold": the digest keeps it apart
+    return f"t-{readable}-{digest}"
 
 
 def at_expression(due_ms: int, now_ms: int, min_lead_ms: int = MIN_LEAD_MS) -> str:
