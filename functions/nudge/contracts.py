@@ -536,6 +536,19 @@ class FiringMessage(BaseModel):
     events: list[MatchedEventMessage] = Field(default_factory=list)
     profile: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("send_at")
+    @classmethod
+    def _send_at_is_an_instant(cls, value: str | None) -> str | None:
+        """Delivery waits for ``send_at``: one it could not read would be a firing it cannot honour."""
+        if value is not None:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("send_at is not an ISO 8601 instant") from None
+            if moment.tzinfo is None:
+                raise ValueError("send_at has no UTC offset")
+        return value
+
 
 def encode_firing(firing: Firing) -> str:
     """The firings queue's message body: the decision and the profile delivery needs, versioned."""

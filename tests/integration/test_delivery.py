@@ -30,6 +30,7 @@ from nudge.delivery.ports import ActivationStatus
 from nudge.delivery.unsubscribe import token
 from nudge.engine import compile_rules, load_rules_or_raise, replay
 from nudge.local.provision import LOCAL_UNSUBSCRIBE_SECRET
+from nudge.timefmt import parse_iso
 from nudge.wiring.delivery import build_deliverer, build_unsubscriber
 from tests.support import at, ev
 
@@ -57,7 +58,7 @@ def cart_events(customer: str = "c-1", **traits: Any) -> list:
 
 @pytest.fixture
 def clock() -> VirtualClock:
-    return VirtualClock(at("11:05"))
+    return VirtualClock(at("11:07"))  # the cart firing's send time: 11:05 plus the allowed lateness
 
 
 @pytest.fixture
@@ -118,18 +119,19 @@ def test_every_attempt_is_in_the_activations_table_without_the_address(deliverer
     assert "ana@example.com" not in json.dumps(items)
 
 
-def test_sms_goes_through_sns(deliverer: Deliverer):
+def test_sms_goes_through_sns(deliverer: Deliverer, clock: VirtualClock):
     events = [ev("identify", "09:00", traits={"phone": "+351912345678", "first_name": "Rui"})]
     events += [ev("consent_updated", "09:00", channel="sms", granted=True)]  # SMS is opt-in
     events += [ev("purchase", at("10:00") + day * 86_400_000, sku="S") for day in (1, 8, 9, 15, 16, 17)]
     body = firing_body("purchase_frequency_rising", events)
+    clock.set(parse_iso(json.loads(body)["send_at"]))
     assert deliverer.handle(body, attempt=1).status is ActivationStatus.SENT
     [(phone, text)] = sent_sms()
     assert phone == "+351912345678"
     assert text.startswith("Rui, you've been on a roll") and "STOP" in text
 
 
-def test_webhook_and_event_firings_go_to_the_bus(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
+def test_webhook_and_event_firings_go_to_the_bus(deliverer: Deliverer, session, resources, clock):  # type: ignore[no-untyped-def]
     events_client = session.client("events")
     sqs = session.client("sqs")
     capture = sqs.create_queue(QueueName="capture")["QueueUrl"]
@@ -145,7 +147,9 @@ def test_webhook_and_event_firings_go_to_the_bus(deliverer: Deliverer, session, 
         ev("whitepaper_downloaded", "10:00"),
         *[ev("page_viewed", f"1{h}:00", section="services") for h in (1, 2, 3)],
     ]
-    assert deliverer.handle(firing_body("whitepaper_engaged_lead", events), attempt=1).status is ActivationStatus.SENT
+    body = firing_body("whitepaper_engaged_lead", events)
+    clock.set(parse_iso(json.loads(body)["send_at"]))
+    assert deliverer.handle(body, attempt=1).status is ActivationStatus.SENT
     [message] = sqs.receive_message(QueueUrl=capture, MaxNumberOfMessages=10)["Messages"]
     envelope = json.loads(message["Body"])
     assert envelope["detail-type"] == "nudge.webhook"
@@ -333,7 +337,7 @@ def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, 
 
 def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
     assert deliverer.handle(json.dumps({"v": 1, "rule": "cart_abandonment"}), attempt=1) is None
-    assert deliverer.handle(json.dumps({"v": 2, "rule": "cart_abandonment"}), attempt=1) is None
+    assert deliverer.handle(json.dumps({"v": 3, "rule": "cart_abandonment"}), attempt=1) is None
     assert deliverer.handle("{not json", attempt=1) is None
     messages = session.client("sqs").receive_message(
         QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
@@ -341,7 +345,8 @@ def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Del
     reasons = {m["Body"]: m["MessageAttributes"]["reason"]["StringValue"] for m in messages}
     assert reasons[json.dumps({"v": 1, "rule": "cart_abandonment"})].startswith("not a firing (firing_id")
     assert (
-        reasons[json.dumps({"v": 2, "rule": "cart_abandonment"})] == "firing message v2 is not supported (expected v1)"
+        reasons[json.dumps({"v": 3, "rule": "cart_abandonment"})]
+        == "firing message v3 is not supported (expected v1 or v2)"
     )
     assert reasons["{not json"].startswith("not JSON")
     assert sent_emails() == []
@@ -377,3 +382,14 @@ def test_an_email_accepted_then_answered_500_is_sent_once(deliverer: Deliverer, 
     again = deliverer.handle(body, attempt=1)  # a copy of the message
     assert again is not None and again.status is ActivationStatus.DUPLICATE
     assert (calls, len(sent_emails())) == (1, 1)
+
+
+def test_a_firing_received_before_its_send_at_goes_back_on_the_queue_delayed(session, resources):  # type: ignore[no-untyped-def]
+    early = build_deliverer(resources.delivery, session, VirtualClock(at("11:06:30")))
+    body = firing_body("cart_abandonment", cart_events())
+    result = early.handle(body, attempt=4, receipt_handle="rh", attributes={"outcome": "unknown"})
+    assert result.status is ActivationStatus.DEFERRED and sent_emails() == []
+    sqs = session.client("sqs")
+    url = resources.delivery.firings_queue_url
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"  # hidden for its 30 s

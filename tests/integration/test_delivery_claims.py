@@ -32,7 +32,7 @@ LEASE_MS = 120_000
 
 @pytest.fixture
 def clock() -> VirtualClock:
-    return VirtualClock(at("11:05"))
+    return VirtualClock(at("11:07"))  # the cart firing's send time: 11:05 plus the allowed lateness
 
 
 @pytest.fixture

@@ -73,7 +73,7 @@ def bus_capture(session: Any, bus: str) -> str:
 
 
 def test_an_email_preview_is_the_message_ses_received(session, resources):  # type: ignore[no-untyped-def]
-    deliverer = build_deliverer(resources.delivery, session, VirtualClock(at("11:05")))
+    deliverer = build_deliverer(resources.delivery, session, VirtualClock(at("11:07")))
     service = deliverer.service
     firing = cart_firing()
 
@@ -98,7 +98,7 @@ def test_an_email_preview_is_the_message_ses_received(session, resources):  # ty
 @pytest.mark.parametrize("channel", ["webhook", "event"])
 def test_a_bus_preview_is_the_entry_the_bus_delivered(channel: str, session, resources):  # type: ignore[no-untyped-def]
     capture = bus_capture(session, resources.delivery.event_bus)
-    deliverer = build_deliverer(resources.delivery, session, VirtualClock(at("11:05")))
+    deliverer = build_deliverer(resources.delivery, session, VirtualClock(at("11:07")))
     service = deliverer.service
     firing = cart_firing(channel=channel, template="cart_reminder" if channel == "webhook" else None)
     if channel == "webhook":
@@ -121,7 +121,7 @@ def test_a_bus_preview_is_the_entry_the_bus_delivered(channel: str, session, res
 
 
 def test_a_preview_for_a_customer_without_an_address_builds_no_request(session, resources):  # type: ignore[no-untyped-def]
-    deliverer = build_deliverer(resources.delivery, session, VirtualClock(at("11:05")))
+    deliverer = build_deliverer(resources.delivery, session, VirtualClock(at("11:07")))
     service = deliverer.service
     firing = cart_firing(profile={"first_name": "Ana"})
 

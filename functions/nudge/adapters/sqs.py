@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,6 +111,16 @@ class SqsFiringQueue:
     def delay(self, receipt_handle: str, seconds: int) -> None:
         self.client.change_message_visibility(
             QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
+
+    def requeue(self, body: str, attributes: Mapping[str, str], seconds: int) -> None:
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=body,
+            DelaySeconds=seconds,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+            },
         )
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from ..clock import WALL_CLOCK, Clock
 from ..contracts import ContractError, decode_firing
+from ..timefmt import parse_iso
 from .ports import ActivationStatus, FiringQueue
 from .service import DeliveryResult, DeliveryService
 
@@ -25,6 +26,11 @@ MAX_BACKOFF_SECONDS = 900
 
 class RetryLater(Exception):
     """Raised for a message to stay on the queue (a batch item failure)."""
+
+
+MAX_DEFER_SECONDS = 900
+"""The longest an early message is put back for (SQS's largest ``DelaySeconds``): one held longer
+comes back and is put back again until its send time."""
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -67,6 +73,14 @@ class Deliverer:
             self.queue.park(body, exc.reason)
             return None
         attributes = attributes or {}
+        early = self._early_by(firing.send_at)
+        if early > 0:
+            # The evaluator queues a firing at its send time; a message can still come early (a
+            # clock ahead of delivery's, an event stamped in the future). Never before ``send_at``.
+            seconds = min(MAX_DEFER_SECONDS, -(-early // 1000))
+            self.queue.requeue(body, attributes, seconds)
+            reason = f"not before its send_at {firing.send_at}: put back for {seconds} s"
+            return DeliveryResult(ActivationStatus.DEFERRED, firing, firing.channel, reason=reason)
         if attempt > self.service.settings.max_attempts:
             # Earlier receives ended without an outcome (the function died or timed out each
             # time): park it here, with a reason, before the queue's own redrive moves it without one.
@@ -92,3 +106,7 @@ class Deliverer:
         elif result.unrecorded:
             self.queue.park(body, result.reason or "sent, not recorded", f"sent:{result.provider_message_id}")
         return result
+
+    def _early_by(self, send_at: str | None) -> int:
+        """How many ms before ``send_at`` it is now (0 or less: it may go; a v1 message has none)."""
+        return 0 if send_at is None else parse_iso(send_at) - self.clock.now_ms()  # the contract checked it

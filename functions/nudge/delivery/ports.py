@@ -7,6 +7,7 @@ the same against AWS, moto, and the stubs of a unit test.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -42,6 +43,9 @@ class ActivationStatus(StrEnum):
     """The profile has no address for the channel: nothing to send."""
     DUPLICATE = "duplicate"
     """Reported, never recorded: the firing was already settled by an earlier delivery."""
+    DEFERRED = "deferred"
+    """Reported, never recorded: the message came before the firing's ``send_at`` and was put back
+    on the queue, delayed, to come again then."""
 
 
 RECLAIMABLE = frozenset({ActivationStatus.RETRYING, ActivationStatus.DEAD_LETTERED})
@@ -183,6 +187,14 @@ class FiringQueue(Protocol):
 
     def delay(self, receipt_handle: str, seconds: int) -> None:
         """Keep a received message hidden for ``seconds`` before it is delivered again."""
+        ...
+
+    def requeue(self, body: str, attributes: Mapping[str, str], seconds: int) -> None:
+        """Put a copy of ``body`` (with its string ``attributes``) back on the queue, hidden for ``seconds``.
+
+        The caller then lets the received message go: the copy starts again at its first receive,
+        so waiting for a send time never uses up a firing's attempts.
+        """
         ...
 
 
