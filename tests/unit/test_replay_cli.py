@@ -101,16 +101,16 @@ def test_table_prints_the_firings_and_a_per_rule_summary(capsys):
     assert code == 0
     assert err == ""
     rows = table_rows(out)
-    assert rows[0] == ["FIRED", "AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS"]
-    assert rows[1] == ["2026-11-21T11:12:00Z", "cart_abandonment", "c-1001", "-", "email", "3"]
-    assert rows[2] == ["2026-11-21T15:33:00Z", "cart_abandonment", "c-1002", "-", "email", "4"]
-    header = ["RULE", "ARMED", "FIRED", "CANCELLED", "DEBOUNCED", "NOT", "IN", "AUDIENCE", "COOLDOWN", "NO", "CONSENT"]
+    assert rows[0] == ["FIRED", "AT", "SEND", "AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS"]
+    assert rows[1] == ["2026-11-21T11:12:00Z", "2026-11-21T11:14:00Z", "cart_abandonment", "c-1001", "-", "email", "3"]
+    assert rows[2] == ["2026-11-21T15:33:00Z", "2026-11-21T15:35:00Z", "cart_abandonment", "c-1002", "-", "email", "4"]
+    header = ["RULE", "ARMED", "CANCELLED", "DEBOUNCED", "AUDIENCE", "COOLDOWN", "CONSENT", "CAP", "HELD", "SENT"]
     assert rows[3] == header
-    summary = {row[0]: row[1:] for row in rows[4:-1]}
+    summary = {row[0]: row[1:] for row in rows[4:-2]}
     assert set(summary) == {rule.id for rule in load_rules_or_raise(RULES)}
-    assert summary["cart_abandonment"] == ["3", "2", "0", "1", "0", "0", "0"]
-    assert all(counts == ["0"] * 7 for rule, counts in summary.items() if rule != "cart_abandonment")
-    assert out.splitlines()[-1] == "16 events read, 9 used by rules, 2 firings, 2 waits came due"
+    assert summary["cart_abandonment"] == ["3", "0", "1", "0", "0", "0", "0", "0", "2"]
+    assert all(counts == ["0"] * 9 for rule, counts in summary.items() if rule != "cart_abandonment")
+    assert out.splitlines()[-1] == "16 events read, 9 used by rules, 2 firings sent, 2 waits came due"
 
 
 def opted_out_cart(path: Path, identified: bool = True) -> Path:
@@ -152,7 +152,7 @@ def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: P
     assert code == 0
     assert out.splitlines()[0] == "no firings"
     rows = {row[0]: row[1:] for row in table_rows(out)}
-    assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "0", "1"]
+    assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "1", "0", "0", "0"]
 
 
 def test_decisions_say_why_a_customer_got_nothing(capsys, tmp_path: Path) -> None:
@@ -188,8 +188,8 @@ def test_table_says_no_firings_and_counts_the_cancelled_wait(capsys):
     assert code == 0
     assert out.splitlines()[0] == "no firings"
     rows = {row[0]: row[1:] for row in table_rows(out)}
-    assert rows["cart_abandonment"] == ["1", "0", "1", "0", "0", "0", "0"]
-    assert out.splitlines()[-1] == "10 events read, 6 used by rules, 0 firings, 0 waits came due"
+    assert rows["cart_abandonment"] == ["1", "1", "0", "0", "0", "0", "0", "0", "0"]
+    assert out.splitlines()[-1] == "10 events read, 6 used by rules, 0 firings sent, 0 waits came due"
 
 
 # -- bad lines ------------------------------------------------------------------------------------------------------
@@ -245,8 +245,10 @@ def test_bad_lines_in_table_mode_still_print_the_table(capsys, tmp_path):
         f"{events}:2: bad event: an event must be a JSON object, not list",
         "1 bad event line(s) skipped",
     ]
-    assert table_rows(out)[1] == ["2026-11-21T11:05:00Z", "cart_abandonment", "c-77", "-", "email", "2"]
-    assert out.splitlines()[-1] == "2 events read, 2 used by rules, 1 firings, 1 waits came due"
+    assert table_rows(out)[1] == [
+        "2026-11-21T11:05:00Z", "2026-11-21T11:07:00Z", "cart_abandonment", "c-77", "-", "email", "2"
+    ]  # fmt: skip
+    assert out.splitlines()[-1] == "2 events read, 2 used by rules, 1 firings sent, 1 waits came due"
 
 
 def test_a_line_that_is_not_utf8_is_a_bad_line_not_a_crash(capsys, tmp_path):
@@ -315,7 +317,7 @@ def test_timestamps_out_of_range_are_bad_lines_and_the_replay_goes_on(
     if as_json:
         assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["2026-11-21T11:05:00Z"]
     else:
-        assert table_rows(out)[1][:3] == ["2026-11-21T11:05:00Z", "cart_abandonment", "c-77"]
+        assert table_rows(out)[1][:4] == ["2026-11-21T11:05:00Z", "2026-11-21T11:07:00Z", "cart_abandonment", "c-77"]
 
 
 def test_an_event_from_the_future_is_a_bad_line_and_its_customer_still_fires(

@@ -52,8 +52,11 @@ class Printer:
     def firing(self, line: dict[str, Any]) -> None:
         self.firings[line["rule"]] += 1
         key = f" [{line['key']}]" if line.get("key") else ""
+        send_at = line.get("send_at")
+        held = f"  held: sent at {send_at}" if send_at and send_at != line["fired_at"] else ""
         self.out.write(
-            f"\n{line['fired_at']}  FIRED  {line['rule']}{key}  customer {line['customer_id']}  ({line['channel']})\n"
+            f"\n{line['fired_at']}  FIRED  {line['rule']}{key}  customer {line['customer_id']}"
+            f"  ({line['channel']}){held}\n"
         )
 
     def delivery(self, line: dict[str, Any]) -> None:
@@ -74,16 +77,23 @@ class Printer:
             self.out.write(textwrap.indent("\n".join(body), "    | ") + "\n")
         self.out.flush()
 
-    def summary(self, rules: list[str], no_consent: Mapping[str, int]) -> None:
+    def summary(self, rules: list[str], guarded: Mapping[tuple[str, str], int]) -> None:
         # NO ADDRESS: the customer has no address for the channel (no device token, no phone), not a failure.
-        # NO CONSENT: firings the engine held back (the customer opted out, or never opted in): never queued.
-        self.out.write("\nRULE                          FIRINGS  SENT  NO ADDRESS  NOT SENT  NO CONSENT\n")
+        # CONSENT, CAP: firings the engine did not send (no consent; over a frequency cap): never queued.
+        # HELD: firings quiet hours held until they ended (then queued, or not, and counted as such).
+        self.out.write("\nRULE                          FIRINGS  SENT  NO ADDRESS  NOT SENT  CONSENT   CAP  HELD\n")
         for rule in rules:
             sent = self.deliveries[(rule, "sent")]
             unaddressed = self.deliveries[(rule, "no_recipient")]
-            other = sum(n for (r, _), n in self.deliveries.items() if r == rule) - sent - unaddressed
-            held = no_consent.get(rule, 0)
-            self.out.write(f"{rule:<30}{self.firings[rule]:>7}  {sent:>4}  {unaddressed:>10}  {other:>8}  {held:>10}\n")
+            deferred = self.deliveries[(rule, "deferred")]
+            other = sum(n for (r, _), n in self.deliveries.items() if r == rule) - sent - unaddressed - deferred
+            consent = guarded.get((rule, "suppressed_consent"), 0)
+            capped = guarded.get((rule, "suppressed_cap"), 0)
+            held = guarded.get((rule, "held"), 0)
+            self.out.write(
+                f"{rule:<30}{self.firings[rule]:>7}  {sent:>4}  {unaddressed:>10}  {other:>8}"
+                f"  {consent:>7}  {capped:>4}  {held:>4}\n"
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -132,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         if args.events is not None:
             stack.run_events(events, sender(tracker))
             if not args.json:
-                printer.summary([rule.id for rule in stack.plan.rules], stack.output.no_consent)
+                printer.summary([rule.id for rule in stack.plan.rules], stack.output.guarded)
         else:
             _serve(stack, args, out)
     finally:

@@ -206,13 +206,29 @@ def _emit(emitted: list[Firing], as_json: bool, out: TextIO, keep: list[Firing])
         keep.extend(emitted)
 
 
+SUMMARY_COLUMNS = (
+    ("ARMED", "armed"),
+    ("CANCELLED", "cancelled"),
+    ("DEBOUNCED", "superseded"),
+    ("AUDIENCE", "suppressed_audience"),
+    ("COOLDOWN", "suppressed_cooldown"),
+    ("CONSENT", "suppressed_consent"),
+    ("CAP", "suppressed_cap"),
+    ("HELD", "held"),
+    ("SENT", "fired"),
+)
+"""The per-rule summary: header and ``RuleTally`` field. AUDIENCE to CAP are firings not sent, one
+column per reason; HELD counts firings quiet hours held (each then counted as sent or not)."""
+
+
 def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None:
     if firings:
-        rows = [("FIRED AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS")]
+        rows = [("FIRED AT", "SEND AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS")]
         for firing in firings:
             rows.append(
                 (
                     iso(firing.fired_at),
+                    iso(firing.fired_at if firing.send_at is None else firing.send_at),
                     firing.rule,
                     firing.customer_id,
                     firing.key or "-",
@@ -226,28 +242,23 @@ def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None
     else:
         out.write("no firings\n")
     out.write("\n")
-    header = ("RULE", "ARMED", "FIRED", "CANCELLED", "DEBOUNCED", "NOT IN AUDIENCE", "COOLDOWN", "NO CONSENT")
+    header = ("RULE", *(title for title, _ in SUMMARY_COLUMNS))
     rows = [header]
     for rule, tally in stats.rules.items():
-        rows.append(
-            (
-                rule,
-                str(tally.armed),
-                str(tally.fired),
-                str(tally.cancelled),
-                str(tally.superseded),
-                str(tally.suppressed_audience),
-                str(tally.suppressed_cooldown),
-                str(tally.suppressed_consent),
-            )
-        )
+        rows.append((rule, *(str(getattr(tally, name)) for _, name in SUMMARY_COLUMNS)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
     out.write(
+        "(AUDIENCE, COOLDOWN, CONSENT, CAP: firings not sent, by reason; HELD: held by quiet hours)\n"
         f"\n{stats.events:,} events read, {stats.accepted:,} used by rules, "
-        f"{len(firings):,} firings, {stats.timers_fired:,} waits came due\n"
+        f"{len(firings):,} firings sent, {stats.timers_fired:,} waits came due"
+        + (f", {stats.holds_ended:,} holds ended" if stats.holds_ended else "")
+        + "\n"
     )
+    invalid = sum(tally.invalid_timezone for tally in stats.rules.values())
+    if invalid:
+        out.write(f"{invalid:,} firing(s) for customers whose timezone is not one: quiet hours used the default\n")
     if stats.late:
         out.write(
             f"{stats.late:,} late: more than {format_duration(stats.allowed_lateness)} behind the latest event "

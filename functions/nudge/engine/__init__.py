@@ -32,7 +32,7 @@ from .plan._builder import compile_rules
 from .plan.compiled import Plan
 from .replay import Replayer, ReplayStats, RuleTally, replay
 from .runtime.engine import Engine, Reading
-from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet, firing_id
+from .runtime.outcome import GUARDRAIL_DECISIONS, Decision, Outcome, TimerCancel, TimerSet, firing_id
 from .runtime.skew import future_problem
 from .runtime.state import CustomerState, Trim
 
@@ -45,6 +45,7 @@ def load_plan(paths: str | Path) -> Plan:
 
 __all__ = [
     "DEFAULT_POLICY",
+    "GUARDRAIL_DECISIONS",
     "CustomerState",
     "Decision",
     "Diagnostic",

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ..contracts import Event, Firing, Timer
+from ..contracts import HOLD_RULE, Event, Firing, Timer
 from .plan.compiled import Plan
 from .runtime.engine import Engine
 from .runtime.outcome import Decision, Outcome, TimerCancel, TimerSet
@@ -36,6 +36,10 @@ class RuleTally:
     suppressed_audience: int = 0
     suppressed_cooldown: int = 0
     suppressed_consent: int = 0
+    suppressed_cap: int = 0
+    held: int = 0
+    """Firings quiet hours held (each then sent, or not, at the end of the quiet hours)."""
+    invalid_timezone: int = 0
 
 
 @dataclass
@@ -48,6 +52,9 @@ class ReplayStats:
     future: int = 0
     """Events refused as stamped more than ``max_future_skew`` ahead of their arrival."""
     timers_fired: int = 0
+    """Waits that came due (their timers)."""
+    holds_ended: int = 0
+    """Hold timers that came: a customer's held firings reached their send time."""
     rules: dict[str, RuleTally] = field(default_factory=dict)
 
     def record(self, decisions: Iterable[Decision]) -> None:
@@ -153,7 +160,10 @@ class Replayer:
                 continue
             self.clock = comes if self.clock is None else max(self.clock, comes)
             outcome = self.engine.on_timer(state, timer, self.clock)
-            self.stats.timers_fired += 1
+            if timer.rule == HOLD_RULE:
+                self.stats.holds_ended += 1
+            else:
+                self.stats.timers_fired += 1
             self._absorb(outcome, customer_id)
             self._keep(state)
             firings.extend(outcome.firings)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from ..contracts import Event, Firing, Timer, TimerKey
-from ..engine import Engine, Reading, TimerCancel, TimerSet, future_problem
+from ..engine import GUARDRAIL_DECISIONS, Engine, Reading, TimerCancel, TimerSet, future_problem
 from .ports import (
     DeadLetters,
     FiringSink,
@@ -61,8 +61,12 @@ class BatchReport:
     trimmed: int = 0
     failed_sequence_number: str | None = None
     rejections: list[Rejected] = field(default_factory=list)
-    no_consent: Counter[str] = field(default_factory=Counter)
-    """Per rule, the firings of written customers held back for want of consent (``suppressed_consent``)."""
+    guarded: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Per (rule, decision kind), the guardrails' decisions for written customers: firings not sent
+    for want of consent or over a cap, firings held by quiet hours, time zones that were not ones."""
+
+    def guarded_as(self, kind: str) -> int:
+        return sum(n for (_, k), n in self.guarded.items() if k == kind)
 
     def counts(self) -> dict[str, int]:
         """The batch's counts by metric name: what the handler publishes for each invocation."""
@@ -79,7 +83,10 @@ class BatchReport:
             "FailedCustomers": self.failed_customers,
             "LateEvents": self.late,
             "TrimmedStates": self.trimmed,
-            "SuppressedForConsent": sum(self.no_consent.values()),
+            "SuppressedForConsent": self.guarded_as("suppressed_consent"),
+            "SuppressedForCap": self.guarded_as("suppressed_cap"),
+            "HeldForQuietHours": self.guarded_as("held"),
+            "InvalidTimeZones": self.guarded_as("invalid_timezone"),
         }
 
     def response(self) -> dict[str, list[dict[str, str]]]:
@@ -98,8 +105,8 @@ class _Customer:
     changed: bool = False
     failed: bool = False
     late: int = 0
-    no_consent: list[str] = field(default_factory=list)
-    """The rules whose firings this evaluation held back for want of consent."""
+    guarded: list[tuple[str, str]] = field(default_factory=list)
+    """(rule, kind) of each guardrail decision of this evaluation (``GUARDRAIL_DECISIONS``)."""
 
     @property
     def first_index(self) -> int:
@@ -220,7 +227,7 @@ class BatchEvaluator:
             report.late = sum(customer.late for customer in customers.values())
             failed = [c for c in customers.values() if c.failed]
             report.failed_customers = len(failed)
-            report.no_consent = Counter(rule for c in customers.values() if not c.failed for rule in c.no_consent)
+            report.guarded = Counter(pair for c in customers.values() if not c.failed for pair in c.guarded)
             failed_indexes += [c.first_index for c in failed]
         if failed_indexes:
             report.failed_sequence_number = records[min(failed_indexes)].sequence_number
@@ -270,13 +277,13 @@ class BatchEvaluator:
         assert customer.stored is not None
         state = customer.stored.state
         customer.firings, customer.timers, customer.changed, customer.late = [], [], False, 0
-        customer.no_consent = []
+        customer.guarded = []
         for _, payload, wall, reading in customer.items:
             if isinstance(payload, Timer):
                 outcome = self.engine.on_timer(state, payload, wall)
             else:
                 outcome = self.engine.process(state, payload, wall, reading)
-            customer.no_consent += [d.rule for d in outcome.decisions if d.kind == "suppressed_consent"]
+            customer.guarded += [(d.rule, d.kind) for d in outcome.decisions if d.kind in GUARDRAIL_DECISIONS]
             customer.firings += outcome.firings
             customer.timers += outcome.timers
             customer.changed |= outcome.changed

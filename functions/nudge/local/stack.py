@@ -52,8 +52,9 @@ class Output:
 
     firings: list[dict[str, Any]] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
-    no_consent: Counter[str] = field(default_factory=Counter)
-    """Per rule, the firings the evaluator held back for want of consent (they never reach the queue)."""
+    guarded: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Per (rule, decision kind), the guardrails' decisions: firings not sent for want of consent or
+    over a cap (they never reach the queue), and firings held by quiet hours."""
 
 
 class ShardPoller:
@@ -212,7 +213,7 @@ class LocalStack:
     def _evaluate(self, shard_id: str, records: list[InputRecord], event_walls: EventWalls | None) -> None:
         for _ in range(MAX_BATCH_RETRIES):
             report = self.evaluator.evaluate(records, self.clock.now_ms(), event_walls)
-            self.output.no_consent += report.no_consent
+            self.output.guarded += report.guarded
             if report.failed_sequence_number is None:
                 return
             index = next(i for i, r in enumerate(records) if r.sequence_number == report.failed_sequence_number)

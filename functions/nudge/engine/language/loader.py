@@ -343,12 +343,17 @@ def _load_policy(path: Path, result: RuleSet) -> None:
     if not isinstance(data, dict):
         result.diagnostics.append(Diagnostic(label, node.start_mark.line + 1, "the policy must be a mapping"))
         return
+    prefix: tuple[str, ...] = ()
+    if set(data) == {"policy"} and isinstance(data["policy"], dict):
+        data, prefix = data["policy"], ("policy",)  # the settings may sit under one `policy:` key
     try:
         result.policy = Policy.model_validate(data)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             line_loc, where, message = _message(error, data)
-            result.diagnostics.append(Diagnostic(label, line_of(node, line_loc), message, where=_dotted(where)))
+            result.diagnostics.append(
+                Diagnostic(label, line_of(node, (*prefix, *line_loc)), message, where=_dotted((*prefix, *where)))
+            )
 
 
 def _locate(problem: Problem, label: str, node: yaml.Node, data: Any) -> Diagnostic:

@@ -181,12 +181,18 @@ class Policy(BaseModel):
                 f"max_future_skew {format_duration(self.max_future_skew)} is more than 7d: one wrong clock "
                 "could stop a customer's rules for that long"
             )
+        return self
+
+    @field_validator("frequency_caps")
+    @classmethod
+    def _one_cap_per_window(cls, caps: tuple[FrequencyCap, ...]) -> tuple[FrequencyCap, ...]:
+        """Two caps on one channel and window: the smaller wins, so the other says nothing and misleads."""
         seen: set[tuple[str, int]] = set()
-        for cap in self.frequency_caps:
+        for cap in caps:
             if (cap.channel, cap.per) in seen:
                 raise ValueError(f"two frequency caps for {cap.channel} per {format_duration(cap.per)}: keep one")
             seen.add((cap.channel, cap.per))
-        return self
+        return caps
 
 
 DEFAULT_POLICY = Policy()

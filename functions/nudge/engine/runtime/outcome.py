@@ -27,6 +27,11 @@ DecisionKind = Literal[
     "stale_timer",
 ]
 
+GUARDRAIL_DECISIONS: frozenset[DecisionKind] = frozenset(
+    {"suppressed_consent", "suppressed_cap", "held", "invalid_timezone"}
+)
+"""The decisions of the policy rather than of a rule: what the summaries and metrics count apart."""
+
 
 @dataclass(frozen=True)
 class TimerSet:
