@@ -25,6 +25,8 @@ VOCABULARY = (
     "trial_started",
     "onboarding_viewed",
     "upgraded",
+    "payment_failed",
+    "payment_succeeded",
 )
 """The one event vocabulary of the examples, docs and tests."""
 _ids = itertools.count(1)

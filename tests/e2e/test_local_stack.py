@@ -27,7 +27,7 @@ from nudge.cli.main import main
 from nudge.clock import VirtualClock
 from nudge.contracts import parse_event
 from nudge.delivery.unsubscribe import unsubscribe_url
-from nudge.engine import compile_rules, load_rules_or_raise, replay
+from nudge.engine import load_plan, replay
 from nudge.local.embedded import REGION, EmbeddedAws
 from nudge.local.stack import LocalStack, sender
 from nudge.sdk import Tracker
@@ -35,7 +35,7 @@ from nudge.timefmt import parse_iso
 from nudge.wiring.delivery import build_unsubscriber
 
 SCENARIOS = sorted(Path("examples/scenarios").glob("*.jsonl"))
-PLAN = compile_rules(load_rules_or_raise("rules"))
+PLAN = load_plan("rules")  # the rules under their policy.yaml, as the stack runs them
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +143,7 @@ def test_an_unsubscribe_click_then_a_cart_sends_no_email(stack: LocalStack):
     output = run_stack(stack, Path("examples/scenarios/cart_abandonment.fires.jsonl"))
     assert [m["To"] for m in sent_emails()] == ["tom.becker@example.com"]
     assert {d["customer_id"] for d in output.deliveries} == {"c-1002"}
-    assert output.no_consent == {"cart_abandonment": 1}  # held back by the engine, never queued
+    assert output.guarded == {("cart_abandonment", "suppressed_consent"): 1}  # held back by the engine, never queued
 
 
 def test_a_customer_identified_60_days_before_the_cart_gets_the_email(stack: LocalStack, tmp_path: Path):
@@ -326,7 +326,7 @@ def test_a_lone_event_a_minute_late_fires_locally_as_in_replay(aws: EmbeddedAws,
     stack = LocalStack(str(rules), clock=VirtualClock(), aws=aws)
     output = run_stack(stack, path)
     local = [{k: v for k, v in f.items() if k != "type"} for f in output.firings]
-    plan = compile_rules(load_rules_or_raise(str(rules)))
+    plan = load_plan(rules)
     assert local == [f.to_json() for f in replay(plan, events_of(path))]
     assert [(f["rule"], f["fired_at"]) for f in local] == [("each_purchase", "2026-11-22T09:59:00Z")]
 
@@ -344,7 +344,7 @@ def _local_and_replayed(aws: EmbeddedAws, rules: Path, path: Path) -> tuple[list
     stack = LocalStack(str(rules), clock=VirtualClock(), aws=aws)
     output = run_stack(stack, path)
     local = sorted(({k: v for k, v in f.items() if k != "type"} for f in output.firings), key=key)
-    plan = compile_rules(load_rules_or_raise(str(rules)))
+    plan = load_plan(rules)
     return local, sorted((f.to_json() for f in replay(plan, events_of(path))), key=key)
 
 
@@ -386,7 +386,11 @@ def test_a_rule_fires_locally_with_every_shipped_rule_loaded_as_it_does_alone(aw
     lines.append(view(61, 59, "SKU-YOGA-BLOCKS"))
     path = tmp_path / "heavy.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    alone_rules = _rules_with(tmp_path / "alone", yoga=Path("rules/product_x_then_y.yaml").read_text())
+    alone_rules = _rules_with(
+        tmp_path / "alone",
+        yoga=Path("rules/product_x_then_y.yaml").read_text(),
+        policy=Path("rules/policy.yaml").read_text(),  # the same caps: the same send times
+    )
     alone = _local_and_replayed(aws, alone_rules, path)[0]
     local, replayed_ = _local_and_replayed(aws, Path("rules"), path)
     assert local == replayed_

@@ -148,6 +148,21 @@ EXPECTED: dict[str, Scenario] = {
         fires_tally={"armed": 2, "fired": 1, "superseded": 1},
         quiet_tally={"armed": 1, "fired": 0, "cancelled": 1},
     ),
+    "payment_failed_no_retry": Scenario(
+        fires=(
+            Expected(
+                "c-7001",
+                None,
+                "2026-11-24T08:30:00Z",
+                "email",
+                ("pay-fires-003",),
+                {"pay-fires-003": {"amount": 19.9, "currency": "EUR", "plan": "Yoga Club monthly"}},
+                email="ines.moreira@example.com",
+            ),
+        ),
+        fires_tally={"armed": 1, "fired": 1},
+        quiet_tally={"armed": 1, "fired": 0, "cancelled": 1},
+    ),
     "whitepaper_engaged_lead": Scenario(
         fires=(
             Expected(
@@ -228,8 +243,8 @@ def test_every_rule_has_a_fires_and_a_quiet_scenario(rule_id):
 def test_every_scenario_file_belongs_to_a_rule():
     pattern = re.compile(r"^(?P<rule>[a-z0-9_]+)\.(?P<kind>fires|quiet)\.jsonl$")
     for path in sorted(SCENARIOS.iterdir()):
-        if path.name == "README.md":
-            continue
+        if path.name == "README.md" or path.is_dir():
+            continue  # guardrails/: the policy's scenarios, tested in test_guardrail_scenarios.py
         match = pattern.match(path.name)
         assert match is not None, f"{path.name}: name scenarios <rule_id>.fires.jsonl or <rule_id>.quiet.jsonl"
         assert match["rule"] in RULE_IDS, f"{path.name}: no rule {match['rule']!r} in rules/"
