@@ -34,7 +34,11 @@ from nudge.sdk import Tracker
 from nudge.timefmt import parse_iso
 from nudge.wiring.delivery import build_unsubscriber
 
-SCENARIOS = sorted(Path("examples/scenarios").glob("*.jsonl"))
+SCENARIOS = sorted(Path("examples/scenarios").glob("*.jsonl")) + sorted(
+    Path("examples/scenarios").glob("guardrails/*.jsonl")
+)
+"""Every example scenario, the guardrails' too: consent, caps with priority, quiet hours (hold timers
+through Scheduler and the stream), a transactional rule."""
 PLAN = load_plan("rules")  # the rules under their policy.yaml, as the stack runs them
 
 
