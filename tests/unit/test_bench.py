@@ -18,11 +18,12 @@ import pytest
 from nudge.bench.measure import RequestCounter, item_size, percentile
 from nudge.bench.prices import Usage, cost_per_million, load_prices
 from nudge.bench.report import RATIO_METRICS, print_document
+from nudge.bench.runner import without_guardrails
 from nudge.bench.stream import Batcher, TimerQueue
 from nudge.bench.variants import generate_rules
 from nudge.bench.workload import WorkloadSpec, generate
 from nudge.cli import bench_command
-from nudge.engine import load_rules_or_raise
+from nudge.engine import load_plan, load_rules_or_raise
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -154,3 +155,11 @@ def test_timers_come_back_in_due_order_once() -> None:
     events = generate(WorkloadSpec(events=1200, customers=100)).events
     batches = list(Batcher(TimerQueue(), size=500).batches(events))
     assert [len(b.events) for b in batches] == [500, 500, 200]
+
+
+def test_without_guardrails_runs_the_same_rules_and_consent_with_no_caps_and_no_quiet_hours(tmp_path: Path) -> None:
+    shipped, stripped = load_plan(RULES), load_plan(without_guardrails(RULES, tmp_path / "rules"))
+    assert shipped.quiet is not None and any(rule.caps for rule in shipped.rules)
+    assert stripped.quiet is None and not any(rule.caps for rule in stripped.rules)
+    assert [r.id for r in stripped.rules] == [r.id for r in shipped.rules]
+    assert (stripped.allowed_lateness, stripped.consent) == (shipped.allowed_lateness, shipped.consent)

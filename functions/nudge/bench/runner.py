@@ -9,6 +9,7 @@ price the counted usage. ``--scaling`` repeats this for other sizes and rule cou
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from ..contracts import Timer
-from ..engine import Engine, compile_rules, load_ruleset_or_raise
+from ..engine import Engine, Yaml12Loader, compile_rules, load_ruleset_or_raise
 from ..evaluator.collector import tuned_collector
 from ..settings import StackSettings
 from . import report
@@ -65,6 +68,9 @@ class BenchOptions:
     cold_start_runs: int = 5
     stream_events_per_s: float | None = None
     memory_mb: int | None = None
+    guardrails: bool = True
+    """False: the policy's frequency caps and quiet hours are left out (``--without-guardrails``), so
+    that two runs say what they cost. Consent stays: it is the law, not an option."""
 
 
 def _quiet(_: str) -> None:
@@ -77,7 +83,21 @@ def run_bench(options: BenchOptions, progress: Progress = _quiet) -> dict[str, A
         rules_dir = str(Path(options.rules_dir).resolve())
         if options.rule_count is not None:
             rules_dir = str(generate_rules(rules_dir, options.rule_count, Path(scratch), options.rule_variants))
+        if not options.guardrails:
+            rules_dir = str(without_guardrails(Path(rules_dir), Path(scratch) / "without-guardrails"))
         return _run(options, rules_dir, progress)
+
+
+def without_guardrails(rules_dir: Path, target: Path) -> Path:
+    """A copy of ``rules_dir`` whose ``policy.yaml`` has no frequency caps and no quiet hours."""
+    shutil.copytree(rules_dir, target)
+    policy = target / "policy.yaml"
+    if policy.exists():
+        data = yaml.load(policy.read_text(encoding="utf-8"), Loader=Yaml12Loader) or {}
+        settings = data.get("policy", data) if isinstance(data, dict) else {}
+        kept = {name: value for name, value in settings.items() if name not in ("frequency_caps", "quiet_hours")}
+        policy.write_text(yaml.safe_dump(kept, sort_keys=False), encoding="utf-8")
+    return target
 
 
 def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str, Any]:
@@ -145,6 +165,7 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
     setup = {
         "rules": len(plan.rules),
         "rules_dir": rules_dir if options.rule_count is None else f"{options.rule_count} {options.rule_variants}",
+        "guardrails": options.guardrails and (bool(plan.quiet) or any(rule.caps for rule in plan.rules)),
         "batch_size": options.batch_size,
         "evaluator_events": len(slice_events),
         "referenced_share": round(sum(1 for e in events if engine.needs(e)) / max(1, len(events)), 4),

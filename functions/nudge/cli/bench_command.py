@@ -54,6 +54,11 @@ def register(commands: Any) -> None:
         default="narrowed",
         help="how --scaling generates rules: each aimed at its own segment (default) or identical copies",
     )
+    parser.add_argument(
+        "--without-guardrails",
+        action="store_true",
+        help="run the rules without the policy's frequency caps and quiet hours: what the guardrails cost",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(run=run)
@@ -77,6 +82,7 @@ def _options(args: argparse.Namespace) -> Any:
         batch_size=args.batch_size,
         cold_start_runs=args.cold_start_runs,
         stream_events_per_s=args.throughput,
+        guardrails=not args.without_guardrails,
     )
 
 
