@@ -46,6 +46,19 @@ FIRST_NAMES = [
     "Ivo",
 ]
 COUNTRIES = ["PT", "ES", "FR", "DE", "NL", "IE"]
+TIME_ZONES = {
+    "PT": "Europe/Lisbon",
+    "ES": "Europe/Madrid",
+    "FR": "Europe/Paris",
+    "DE": "Europe/Berlin",
+    "NL": "Europe/Amsterdam",
+    "IE": "Europe/Dublin",
+    "GB": "Europe/London",
+    "US": "America/New_York",
+    "NO": "Europe/Oslo",
+    "BR": "America/Sao_Paulo",
+}
+"""A customer's ``timezone`` trait, from the country (no random draw: the rest stays as it was)."""
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 
@@ -157,6 +170,7 @@ def generate(customers: int, seed: int) -> list[dict]:
             "country": rng.choice(COUNTRIES),
             "phone": f"+3519{rng.randint(10_000_000, 99_999_999)}",
         }
+        traits["timezone"] = TIME_ZONES[traits["country"]]  # quiet hours are the customer's own
         if rng.random() < 0.3:
             traits["push_tokens"] = [{"token": f"apns-{n:04d}", "platform": "ios"}]
         kind = rng.random()

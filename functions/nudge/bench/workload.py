@@ -30,6 +30,19 @@ SECTIONS = (("home", 30), ("blog", 24), ("category", 22), ("pricing", 8), ("docs
 CATEGORIES = ("fitness", "yoga", "running", "outdoor", "kitchen", "home", "books", "toys", "garden", "beauty")
 FIRST_NAMES = ("Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Inês", "João", "Kai", "Lena")
 COUNTRIES = ("PT", "ES", "FR", "DE", "GB", "US", "NO", "BR")
+TIME_ZONES = {
+    "PT": "Europe/Lisbon",
+    "ES": "Europe/Madrid",
+    "FR": "Europe/Paris",
+    "DE": "Europe/Berlin",
+    "NL": "Europe/Amsterdam",
+    "IE": "Europe/Dublin",
+    "GB": "Europe/London",
+    "US": "America/New_York",
+    "NO": "Europe/Oslo",
+    "BR": "America/Sao_Paulo",
+}
+"""A customer's ``timezone`` trait, from the country (no random draw: the rest stays as it was)."""
 TITLES = ("Serverless at scale", "Event-driven retail", "Real-time journeys", "Cost of streaming", "Triggers 101")
 SEARCH_TERMS = ("yoga mat", "running shoes", "blender", "tent", "gift", "sale", "socks", "book", "lamp", "bottle")
 YOGA_MAT, YOGA_BLOCKS = "SKU-YOGA-MAT", "SKU-YOGA-BLOCKS"
@@ -183,6 +196,7 @@ class _Generator:
                 "first_name": rng.choice(FIRST_NAMES),
                 "country": rng.choice(COUNTRIES),
             }
+            traits["timezone"] = TIME_ZONES[traits["country"]]  # quiet hours are the customer's own
             emit("identify", traits=traits)
             # Consent, as a shop collects it: the SMS box at checkout, the app's push permission.
             # From a generator of its own, so the rest of the workload is what it was before consent.
