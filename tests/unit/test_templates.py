@@ -414,7 +414,7 @@ def test_validate_checks_the_templates_beside_a_single_rule_file(tmp_path, capsy
 
 def test_validate_shipped_rules_keeps_its_output(capsys):
     code, out, err = cli(capsys, "validate", RULES)
-    assert (code, out, err) == (0, "6 rule(s) valid (6 enabled)\n", "")
+    assert (code, out, err) == (0, "7 rule(s) valid (7 enabled)\n", "")
 
 
 # -- nudge preview ----------------------------------------------------------------------------------------------------

@@ -792,14 +792,14 @@ def test_cli_says_how_to_add_a_webhook_when_none_is_configured(
 def test_shipped_rules_load_without_errors_or_warnings() -> None:
     result = load_rules(SHIPPED_RULES)
     assert result.diagnostics == []
-    assert len(result.rules) == len(list(SHIPPED_RULES.glob("*.yaml"))) - 1 == 6  # and policy.yaml
+    assert len(result.rules) == len(list(SHIPPED_RULES.glob("*.yaml"))) - 1 == 7  # and policy.yaml
     assert result.policy.allowed_lateness == 120_000
 
 
 def test_cli_validates_the_shipped_rules_clean(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(SHIPPED_RULES)]) == 0
     out, err = capsys.readouterr()
-    assert "6 rule(s) valid (6 enabled)" in out
+    assert "7 rule(s) valid (7 enabled)" in out
     assert "warning" not in out
     assert err == ""
     assert main(["validate", "--strict", str(SHIPPED_RULES)]) == 0
