@@ -53,10 +53,10 @@ class Printer:
         self.firings[line["rule"]] += 1
         key = f" [{line['key']}]" if line.get("key") else ""
         send_at = line.get("send_at")
-        held = f"  held: sent at {send_at}" if send_at and send_at != line["fired_at"] else ""
+        later = f"  send_at {send_at}" if send_at and send_at != line["fired_at"] else ""
         self.out.write(
             f"\n{line['fired_at']}  FIRED  {line['rule']}{key}  customer {line['customer_id']}"
-            f"  ({line['channel']}){held}\n"
+            f"  ({line['channel']}){later}\n"
         )
 
     def delivery(self, line: dict[str, Any]) -> None:
