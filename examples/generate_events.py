@@ -17,6 +17,8 @@ import random
 import sys
 from datetime import UTC, datetime, timedelta
 
+from nudge.bench.workload import TIME_ZONES  # the bench's customers live in the same zones
+
 CATALOG = [
     ("SKU-YOGA-MAT", "Cork yoga mat", 39.90, "fitness"),
     ("SKU-YOGA-BLOCKS", "Yoga blocks (pair)", 14.50, "fitness"),
@@ -46,19 +48,6 @@ FIRST_NAMES = [
     "Ivo",
 ]
 COUNTRIES = ["PT", "ES", "FR", "DE", "NL", "IE"]
-TIME_ZONES = {
-    "PT": "Europe/Lisbon",
-    "ES": "Europe/Madrid",
-    "FR": "Europe/Paris",
-    "DE": "Europe/Berlin",
-    "NL": "Europe/Amsterdam",
-    "IE": "Europe/Dublin",
-    "GB": "Europe/London",
-    "US": "America/New_York",
-    "NO": "Europe/Oslo",
-    "BR": "America/Sao_Paulo",
-}
-"""A customer's ``timezone`` trait, from the country (no random draw: the rest stays as it was)."""
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 

@@ -676,56 +676,47 @@ class Engine:
                 consent_at, send_at = end, end + self.lateness
                 why = f"quiet hours {quiet.label} in {tz.key}: held until {iso(end)}"
                 outcome.decisions.append(Decision(rule.id, key, "held", fired_at, why))
+        firing = Held(rule.id, key, arm, fired_at, send_at, consent_at, matched)
         if not rule.caps and consent_at == fired_at:
-            self._send(rule, state, key, arm, fired_at, send_at, consent_at, matched, outcome)
+            self._send(rule, state, firing, outcome)
             return
-        bisect.insort(state.held, Held(rule.id, key, arm, fired_at, send_at, consent_at, matched), key=_send_time)
+        bisect.insort(state.held, firing, key=_send_time)
         outcome.changed = True
 
-    def _send(
-        self,
-        rule: CompiledRule,
-        state: CustomerState,
-        key: str | None,
-        arm: int,
-        fired_at: int,
-        send_at: int,
-        consent_at: int,
-        matched: list[StoredEvent],
-        outcome: Outcome,
-    ) -> bool:
-        """Send, if the channel has consent as of ``consent_at`` and the firing fits every cap at ``send_at``.
+    def _send(self, rule: CompiledRule, state: CustomerState, firing: Held, outcome: Outcome) -> bool:
+        """Send ``firing`` (decided now: held, or not) if its channel has consent as of its
+        ``consent_at`` and it fits every cap at its ``send_at``.
 
         Consent is judged on what is known when the decision is taken: for a wait, like an
         ``unless`` event, a change stamped up to the due time counts if it arrives within the
         allowed lateness, so arrival order cannot change a send.
         """
-        action = rule.rule.action
+        action, key, fired_at = rule.rule.action, firing.key, firing.fired_at
         if action.channel in _CONSENT_SENDS:
-            allowed, why = self.consent(state, action.channel, consent_at)
+            allowed, why = self.consent(state, action.channel, firing.consent_at)
             if not allowed:
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_consent", fired_at, why))
                 return False
         for cap in rule.caps:
             times = [entry[0] for entry in state.sent if cap.counts(entry, rule.id, key)]
-            if not fits(times, send_at, cap.per, cap.max):
+            if not fits(times, firing.send_at, cap.per, cap.max):
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_cap", fired_at, f"cap {cap.label}"))
                 return False
         if rule.caps:
-            bisect.insort(state.sent, [send_at, action.channel, rule.id, key], key=_first)
+            bisect.insort(state.sent, [firing.send_at, action.channel, rule.id, key], key=_first)
         outcome.firings.append(
             Firing(
-                firing_id=firing_id(rule.id, state.customer_id, key, arm),
+                firing_id=firing_id(rule.id, state.customer_id, key, firing.arm),
                 rule=rule.id,
                 customer_id=state.customer_id,
                 key=key,
-                armed_at=arm,
+                armed_at=firing.arm,
                 fired_at=fired_at,
                 channel=action.channel,
                 template=action.template,
-                events=tuple(MatchedEvent(e.name, e.id, e.ts, _unflatten(e.props)) for e in matched),
+                events=tuple(MatchedEvent(e.name, e.id, e.ts, _unflatten(e.props)) for e in firing.matched),
                 destination=action.destination,
-                send_at=send_at,
+                send_at=firing.send_at,
                 profile=state.traits(),
             )
         )
@@ -753,9 +744,7 @@ class Engine:
             rule = by_id.get(item.rule)
             if rule is None:
                 continue  # the rule was removed since: its firings go with it
-            self._send(
-                rule, state, item.key, item.arm, item.fired_at, item.send_at, item.consent_at, item.matched, outcome
-            )
+            self._send(rule, state, item, outcome)
         outcome.changed = True
         state.prune_due = None
 
