@@ -290,3 +290,15 @@ def test_a_bad_policy_fails_synth_with_its_file_and_line(tmp_path: Path):
         build_app(context={**NO_BUNDLING, "nudge": {"rules_dir": str(tmp_path)}})
     assert f"{tmp_path / 'policy.yaml'}:1:" in str(raised.value)
     assert "dedupe_window 1m is shorter than allowed_lateness 2m" in str(raised.value)
+
+
+def test_a_bad_guardrail_fails_synth_with_its_file_and_line(tmp_path: Path):
+    shutil.copy("rules/cart_abandonment.yaml", tmp_path)
+    shutil.copytree("rules/templates", tmp_path / "templates")
+    (tmp_path / "policy.yaml").write_text(
+        'frequency_caps:\n  - {channel: any, max: 3, per: 7d}\nquiet_hours:\n  start: "21:00"\n  end: "9"\n'
+    )
+    with pytest.raises(RuleLoadError) as raised:
+        build_app(context={**NO_BUNDLING, "nudge": {"rules_dir": str(tmp_path)}})
+    assert f"{tmp_path / 'policy.yaml'}:5:" in str(raised.value)
+    assert "'9' is not a time of day" in str(raised.value)
