@@ -38,7 +38,6 @@ from ...contracts import (
     HOLD_RULE,
     IDENTIFY,
     Event,
-    Firing,
     MatchedEvent,
     Timer,
     key_text,
@@ -46,10 +45,9 @@ from ...contracts import (
 from ...timefmt import iso
 from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
-from .caps import fits
-from .eventlog import EventLog, StoredEvent
-from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
-from .quiet import TIMEZONE_TRAIT, customer_zone, quiet_until
+from .eventlog import EventLog, StoredEvent, unflatten
+from .guardrails import QUIET_HOLD_LIMIT, Guardrails
+from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet
 from .seen import SeenIds, digest, expiry
 from .state import CustomerState, Held, Pending, RuleState, Trim
 
@@ -70,28 +68,9 @@ CONSENT_HISTORY = 20
 """How many changes per consent channel a state keeps (time, granted, source), newest last: the
 audit trail, and what a decision looks back through to find the consent as of a firing's time."""
 
-_CONSENT_SENDS = frozenset(CONSENT_CHANNELS) - {"tracking"}
-"""The channels whose firings need consent to be sent (webhooks and bus events are the team's own)."""
 
 ALWAYS, NEVER = -(1 << 62), 1 << 62
 """Bounds of event time: tracking allowed from the beginning, or not at all."""
-
-QUIET_HOLD_LIMIT = 2 * 24 * 3_600_000
-"""The longest a quiet-hours hold can last (ms): a held firing keeps its state this long past ``now``."""
-
-
-def _unflatten(props: dict[str, Any]) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for path, value in props.items():
-        target = nested
-        *parents, leaf = path.split(".")
-        for part in parents:
-            child = target.get(part)
-            if not isinstance(child, dict):
-                child = target[part] = {}
-            target = child
-        target.setdefault(leaf, value)
-    return nested
 
 
 def _time_then_id(item: tuple[str, int]) -> tuple[int, str]:
@@ -105,14 +84,6 @@ def _consent_order(entry: list[Any]) -> tuple[int, bool]:
 
 def _arm_of(wait: Pending) -> int:
     return wait.arm
-
-
-def _send_time(held: Held) -> int:
-    return held.send_at
-
-
-def _first(entry: list[Any]) -> Any:
-    return entry[0]
 
 
 def _tiebreak(value: Any) -> str:
@@ -157,6 +128,8 @@ class Engine:
         no-op: never less than the allowed lateness, or a straggler's copy could count twice."""
         self._tracks_by_default = plan.consent["tracking"]
         """Whether a customer who has said nothing about tracking is tracked (``tracking: opt_out``)."""
+        self.guardrails = Guardrails(plan, self.consent)
+        """What decides a firing's send: consent, caps with priority, quiet hours (``guardrails.py``)."""
         self._arming: dict[str, list[tuple[str, Matcher]]] = {}
         """Per rule, the (name, matcher) of every filter that may arm it: where a late event looks
         for the later instants it may change (filled on first use; late events are rare)."""
@@ -198,7 +171,7 @@ class Engine:
         props = reading[0]
         stored = StoredEvent(event.event_id, event.name, event.ts, props)
         has_key, key = self._key(self.plan.by_id[rule_id], stored)
-        return MatchedEvent(event.name, event.event_id, event.ts, _unflatten(props)), key if has_key else None
+        return MatchedEvent(event.name, event.event_id, event.ts, unflatten(props)), key if has_key else None
 
     def needs(self, event: Event) -> bool:
         """Whether ``event`` can change any customer's state: callers skip all I/O for the rest."""
@@ -223,12 +196,12 @@ class Engine:
             self._settle(state, wall, outcome)
         head = state.held[0] if state.held else None
         if head is not None:
-            self._release(state, wall - 1, outcome)  # due before this event: decided without it
+            self.guardrails.release(state, wall - 1, outcome)  # due before this event: decided without it
         self._take(state, event, wall, reading, consent_event, profile_event, seen_as, outcome)
         if state.held:
-            self._release(state, wall - 1, outcome)  # a late event's firings may be overdue already
+            self.guardrails.release(state, wall - 1, outcome)  # a late event's firings may be overdue already
         if state.held or head is not None:
-            self._rehold(state, head, outcome)
+            self.guardrails.rehold(state, head, outcome)
         return outcome
 
     def _take(
@@ -643,11 +616,7 @@ class Engine:
         """The rule fires, unless its audience or cooldown says no; then the guardrails decide the send.
 
         The cooldown counts from the rule's firing, whether or not the guardrails then let it be
-        sent: the rule's own meaning does not depend on the policy. A firing no cap counts and no
-        quiet hours hold is decided at once (``_send``). Any other waits in ``state.held`` for its
-        send time, the instant it would go out (its decision time, plus the allowed lateness when a
-        cap counts it, so every firing that could come before it is known), moved to the end of
-        the quiet hours when they hold that instant (and the lateness again, for their consent).
+        sent: the rule's own meaning does not depend on the policy (``guardrails.py``).
         """
         if rule.audience is not None:
             # As of the firing's own time: events after it, known or not yet, cannot change it.
@@ -663,106 +632,7 @@ class Engine:
             outcome.decisions.append(Decision(rule.id, key, "suppressed_cooldown", fired_at))
             return
         rule_state.last_fired = fired_at
-        send_at = fired_at + self.lateness if rule.wait is not None or rule.caps else fired_at
-        consent_at = fired_at
-        quiet = self.plan.quiet
-        if rule.quiet and quiet is not None:
-            trait = state.profile.get(TIMEZONE_TRAIT)
-            tz, problem = customer_zone(quiet, None if trait is None else trait[0])
-            if problem is not None:
-                outcome.decisions.append(Decision(rule.id, key, "invalid_timezone", fired_at, problem))
-            end = quiet_until(quiet, tz, send_at)
-            if end is not None:
-                consent_at, send_at = end, end + self.lateness
-                why = f"quiet hours {quiet.label} in {tz.key}: held until {iso(end)}"
-                outcome.decisions.append(Decision(rule.id, key, "held", fired_at, why))
-        firing = Held(rule.id, key, arm, fired_at, send_at, consent_at, matched)
-        if not rule.caps and consent_at == fired_at:
-            self._send(rule, state, firing, outcome)
-            return
-        bisect.insort(state.held, firing, key=_send_time)
-        outcome.changed = True
-
-    def _send(self, rule: CompiledRule, state: CustomerState, firing: Held, outcome: Outcome) -> bool:
-        """Send ``firing`` (decided now: held, or not) if its channel has consent as of its
-        ``consent_at`` and it fits every cap at its ``send_at``.
-
-        Consent is judged on what is known when the decision is taken: for a wait, like an
-        ``unless`` event, a change stamped up to the due time counts if it arrives within the
-        allowed lateness, so arrival order cannot change a send.
-        """
-        action, key, fired_at = rule.rule.action, firing.key, firing.fired_at
-        if action.channel in _CONSENT_SENDS:
-            allowed, why = self.consent(state, action.channel, firing.consent_at)
-            if not allowed:
-                outcome.decisions.append(Decision(rule.id, key, "suppressed_consent", fired_at, why))
-                return False
-        for cap in rule.caps:
-            times = [entry[0] for entry in state.sent if cap.counts(entry, rule.id, key)]
-            if not fits(times, firing.send_at, cap.per, cap.max):
-                outcome.decisions.append(Decision(rule.id, key, "suppressed_cap", fired_at, f"cap {cap.label}"))
-                return False
-        if rule.caps:
-            bisect.insort(state.sent, [firing.send_at, action.channel, rule.id, key], key=_first)
-        outcome.firings.append(
-            Firing(
-                firing_id=firing_id(rule.id, state.customer_id, key, firing.arm),
-                rule=rule.id,
-                customer_id=state.customer_id,
-                key=key,
-                armed_at=firing.arm,
-                fired_at=fired_at,
-                channel=action.channel,
-                template=action.template,
-                events=tuple(MatchedEvent(e.name, e.id, e.ts, _unflatten(e.props)) for e in firing.matched),
-                destination=action.destination,
-                send_at=firing.send_at,
-                profile=state.traits(),
-            )
-        )
-        outcome.decisions.append(Decision(rule.id, key, "fired", fired_at))
-        return True
-
-    def _release(self, state: CustomerState, limit: int, outcome: Outcome) -> None:
-        """Decide every held firing whose send time is at or before ``limit``, in send order.
-
-        Send order is the send time, then priority (higher first), then rule id, key and arm time:
-        of five firings held until 09:00 under a cap of three, the three of highest priority go.
-        """
-        held = state.held
-        if not held or held[0].send_at > limit:
-            return
-        count = bisect.bisect_right(held, limit, key=_send_time)
-        due, state.held = held[:count], held[count:]
-        by_id = self.plan.by_id
-
-        def order(item: Held) -> tuple[int, int, str, str, int]:
-            rule = by_id.get(item.rule)
-            return item.send_at, -(rule.priority if rule is not None else 0), item.rule, item.key or "", item.arm
-
-        for item in sorted(due, key=order):
-            rule = by_id.get(item.rule)
-            if rule is None:
-                continue  # the rule was removed since: its firings go with it
-            self._send(rule, state, item, outcome)
-        outcome.changed = True
-        state.prune_due = None
-
-    def _rehold(self, state: CustomerState, head: Held | None, outcome: Outcome, came: bool = False) -> None:
-        """Keep the customer's one hold timer on the earliest held send time, which was ``head``'s.
-
-        ``came``: ``head``'s timer has just come, so there is no timer to move or cancel.
-        """
-        first = state.held[0] if state.held else None
-        if first is head or (first is not None and head is not None and first.send_at == head.send_at and not came):
-            return
-        if first is None:
-            if head is not None and not came:
-                outcome.timers.append(TimerCancel(state.customer_id, HOLD_RULE, None, head.send_at))
-            return
-        timer = Timer(state.customer_id, HOLD_RULE, None, first.send_at, first.send_at)
-        replaced = head.send_at if head is not None and not came else None
-        outcome.timers.append(TimerSet(timer, first.send_at, replaced_arm=replaced))
+        self.guardrails.fire(rule, state, Held(rule.id, key, arm, fired_at, fired_at, fired_at, matched), outcome)
 
     # -- timers ---------------------------------------------------------------------------------
 
@@ -798,9 +668,9 @@ class Engine:
             # with the same send time meet in one decision, in priority order.
             self._settle(state, wall + 1, outcome)
         if state.held:
-            self._release(state, wall, outcome)
+            self.guardrails.release(state, wall, outcome)
         if state.held or hold is not None:
-            self._rehold(state, hold, outcome)
+            self.guardrails.rehold(state, hold, outcome)
         if outcome.changed:
             self.prune(state)
         return outcome
@@ -813,8 +683,8 @@ class Engine:
             outcome.decisions.append(Decision(HOLD_RULE, None, "stale_timer", timer.due))
         if state.rules:
             self._settle(state, wall + 1, outcome)
-        self._release(state, wall, outcome)
-        self._rehold(state, head, outcome, came=head is not None and head.send_at == timer.arm)
+        self.guardrails.release(state, wall, outcome)
+        self.guardrails.rehold(state, head, outcome, came=head is not None and head.send_at == timer.arm)
         if outcome.changed:
             self.prune(state)
         return outcome

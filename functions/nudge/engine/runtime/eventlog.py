@@ -298,3 +298,18 @@ class EventLog:
             name: [[e.id, e.ts, e.props] for e in items] if (items := lists.get(name)) is not None else packed[name]
             for name in self.names()
         }
+
+
+def unflatten(props: dict[str, Any]) -> dict[str, Any]:
+    """Stored properties are flat dotted paths (the rules' projection): a firing lists them nested again."""
+    nested: dict[str, Any] = {}
+    for path, value in props.items():
+        target = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        target.setdefault(leaf, value)
+    return nested

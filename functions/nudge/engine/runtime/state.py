@@ -132,7 +132,7 @@ class CustomerState:
         """Per consent channel, its last changes ``[ts, granted, source]``, in event-time order."""
         self.rules: dict[RuleKey, RuleState] = {}
         self.held: list[Held] = []
-        """Firings waiting for their send time, in the order they will be decided (``Engine._release``)."""
+        """Firings waiting for their send time, in the order they will be decided (``Guardrails.release``)."""
         self.sent: list[list[Any]] = []
         """The sends the caps count, ``[send_at, channel, rule, key]``, oldest first, for the longest cap."""
         self.prune_due: tuple[Plan, int] | None = None
