@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nudge.contracts import Event, Firing
 from nudge.engine import CustomerState, Engine, Policy, Replayer, compile_rules, load_plan, load_rules
+from nudge.engine.runtime.guardrails import Guardrails
 from nudge.engine.runtime.quiet import quiet_until, zone
 from nudge.timefmt import iso, parse_iso
 from tests.support import EVERY_CHANNEL_OPT_OUT, at, ev, rule
@@ -456,3 +457,56 @@ def test_the_dates_in_these_tests_are_what_they_say():
     assert datetime(2026, 10, 24, 12, tzinfo=UTC).astimezone(lisbon).utcoffset().total_seconds() == 3600  # type: ignore[union-attr]
     assert datetime(2026, 10, 25, 12, tzinfo=UTC).astimezone(lisbon).utcoffset().total_seconds() == 0  # type: ignore[union-attr]
     assert datetime(2026, 11, 1, 12, tzinfo=UTC).astimezone(new_york).utcoffset().total_seconds() == -5 * 3600  # type: ignore[union-attr]
+
+
+class HoldEverything(Guardrails):
+    """The naive reference for the fast path: every firing waits in ``held`` for its ``send_at``."""
+
+    def fire(self, rule, state, firing, outcome) -> None:  # type: ignore[no-untyped-def]
+        self.place(rule, state, firing, outcome)
+        self.hold(state, firing, outcome)
+
+
+MIXED_PLAN = compiled(
+    on("a", "email"),
+    on("b", "push", cooldown="1h"),
+    on("c", "sms", priority=3, quiet_hours="false"),
+    on("t", "email", category="transactional"),
+    on("w", "webhook"),
+    *(text + "wait: 10m\n" for text in (on("d", "push", rule_id="d_wait"), on("e", "email", rule_id="e_wait"))),
+    frequency_caps=[{"channel": "sms", "max": 1, "per": "1d"}],
+    quiet_hours={**QUIET, "default_timezone": "UTC"},
+)
+"""Rules on the fast path (no cap counts them, no quiet hours hold them) beside ones that are held."""
+
+
+@st.composite
+def ordered_histories(draw: st.DrawFn) -> list[Event]:
+    """Triggers and consent changes of two customers, in time order, no two at the same instant."""
+    events = []
+    for index in range(draw(st.integers(1, 30))):
+        customer = draw(st.sampled_from(["c-1", "c-2"]))
+        ts = at("08:00") + draw(st.integers(0, 2 * 24 * 60)) * 60_000 + index
+        name = draw(st.sampled_from(["a", "b", "c", "d", "e", "t", "w", "consent"]))
+        if name == "consent":
+            props = {"channel": draw(st.sampled_from(["email", "push", "sms"])), "granted": draw(st.booleans())}
+            events.append(
+                Event(event_id=f"e{index}", customer_id=customer, name="consent_updated", ts=ts, properties=props)
+            )
+        else:
+            events.append(Event(event_id=f"e{index}", customer_id=customer, name=name, ts=ts))
+    return sorted(events, key=lambda e: e.ts)
+
+
+def _decided(events: list[Event], naive: bool) -> list[dict[str, Any]]:
+    replayer = Replayer(MIXED_PLAN)
+    if naive:
+        replayer.engine.guardrails = HoldEverything(MIXED_PLAN, replayer.engine.consent)
+    firings = [f for event in events for f in replayer.feed(event)] + replayer.finish()
+    return sorted((f.to_json() for f in firings), key=lambda f: (f["send_at"], f["firing_id"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=ordered_histories())
+def test_sending_at_once_sends_what_holding_every_firing_would(events: list[Event]):
+    assert _decided(events, naive=False) == _decided(events, naive=True)

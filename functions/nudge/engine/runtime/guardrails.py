@@ -57,6 +57,18 @@ class Guardrails:
 
     def fire(self, rule: CompiledRule, state: CustomerState, firing: Held, outcome: Outcome) -> None:
         """``firing`` (its ``send_at`` and ``consent_at`` still its ``fired_at``) passed its rule: send or hold it."""
+        if self.place(rule, state, firing, outcome):
+            self.send(rule, state, firing, outcome)
+        else:
+            self.hold(state, firing, outcome)
+
+    def place(self, rule: CompiledRule, state: CustomerState, firing: Held, outcome: Outcome) -> bool:
+        """Set ``firing``'s ``send_at`` and ``consent_at``; whether it may be decided at once.
+
+        At once is the fast path: nothing else competes with a firing no cap counts, and one no quiet
+        hours hold is judged as of its ``fired_at`` either way; for events that arrive in order, holding
+        every firing instead sends the same (``test_guardrails.py``, against ``hold`` everywhere).
+        """
         fired_at, key = firing.fired_at, firing.key
         send_at = fired_at + self.lateness if rule.wait is not None or rule.caps else fired_at
         consent_at = fired_at
@@ -72,9 +84,10 @@ class Guardrails:
                 why = f"quiet hours {quiet.label} in {tz.key}: held until {iso(end)}"
                 outcome.decisions.append(Decision(rule.id, key, "held", fired_at, why))
         firing.send_at, firing.consent_at = send_at, consent_at
-        if not rule.caps and consent_at == fired_at:
-            self.send(rule, state, firing, outcome)
-            return
+        return not rule.caps and consent_at == fired_at
+
+    def hold(self, state: CustomerState, firing: Held, outcome: Outcome) -> None:
+        """Keep ``firing`` until its ``send_at`` (``release`` decides it; ``rehold`` sets the timer)."""
         bisect.insort(state.held, firing, key=_send_time)
         outcome.changed = True
 
