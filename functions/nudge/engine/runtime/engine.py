@@ -19,6 +19,9 @@ decision time the caller's clock has passed (``_settle``), so a late timer or a 
 a timer with newer events cannot change an outcome. An event older than the customer's newest
 (``_late_armings``) is judged at its own time, and every later instant it could change is judged
 again, so a rule arms as if its events had come in order.
+
+A firing is then the guardrails' to send (``guardrails.py``): at once, or held until its
+``send_at`` by a cap's lateness or quiet hours, and decided then by consent and caps.
 """
 
 from __future__ import annotations
