@@ -53,10 +53,10 @@ FIRING_MESSAGE_VERSION = 2
 READABLE_FIRING_VERSIONS = (1, 2)
 TIMER_MESSAGE_VERSION = 1
 TIMER_TYPE = "nudge.timer"
+"""The ``type`` of a timer record on the events stream (what the stream mapping's filter lets in)."""
 HOLD_RULE = "~hold"
 """The ``rule`` of a timer that comes for a customer's held firings (``Guardrails.release``), not for a
 wait: rule ids are ``[a-z0-9_]+``, so no rule can have it."""
-"""The ``type`` of a timer record on the events stream (what the stream mapping's filter lets in)."""
 
 _NAME_PATTERN = r"^[A-Za-z0-9_.:\-]{1,128}$"
 
