@@ -134,7 +134,7 @@ class QuietHours(BaseModel):
 
 
 class Policy(BaseModel):
-    """How time is treated: validated like a rule, errors reported as file:line."""
+    """How time is treated, and what guards a send: validated like a rule, errors reported as file:line."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
