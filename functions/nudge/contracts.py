@@ -38,10 +38,22 @@ CONSENT_UPDATED = "consent_updated"
 """A consent change: ``{channel, granted, source}`` in its properties."""
 UNSUBSCRIBED = "unsubscribed"
 """What the unsubscribe endpoint writes: ``{channel}``, meaning ``granted: false`` for that channel."""
-CONSENT_EVENTS = frozenset({CONSENT_UPDATED, UNSUBSCRIBED})
-"""The events that change consent: always let through the stream mapping, always applied."""
+MESSAGE_BOUNCED = "message_bounced"
+"""A message could not be delivered: ``{channel, bounce_type: permanent|transient, ...}``; a permanent
+bounce suppresses the channel until the customer grants it again."""
+MESSAGE_COMPLAINED = "message_complained"
+"""The customer marked a message as spam: ``{channel, ...}``; suppresses the channel until a grant."""
+SUPPRESSION_EVENTS = frozenset({MESSAGE_BOUNCED, MESSAGE_COMPLAINED})
+"""What the channels report that stops sends on a channel: kept in the consent record, durably."""
+CONSENT_EVENTS = frozenset({CONSENT_UPDATED, UNSUBSCRIBED}) | SUPPRESSION_EVENTS
+"""The events that change a customer's consent record (choices, and the suppressions bounces and
+complaints bring): always let through the stream mapping, always applied."""
+BOUNCE_TYPES = ("permanent", "transient")
 CONSENT_CHANNELS = ("email", "sms", "push", "tracking")
 """What a customer consents to, each on its own: three channels, and the tracking of behaviour."""
+MESSAGE_CHANNELS = ("email", "sms", "push")
+"""The channels that reach the customer: what consent, bounces and complaints apply to, what caps
+count and quiet hours hold. Webhooks and bus events go to the team's own systems."""
 ALL_CHANNELS = "all"
 """A consent event for ``all`` changes every one of ``CONSENT_CHANNELS``."""
 
@@ -249,6 +261,8 @@ def consent_problem(name: str, properties: dict[str, Any]) -> str | None:
     guessed at: the customer's choice would be lost or reversed.
     """
     channel = properties.get("channel")
+    if name in SUPPRESSION_EVENTS:
+        return _suppression_problem(name, channel, properties)
     if channel not in (*CONSENT_CHANNELS, ALL_CHANNELS):
         shown = "missing" if channel is None else f"{channel!r}"
         return (
@@ -259,6 +273,19 @@ def consent_problem(name: str, properties: dict[str, Any]) -> str | None:
         return f"{name}: properties.granted must be true or false"
     if name == UNSUBSCRIBED and granted not in (None, False):
         return f"{name}: properties.granted can only be false (or left out)"
+    source = properties.get("source")
+    if source is not None and not (isinstance(source, str) and len(source) <= 128):
+        return f"{name}: properties.source must be a string of at most 128 characters"
+    return None
+
+
+def _suppression_problem(name: str, channel: object, properties: dict[str, Any]) -> str | None:
+    """A bounce or a complaint names one message channel (and a bounce its type): never guessed."""
+    if channel not in MESSAGE_CHANNELS:
+        shown = "missing" if channel is None else f"{channel!r}"
+        return f"{name}: properties.channel is {shown}; it must be one of {', '.join(MESSAGE_CHANNELS)}"
+    if name == MESSAGE_BOUNCED and properties.get("bounce_type") not in BOUNCE_TYPES:
+        return f"{name}: properties.bounce_type must be one of {', '.join(BOUNCE_TYPES)}"
     source = properties.get("source")
     if source is not None and not (isinstance(source, str) and len(source) <= 128):
         return f"{name}: properties.source must be a string of at most 128 characters"
@@ -589,6 +616,10 @@ __all__ = [
     "HOLD_RULE",
     "IDENTIFY",
     "MAX_EVENT_BYTES",
+    "MESSAGE_BOUNCED",
+    "MESSAGE_CHANNELS",
+    "MESSAGE_COMPLAINED",
+    "SUPPRESSION_EVENTS",
     "TIMER_MESSAGE_VERSION",
     "TIMER_TYPE",
     "UNSUBSCRIBED",

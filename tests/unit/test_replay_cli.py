@@ -104,12 +104,13 @@ def test_table_prints_the_firings_and_a_per_rule_summary(capsys):
     assert rows[0] == ["FIRED", "AT", "SEND", "AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS"]
     assert rows[1] == ["2026-11-21T11:12:00Z", "2026-11-21T11:14:00Z", "cart_abandonment", "c-1001", "-", "email", "3"]
     assert rows[2] == ["2026-11-21T15:33:00Z", "2026-11-21T15:35:00Z", "cart_abandonment", "c-1002", "-", "email", "4"]
-    header = ["RULE", "ARMED", "CANCELLED", "DEBOUNCED", "AUDIENCE", "COOLDOWN", "CONSENT", "CAP", "HELD", "SENT"]
+    header = ["RULE", "ARMED", "CANCELLED", "DEBOUNCED", "AUDIENCE", "COOLDOWN", "CONSENT", "BOUNCED", "COMPLAINT"]
+    header += ["CAP", "HELD", "SENT"]
     assert rows[3] == header
     summary = {row[0]: row[1:] for row in rows[4:-2]}
     assert set(summary) == {rule.id for rule in load_rules_or_raise(RULES)}
-    assert summary["cart_abandonment"] == ["3", "0", "1", "0", "0", "0", "0", "0", "2"]
-    assert all(counts == ["0"] * 9 for rule, counts in summary.items() if rule != "cart_abandonment")
+    assert summary["cart_abandonment"] == ["3", "0", "1", "0", "0", "0", "0", "0", "0", "0", "2"]
+    assert all(counts == ["0"] * 11 for rule, counts in summary.items() if rule != "cart_abandonment")
     assert out.splitlines()[-1] == "16 events read, 9 used by rules, 2 firings sent, 2 waits came due"
 
 
@@ -152,7 +153,7 @@ def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: P
     assert code == 0
     assert out.splitlines()[0] == "no firings"
     rows = {row[0]: row[1:] for row in table_rows(out)}
-    assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "1", "0", "0", "0"]
+    assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "0"]
 
 
 def test_decisions_say_why_a_customer_got_nothing(capsys, tmp_path: Path) -> None:
@@ -188,7 +189,7 @@ def test_table_says_no_firings_and_counts_the_cancelled_wait(capsys):
     assert code == 0
     assert out.splitlines()[0] == "no firings"
     rows = {row[0]: row[1:] for row in table_rows(out)}
-    assert rows["cart_abandonment"] == ["1", "1", "0", "0", "0", "0", "0", "0", "0"]
+    assert rows["cart_abandonment"] == ["1", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0"]
     assert out.splitlines()[-1] == "10 events read, 6 used by rules, 0 firings sent, 0 waits came due"
 
 

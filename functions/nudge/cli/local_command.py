@@ -41,6 +41,10 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+CONSENT_KINDS = ("suppressed_consent", "suppressed_bounced", "suppressed_complaint")
+"""What the local summary's CONSENT column counts: the customer cannot, or may not, be reached."""
+
+
 class Printer:
     """Human-readable lines as things happen, and a per-rule summary at the end."""
 
@@ -79,7 +83,8 @@ class Printer:
 
     def summary(self, rules: list[str], guarded: Mapping[tuple[str, str], int]) -> None:
         # NO ADDRESS: the customer has no address for the channel (no device token, no phone), not a failure.
-        # CONSENT, CAP: firings the engine did not send (no consent; over a frequency cap): never queued.
+        # CONSENT, CAP: firings the engine did not send (no consent, or the channel suppressed after a
+        # bounce or a complaint; over a frequency cap): never queued.
         # HELD: firings quiet hours held until they ended (then queued, or not, and counted as such).
         self.out.write("\nRULE                          FIRINGS  SENT  NO ADDRESS  NOT SENT  CONSENT   CAP  HELD\n")
         for rule in rules:
@@ -87,7 +92,7 @@ class Printer:
             unaddressed = self.deliveries[(rule, "no_recipient")]
             deferred = self.deliveries[(rule, "deferred")]
             other = sum(n for (r, _), n in self.deliveries.items() if r == rule) - sent - unaddressed - deferred
-            consent = guarded.get((rule, "suppressed_consent"), 0)
+            consent = sum(guarded.get((rule, kind), 0) for kind in CONSENT_KINDS)
             capped = guarded.get((rule, "suppressed_cap"), 0)
             held = guarded.get((rule, "held"), 0)
             self.out.write(

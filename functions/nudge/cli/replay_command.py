@@ -213,12 +213,15 @@ SUMMARY_COLUMNS = (
     ("AUDIENCE", "suppressed_audience"),
     ("COOLDOWN", "suppressed_cooldown"),
     ("CONSENT", "suppressed_consent"),
+    ("BOUNCED", "suppressed_bounced"),
+    ("COMPLAINT", "suppressed_complaint"),
     ("CAP", "suppressed_cap"),
     ("HELD", "held"),
     ("SENT", "fired"),
 )
 """The per-rule summary: header and ``RuleTally`` field. AUDIENCE to CAP are firings not sent, one
-column per reason; HELD counts firings quiet hours held (each then counted as sent or not)."""
+column per reason (BOUNCED and COMPLAINT: the channel is suppressed after a permanent bounce or a
+complaint); HELD counts firings quiet hours held (each then counted as sent or not)."""
 
 
 def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None:
@@ -250,7 +253,7 @@ def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None
     for row in rows:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
     out.write(
-        "(AUDIENCE, COOLDOWN, CONSENT, CAP: firings not sent, by reason; HELD: held by quiet hours)\n"
+        "(AUDIENCE to CAP: firings not sent, by reason; HELD: held by quiet hours)\n"
         f"\n{stats.events:,} events read, {stats.accepted:,} used by rules, "
         f"{len(firings):,} firings sent, {stats.timers_fired:,} waits came due"
         + (f", {stats.holds_ended:,} holds ended" if stats.holds_ended else "")

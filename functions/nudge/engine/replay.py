@@ -36,6 +36,8 @@ class RuleTally:
     suppressed_audience: int = 0
     suppressed_cooldown: int = 0
     suppressed_consent: int = 0
+    suppressed_bounced: int = 0
+    suppressed_complaint: int = 0
     suppressed_cap: int = 0
     held: int = 0
     """Firings quiet hours held (each then sent, or not, at the end of the quiet hours)."""

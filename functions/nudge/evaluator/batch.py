@@ -84,6 +84,8 @@ class BatchReport:
             "LateEvents": self.late,
             "TrimmedStates": self.trimmed,
             "SuppressedForConsent": self.guarded_as("suppressed_consent"),
+            "SuppressedForBounce": self.guarded_as("suppressed_bounced"),
+            "SuppressedForComplaint": self.guarded_as("suppressed_complaint"),
             "SuppressedForCap": self.guarded_as("suppressed_cap"),
             "HeldForQuietHours": self.guarded_as("held"),
             "InvalidTimeZones": self.guarded_as("invalid_timezone"),

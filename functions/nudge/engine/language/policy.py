@@ -49,10 +49,6 @@ class ConsentModes(BaseModel):
     tracking: ConsentMode = "opt_out"
 
 
-MESSAGE_CHANNELS = ("email", "sms", "push")
-"""The channels that reach the customer: what caps count and quiet hours hold. Webhooks and bus
-events go to the team's own systems; a rule's own ``frequency_cap`` still limits them."""
-
 CapChannel = Literal["any", "email", "sms", "push"]
 
 _CLOCK = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")

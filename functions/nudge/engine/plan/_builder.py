@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from ...contracts import MESSAGE_CHANNELS
 from ..language.durations import format_duration
 from ..language.policy import DEFAULT_POLICY, Policy
 from ..language.rules import (
@@ -33,7 +34,7 @@ from ..language.rules import (
     TrendCondition,
     unless_events,
 )
-from .compiled import MESSAGE_CHANNELS, Cap, CompiledRule, Filter, Plan, QuietPlan, Route
+from .compiled import Cap, CompiledRule, Filter, Plan, QuietPlan, Route
 from .conditions import AllNode, AnyNode, AttributeNode, EventNode, Matcher, Node, NotNode, SequenceNode, TrendNode
 from .operators import compile_count, compile_test, count_capacity
 

@@ -20,11 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ...contracts import MESSAGE_CHANNELS
 from .conditions import Matcher, Node
 from .operators import MISSING, resolve
-
-MESSAGE_CHANNELS = frozenset({"email", "sms", "push"})
-"""The channels that reach the customer: what ``any`` caps count."""
 
 DEFAULT_CONSENT = {"email": True, "sms": False, "push": False, "tracking": True}
 """Whether each consent channel is allowed before the customer said anything: the policy's defaults."""

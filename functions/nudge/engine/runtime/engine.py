@@ -40,6 +40,9 @@ from ...contracts import (
     CONSENT_UPDATED,
     HOLD_RULE,
     IDENTIFY,
+    MESSAGE_BOUNCED,
+    MESSAGE_COMPLAINED,
+    SUPPRESSION_EVENTS,
     Event,
     MatchedEvent,
     Timer,
@@ -71,6 +74,9 @@ CONSENT_HISTORY = 20
 """How many changes per consent channel a state keeps (time, granted, source), newest last: the
 audit trail, and what a decision looks back through to find the consent as of a firing's time."""
 
+
+_SUPPRESSED = {MESSAGE_BOUNCED: "bounced", MESSAGE_COMPLAINED: "complained"}
+"""The mark a suppression leaves on its consent entry (its fourth element)."""
 
 ALWAYS, NEVER = -(1 << 62), 1 << 62
 """Bounds of event time: tracking allowed from the beginning, or not at all."""
@@ -302,15 +308,22 @@ class Engine:
         granted = props.get("granted") is True if event.name == CONSENT_UPDATED else False
         source = props.get("source") if isinstance(props.get("source"), str) else event.name
         channel = props["channel"]
+        entry: list[Any] = [event.ts, granted, source]
+        if event.name in SUPPRESSION_EVENTS:
+            if event.name == MESSAGE_BOUNCED and props.get("bounce_type") != "permanent":
+                return  # a transient bounce stops nothing: the next send may well arrive
+            entry.append(_SUPPRESSED[event.name])  # a refusal the customer did not say: named apart
         for name in CONSENT_CHANNELS if channel == ALL_CHANNELS else (channel,):
             entries = state.consent.setdefault(name, [])
-            bisect.insort(entries, [event.ts, granted, source], key=_consent_order)
+            bisect.insort(entries, list(entry), key=_consent_order)
             del entries[:-CONSENT_HISTORY]
         if channel in ("tracking", ALL_CHANNELS):
             self._forget_untracked(state, event.ts, outcome)
 
-    def consent(self, state: CustomerState, channel: str, at: int) -> tuple[bool, str]:
-        """Whether ``channel`` is allowed as of ``at`` (ms), and a reason that says why (or why not)."""
+    def consent(self, state: CustomerState, channel: str, at: int) -> tuple[bool, str, DecisionKind]:
+        """Whether ``channel`` is allowed as of ``at`` (ms), a reason that says why (or why not), and
+        the decision a refusal makes: ``suppressed_consent``, or, after a permanent bounce or a
+        complaint that no later grant has answered, ``suppressed_bounced`` / ``suppressed_complaint``."""
         latest = None
         for entry in reversed(state.consent.get(channel, ())):
             if entry[0] <= at:
@@ -319,9 +332,15 @@ class Engine:
         if latest is None:
             allowed = self.plan.consent[channel]
             mode = "opt_out" if allowed else "opt_in"
-            return allowed, f"{channel} is {mode} and the customer has said nothing" + ("" if allowed else " yet")
+            why = f"{channel} is {mode} and the customer has said nothing" + ("" if allowed else " yet")
+            return allowed, why, "suppressed_consent"
+        if len(latest) > 3:
+            kind: DecisionKind = "suppressed_bounced" if latest[3] == "bounced" else "suppressed_complaint"
+            what = "a permanent bounce" if latest[3] == "bounced" else "a complaint"
+            return False, f"{channel} suppressed after {what} at {iso(latest[0])} ({latest[2]})", kind
         granted = bool(latest[1])
-        return granted, f"{channel} consent {'given' if granted else 'withdrawn'} at {iso(latest[0])} ({latest[2]})"
+        why = f"{channel} consent {'given' if granted else 'withdrawn'} at {iso(latest[0])} ({latest[2]})"
+        return granted, why, "suppressed_consent"
 
     def _tracks(self, state: CustomerState, ts: int) -> bool:
         """Whether an event stamped ``ts`` may be stored: tracking is on as of ``ts`` and never

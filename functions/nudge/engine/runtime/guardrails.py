@@ -20,22 +20,19 @@ import bisect
 from collections.abc import Callable
 from typing import Any
 
-from ...contracts import CONSENT_CHANNELS, HOLD_RULE, Firing, MatchedEvent, Timer
+from ...contracts import HOLD_RULE, MESSAGE_CHANNELS, Firing, MatchedEvent, Timer
 from ...timefmt import iso
 from ..plan.compiled import CompiledRule, Plan
 from .caps import fits
 from .eventlog import unflatten
-from .outcome import Decision, Outcome, TimerCancel, TimerSet, firing_id
+from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
 from .quiet import TIMEZONE_TRAIT, customer_zone, quiet_until
 from .state import CustomerState, Held
-
-CONSENT_SENDS = frozenset(CONSENT_CHANNELS) - {"tracking"}
-"""The channels whose firings need consent to be sent (webhooks and bus events are the team's own)."""
 
 QUIET_HOLD_LIMIT = 2 * 24 * 3_600_000
 """The longest a quiet-hours hold can last (ms): a held firing keeps its state this long past ``now``."""
 
-Consent = Callable[[CustomerState, str, int], tuple[bool, str]]
+Consent = Callable[[CustomerState, str, int], tuple[bool, str, DecisionKind]]
 """Whether a channel is allowed for a customer as of an instant, and why (``Engine.consent``)."""
 
 
@@ -100,10 +97,10 @@ class Guardrails:
         allowed lateness, so arrival order cannot change a send.
         """
         action, key, fired_at = rule.rule.action, firing.key, firing.fired_at
-        if action.channel in CONSENT_SENDS:
-            allowed, why = self.consent(state, action.channel, firing.consent_at)
+        if action.channel in MESSAGE_CHANNELS:  # webhooks and bus events need no consent
+            allowed, why, refusal = self.consent(state, action.channel, firing.consent_at)
             if not allowed:
-                outcome.decisions.append(Decision(rule.id, key, "suppressed_consent", fired_at, why))
+                outcome.decisions.append(Decision(rule.id, key, refusal, fired_at, why))
                 return False
         for cap in rule.caps:
             times = [entry[0] for entry in state.sent if cap.counts(entry, rule.id, key)]

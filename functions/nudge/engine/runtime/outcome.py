@@ -21,6 +21,8 @@ DecisionKind = Literal[
     "suppressed_audience",
     "suppressed_cooldown",
     "suppressed_consent",
+    "suppressed_bounced",
+    "suppressed_complaint",
     "suppressed_cap",
     "held",
     "invalid_timezone",
@@ -28,7 +30,7 @@ DecisionKind = Literal[
 ]
 
 GUARDRAIL_DECISIONS: frozenset[DecisionKind] = frozenset(
-    {"suppressed_consent", "suppressed_cap", "held", "invalid_timezone"}
+    {"suppressed_consent", "suppressed_bounced", "suppressed_complaint", "suppressed_cap", "held", "invalid_timezone"}
 )
 """The decisions of the policy rather than of a rule: what the summaries and metrics count apart."""
 
