@@ -164,6 +164,23 @@ def test_a_customer_identified_60_days_before_the_cart_gets_the_email(stack: Loc
     assert [d["customer_id"] for d in output.deliveries] == ["c-1001"]
 
 
+def test_a_permanent_bounce_on_the_stream_stops_the_next_cart_email(stack: LocalStack, tmp_path: Path):
+    """c-1001's address bounced (what a bounce handler puts on the stream): her reminder is not sent."""
+    lines = Path("examples/scenarios/cart_abandonment.fires.jsonl").read_text().splitlines()
+    bounce = {
+        "event_id": "bounce-1",
+        "customer_id": "c-1001",
+        "event": "message_bounced",
+        "timestamp": json.loads(lines[0])["timestamp"],
+        "properties": {"channel": "email", "bounce_type": "permanent", "source": "ses"},
+    }
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join([lines[0], json.dumps(bounce), *lines[1:]]) + "\n")
+    output = run_stack(stack, events)
+    assert [m["To"] for m in sent_emails()] == ["tom.becker@example.com"]
+    assert output.guarded == {("cart_abandonment", "suppressed_bounced"): 1}
+
+
 def test_an_unsubscribe_outlives_the_behaviour_too(stack: LocalStack, tmp_path: Path):
     lines = Path("examples/scenarios/cart_abandonment.fires.jsonl").read_text().splitlines()
     identify = json.loads(lines[0])
