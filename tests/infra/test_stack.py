@@ -92,7 +92,8 @@ def test_event_filters_are_generated_from_the_deployed_rules(template: Template)
     mapping = only(template, "AWS::Lambda::EventSourceMapping", {"FilterCriteria": Match.any_value()})
     patterns = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
     plan = compile_rules(load_rules_or_raise("rules"))
-    names = sorted({*plan.referenced_events(), "identify", "consent_updated", "unsubscribed"})
+    consent = {"consent_updated", "unsubscribed", "message_bounced", "message_complained"}
+    names = sorted({*plan.referenced_events(), "identify", *consent})
     assert patterns[0] == {"data": {"event": names}}  # consent events pass whatever the rules read
     assert {"data": {"type": ["nudge.timer"]}} in patterns
     assert {"data": {"event": [{"exists": False}]}} in patterns
