@@ -63,7 +63,6 @@ class PerEventEvaluator:
         self.firings_queue_url = firings_queue_url
         self.rejected_queue_url = rejected_queue_url
         self.ttl_margin_ms = ttl_margin_ms
-        self.horizon_ms = engine.retention()
 
     def evaluate(self, records: Sequence[InputRecord], wall: int) -> PerEventReport:
         report = PerEventReport(records=len(records))
@@ -100,9 +99,7 @@ class PerEventEvaluator:
                 },
             )
             report.firings += 1
-        expires = max(wall, state.now or wall) + self.horizon_ms + self.ttl_margin_ms
-        for _, pending in state.pending():
-            expires = max(expires, pending.due + self.engine.lateness + self.ttl_margin_ms)
+        expires = self.engine.kept_until(state, wall) + self.ttl_margin_ms
         self.dynamodb.put_item(
             TableName=self.table_name,
             Item={**key, "state": {"B": encode_state(state)}, "expires_at": {"N": str(expires // 1000)}},

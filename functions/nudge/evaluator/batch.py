@@ -173,7 +173,6 @@ class BatchEvaluator:
         self.conflict_retries = conflict_retries
         self.profile_retention_ms = profile_retention_ms
         """How long the durable profile (traits, consent) outlives the customer's last event."""
-        self.horizon_ms = engine.retention()
 
     def evaluate(
         self,
@@ -370,11 +369,4 @@ class BatchEvaluator:
 
     def _expires_at(self, stored: StoredState, wall: int) -> int:
         """Seconds since epoch after which DynamoDB may delete the item (TTL)."""
-        state = stored.state
-        latest = max(wall, state.now or wall)
-        expires = latest + self.horizon_ms + self.ttl_margin_ms
-        for _, pending in state.pending():
-            expires = max(expires, pending.due + self.engine.lateness + self.ttl_margin_ms)
-        for held in state.held:
-            expires = max(expires, held.send_at + self.ttl_margin_ms)
-        return expires // 1000
+        return (self.engine.kept_until(stored.state, wall) + self.ttl_margin_ms) // 1000

@@ -52,7 +52,7 @@ from ...timefmt import iso
 from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
 from .eventlog import EventLog, StoredEvent, unflatten
-from .guardrails import QUIET_HOLD_LIMIT, Guardrails
+from .guardrails import Guardrails
 from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet
 from .seen import SeenIds, digest, expiry
 from .state import CustomerState, Held, Pending, RuleState, Trim
@@ -137,6 +137,7 @@ class Engine:
         no-op: never less than the allowed lateness, or a straggler's copy could count twice."""
         self._tracks_by_default = plan.consent["tracking"]
         """Whether a customer who has said nothing about tracking is tracked (``tracking: opt_out``)."""
+        self._retention = self.retention()
         self.guardrails = Guardrails(plan, self.consent)
         """What decides a firing's send: consent, caps with priority, quiet hours (``guardrails.py``)."""
         self._arming: dict[str, list[tuple[str, Matcher]]] = {}
@@ -145,8 +146,20 @@ class Engine:
 
     def retention(self) -> int:
         """The longest time (ms) a state holds anything after its last event: the base of its TTL."""
-        held = QUIET_HOLD_LIMIT if self.plan.quiet is not None else 0
-        return max(self.plan.longest_horizon(), self.dedupe_window, self.plan.longest_cap, held)
+        return max(self.plan.longest_horizon(), self.dedupe_window, self.plan.longest_cap)
+
+    def kept_until(self, state: CustomerState, wall: int) -> int:
+        """The last instant (ms) ``state`` is of use if nothing more comes: what its TTL counts from.
+
+        Its retention after the latest of ``wall`` and its newest event, and never before a pending
+        wait is decided or a held firing's send time has come.
+        """
+        until = max(wall, state.now or wall) + self._retention
+        for _, pending in state.pending():
+            until = max(until, pending.due + self.lateness)
+        for held in state.held:
+            until = max(until, held.send_at)
+        return until
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -663,28 +676,21 @@ class Engine:
 
         ``wall`` is the caller's clock (the timer's decision time when not given). Every other wait
         of the customer whose decision time it has passed is decided too. A timer for a wait that was
-        cancelled, restarted or already decided is a no-op (``stale_timer``).
+        cancelled, restarted or already decided is a no-op (``stale_timer``). The customer's hold
+        timer (rule ``HOLD_RULE``) has no wait: it comes for the held firings due by then.
         """
         outcome = Outcome()
-        if timer.rule == HOLD_RULE:
-            return self._on_hold(state, timer, timer.due if wall is None else wall, outcome)
-        if wall is None:
-            wall = timer.due + self.lateness
         hold = state.held[0] if state.held else None
-        rule = self.plan.by_id.get(timer.rule)
-        rule_state = state.rules.get((timer.rule, timer.key))
-        waits = rule_state.waits if rule_state is not None else []
-        own = next((wait for wait in waits if wait.arm == timer.arm), None)
-        if rule is None or rule_state is None or own is None:
-            outcome.decisions.append(Decision(timer.rule, timer.key, "stale_timer", timer.due))
+        came = False  # whether this is the earliest held firing's own hold timer: none to move
+        if timer.rule == HOLD_RULE:
+            wall = timer.due if wall is None else wall
+            came = hold is not None and hold.send_at == timer.arm
+            if not came:
+                outcome.decisions.append(Decision(HOLD_RULE, None, "stale_timer", timer.due))
         else:
-            head = waits[0]
-            while waits:
-                wait = waits.pop(0)
-                self._decide(rule, state, rule_state, timer.key, wait, outcome)
-                if wait is own:
-                    break
-            self._retime(state, rule.id, timer.key, rule_state, head, outcome, came=head is own)
+            if wall is None:
+                wall = timer.due + self.lateness
+            self._decide_timer(state, timer, outcome)
         if state.rules:
             # Waits of other rules due at the same instant are decided with this one, so that firings
             # with the same send time meet in one decision, in priority order.
@@ -692,24 +698,27 @@ class Engine:
         if state.held:
             self.guardrails.release(state, wall, outcome)
         if state.held or hold is not None:
-            self.guardrails.rehold(state, hold, outcome)
+            self.guardrails.rehold(state, hold, outcome, came=came)
         if outcome.changed:
             self.prune(state)
         return outcome
 
-    def _on_hold(self, state: CustomerState, timer: Timer, wall: int, outcome: Outcome) -> Outcome:
-        """The hold timer came: decide the firings held until its time (and anything else overdue)."""
-        held = state.held
-        head = held[0] if held else None
-        if head is None or head.send_at != timer.arm:
-            outcome.decisions.append(Decision(HOLD_RULE, None, "stale_timer", timer.due))
-        if state.rules:
-            self._settle(state, wall + 1, outcome)
-        self.guardrails.release(state, wall, outcome)
-        self.guardrails.rehold(state, head, outcome, came=head is not None and head.send_at == timer.arm)
-        if outcome.changed:
-            self.prune(state)
-        return outcome
+    def _decide_timer(self, state: CustomerState, timer: Timer, outcome: Outcome) -> None:
+        """A wait's timer came: decide its wait (and any older wait of its key), or note it is stale."""
+        rule = self.plan.by_id.get(timer.rule)
+        rule_state = state.rules.get((timer.rule, timer.key))
+        waits = rule_state.waits if rule_state is not None else []
+        own = next((wait for wait in waits if wait.arm == timer.arm), None)
+        if rule is None or rule_state is None or own is None:
+            outcome.decisions.append(Decision(timer.rule, timer.key, "stale_timer", timer.due))
+            return
+        head = waits[0]
+        while waits:
+            wait = waits.pop(0)
+            self._decide(rule, state, rule_state, timer.key, wait, outcome)
+            if wait is own:
+                break
+        self._retime(state, rule.id, timer.key, rule_state, head, outcome, came=head is own)
 
     def _settle(self, state: CustomerState, wall: int, outcome: Outcome) -> None:
         """Decide every pending wait whose decision time (due + lateness) is before ``wall``."""

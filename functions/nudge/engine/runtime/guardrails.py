@@ -29,9 +29,6 @@ from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, fir
 from .quiet import TIMEZONE_TRAIT, customer_zone, quiet_until
 from .state import CustomerState, Held
 
-QUIET_HOLD_LIMIT = 2 * 24 * 3_600_000
-"""The longest a quiet-hours hold can last (ms): a held firing keeps its state this long past ``now``."""
-
 Consent = Callable[[CustomerState, str, int], tuple[bool, str, DecisionKind]]
 """Whether a channel is allowed for a customer as of an instant, and why (``Engine.consent``)."""
 
