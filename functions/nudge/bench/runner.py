@@ -165,7 +165,7 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
     setup = {
         "rules": len(plan.rules),
         "rules_dir": rules_dir if options.rule_count is None else f"{options.rule_count} {options.rule_variants}",
-        "guardrails": options.guardrails and (bool(plan.quiet) or any(rule.caps for rule in plan.rules)),
+        "guardrails": plan.quiet is not None or any(rule.caps for rule in plan.rules),
         "batch_size": options.batch_size,
         "evaluator_events": len(slice_events),
         "referenced_share": round(sum(1 for e in events if engine.needs(e)) / max(1, len(events)), 4),

@@ -236,9 +236,7 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
     quiet_plan = None
     if hours is not None:
         start, end = hours.minutes()
-        quiet_plan = QuietPlan(
-            start, end, frozenset(hours.channels), hours.default_timezone, f"{hours.start}-{hours.end}"
-        )
+        quiet_plan = QuietPlan(start, end, hours.default_timezone, f"{hours.start}-{hours.end}")
     return Plan(
         compiled,
         uses.routes(compiled, allowed_lateness),

@@ -56,11 +56,11 @@ class Cap:
 
 @dataclass(frozen=True)
 class QuietPlan:
-    """The policy's quiet hours, compiled: minutes after local midnight, ``[start, end)``."""
+    """The policy's quiet hours, compiled: minutes after local midnight, ``[start, end)``. (Which
+    channels they hold is compiled into each rule: ``CompiledRule.quiet``.)"""
 
     start: int
     end: int
-    channels: frozenset[str]
     default_timezone: str
     label: str
     """``21:00-09:00``, for reasons."""
