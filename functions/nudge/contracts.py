@@ -45,6 +45,33 @@ MESSAGE_COMPLAINED = "message_complained"
 """The customer marked a message as spam: ``{channel, ...}``; suppresses the channel until a grant."""
 SUPPRESSION_EVENTS = frozenset({MESSAGE_BOUNCED, MESSAGE_COMPLAINED})
 """What the channels report that stops sends on a channel: kept in the consent record, durably."""
+MESSAGE_SENT = "message_sent"
+"""Recorded by the engine itself, in the customer's state, when it decides to send a firing:
+``{rule, channel, firing_id, step, variant}`` at the send time. Never sent on the stream."""
+MESSAGE_DELIVERED = "message_delivered"
+MESSAGE_OPENED = "message_opened"
+MESSAGE_CLICKED = "message_clicked"
+"""A link in a message was followed: ``url`` says which."""
+MESSAGE_FAILED = "message_failed"
+"""The provider could not send or render a message: ``reason`` says why."""
+FEEDBACK_EVENTS = frozenset(
+    {MESSAGE_DELIVERED, MESSAGE_OPENED, MESSAGE_CLICKED, MESSAGE_BOUNCED, MESSAGE_COMPLAINED, MESSAGE_FAILED}
+)
+"""What the channels report about a message, back on the customer's stream: ``{channel, rule,
+firing_id, step}`` (each but ``channel`` where the channel knows it) and ``reason``, ``url`` or
+``bounce_type`` where there is one. Always let through the stream mapping: the evaluator records each
+against its firing in the activations table."""
+ENGAGEMENT_EVENTS = frozenset({MESSAGE_OPENED, MESSAGE_CLICKED})
+"""A customer engaged with a message: what stops an escalation and ends disengagement."""
+MESSAGE_STATUSES = {
+    MESSAGE_DELIVERED: "delivered",
+    MESSAGE_OPENED: "opened",
+    MESSAGE_CLICKED: "clicked",
+    MESSAGE_BOUNCED: "bounced",
+    MESSAGE_COMPLAINED: "complained",
+    MESSAGE_FAILED: "failed",
+}
+"""The activation status each feedback event moves its firing to (``adapters/activations.py``)."""
 CONSENT_EVENTS = frozenset({CONSENT_UPDATED, UNSUBSCRIBED}) | SUPPRESSION_EVENTS
 """The events that change a customer's consent record (choices, and the suppressions bounces and
 complaints bring): always let through the stream mapping, always applied."""
@@ -60,9 +87,9 @@ ALL_CHANNELS = "all"
 MAX_EVENT_BYTES = 64 * 1024
 """The largest envelope accepted, in bytes of JSON."""
 
-FIRING_MESSAGE_VERSION = 2
+FIRING_MESSAGE_VERSION = 3
 """v2 added ``send_at``; v1 messages (which may wait in a DLQ for 14 days) are still read: sent at once."""
-READABLE_FIRING_VERSIONS = (1, 2)
+READABLE_FIRING_VERSIONS = (1, 2, 3)
 TIMER_MESSAGE_VERSION = 1
 TIMER_TYPE = "nudge.timer"
 """The ``type`` of a timer record on the events stream (what the stream mapping's filter lets in)."""
@@ -241,6 +268,10 @@ class EventEnvelope(BaseModel):
     def _consent_says_what_and_which(self) -> EventEnvelope:
         if self.event in CONSENT_EVENTS and (problem := consent_problem(self.event, self.properties)):
             raise ValueError(problem)
+        if self.event in FEEDBACK_EVENTS and (problem := feedback_problem(self.event, self.properties)):
+            raise ValueError(problem)
+        if self.event == MESSAGE_SENT:
+            raise ValueError(f"{MESSAGE_SENT} is recorded by the engine when it sends: it cannot be sent as an event")
         return self
 
     def to_event(self) -> Event:
@@ -290,6 +321,38 @@ def _suppression_problem(name: str, channel: object, properties: dict[str, Any])
     if source is not None and not (isinstance(source, str) and len(source) <= 128):
         return f"{name}: properties.source must be a string of at most 128 characters"
     return None
+
+
+def feedback_problem(name: str, properties: dict[str, Any]) -> str | None:
+    """What is wrong with a message event's properties, or ``None``.
+
+    Every one names its message channel; ``firing_id``, ``rule`` and ``step`` are optional (an app
+    may know only which rule's push it opened) but must have their type when given.
+    """
+    channel = properties.get("channel")
+    if channel not in MESSAGE_CHANNELS:
+        shown = "missing" if channel is None else f"{channel!r}"
+        return f"{name}: properties.channel is {shown}; it must be one of {', '.join(MESSAGE_CHANNELS)}"
+    for field_name in ("firing_id", "rule"):
+        value = properties.get(field_name)
+        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 128):
+            return f"{name}: properties.{field_name} must be a string of 1 to 128 characters"
+    step = properties.get("step")
+    if step is not None and (type(step) is not int or not 0 <= step <= 100):
+        return f"{name}: properties.step must be a whole number from 0 to 100"
+    if name in SUPPRESSION_EVENTS:
+        return _suppression_problem(name, channel, properties)
+    return None
+
+
+def feedback_event_id(provider: str, provider_event_id: str) -> str:
+    """The ``event_id`` of a message event, from the provider's own id for what it reports.
+
+    The same report delivered twice (a provider's or EventBridge's retry) gets the same id, so the
+    engine's duplicate check makes the copy a no-op.
+    """
+    digest = hashlib.sha256(f"{provider}\x1f{provider_event_id}".encode()).hexdigest()
+    return f"{provider}-{digest[:40]}"
 
 
 ENVELOPE_FIELDS = tuple(EventEnvelope.model_fields)
@@ -501,6 +564,8 @@ class Firing:
     allowed lateness a cap waits); ``None``, in a v1 message, means at once."""
     profile: dict[str, Any] = field(default_factory=dict, compare=False)
     """The customer's traits when it was decided: what delivery addresses and personalizes with."""
+    step: int = 0
+    """Which step of the rule's escalation this is: 0 for the action, 1 for the first ``escalate`` step."""
 
     def to_json(self, *, with_profile: bool = False) -> dict[str, Any]:
         """The decision as data: what ``nudge replay --json`` prints; with the profile, the queued message."""
@@ -512,6 +577,7 @@ class Firing:
             "fired_at": iso(self.fired_at),
             "armed_at": iso(self.armed_at),
             "send_at": iso(self.fired_at if self.send_at is None else self.send_at),
+            "step": self.step,
             "channel": self.channel,
             "template": self.template,
             "destination": self.destination,
@@ -548,7 +614,7 @@ class FiringMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: Literal[1, 2] = 2
+    v: Literal[1, 2, 3] = 3
     firing_id: str
     rule: str
     customer_id: str
@@ -557,6 +623,8 @@ class FiringMessage(BaseModel):
     armed_at: str
     send_at: str | None = None
     """Not before this instant (ISO 8601); absent in v1: at once."""
+    step: int = Field(default=0, ge=0, le=100)
+    """The escalation step (v3); 0 in v1 and v2, which had none."""
     channel: str
     template: str | None = None
     destination: str | None = None
@@ -611,14 +679,22 @@ __all__ = [
     "CONSENT_CHANNELS",
     "CONSENT_EVENTS",
     "CONSENT_UPDATED",
+    "ENGAGEMENT_EVENTS",
     "ENVELOPE_FIELDS",
+    "FEEDBACK_EVENTS",
     "FIRING_MESSAGE_VERSION",
     "HOLD_RULE",
     "IDENTIFY",
     "MAX_EVENT_BYTES",
     "MESSAGE_BOUNCED",
     "MESSAGE_CHANNELS",
+    "MESSAGE_CLICKED",
     "MESSAGE_COMPLAINED",
+    "MESSAGE_DELIVERED",
+    "MESSAGE_FAILED",
+    "MESSAGE_OPENED",
+    "MESSAGE_SENT",
+    "MESSAGE_STATUSES",
     "SUPPRESSION_EVENTS",
     "TIMER_MESSAGE_VERSION",
     "TIMER_TYPE",
@@ -639,6 +715,8 @@ __all__ = [
     "email_problem",
     "encode_firing",
     "encode_timer",
+    "feedback_event_id",
+    "feedback_problem",
     "is_timer",
     "key_text",
     "key_value",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 import pytest
 from hypothesis import given
@@ -18,6 +20,7 @@ from nudge.contracts import (
     decode_timer,
     encode_firing,
     encode_timer,
+    feedback_event_id,
     key_text,
     key_value,
     loads,
@@ -42,13 +45,13 @@ FIRING = Firing(
 
 def test_a_firing_reads_back_as_it_was_written():
     message = decode_firing(encode_firing(FIRING))
-    assert message.v == 2
+    assert message.v == 3
     assert message.model_dump(exclude={"v"}) == FIRING.to_json(with_profile=True)
 
 
 def test_a_firing_of_another_version_is_refused_with_the_reason():
-    body = encode_firing(FIRING).replace('"v":2', '"v":3')
-    with pytest.raises(ContractError, match="firing message v3 is not supported"):
+    body = encode_firing(FIRING).replace('"v":3', '"v":4')
+    with pytest.raises(ContractError, match="firing message v4 is not supported"):
         decode_firing(body)
 
 
@@ -56,7 +59,7 @@ def test_a_v1_firing_has_no_send_time_and_is_still_read():
     """v1 (before the guardrails) had no ``send_at``: such a message in a DLQ is sent at once."""
     v1 = loads(encode_firing(FIRING))
     v1["v"] = 1
-    del v1["send_at"]
+    del v1["send_at"], v1["step"]
     message = decode_firing(orjson.dumps(v1))
     assert message.v == 1
     assert message.send_at is None
@@ -249,3 +252,56 @@ def test_a_timestamp_out_of_range_is_refused_alike_by_replay_the_evaluator_and_t
 def test_the_ends_of_the_accepted_range_are_accepted(timestamp: str, ts: int) -> None:
     envelope = {"event_id": "e-1", "customer_id": "c-1", "event": "ping", "timestamp": timestamp}
     assert parse_event(envelope).ts == ts
+
+
+def test_a_v2_firing_has_no_step_and_is_read_as_the_first():
+    """v2 (before escalation) had no ``step``: it is the rule's action, step 0."""
+    v2 = loads(encode_firing(FIRING))
+    v2["v"] = 2
+    del v2["step"]
+    assert decode_firing(orjson.dumps(v2)).step == 0
+
+
+def test_an_escalation_step_travels_in_the_firing_message():
+    step = replace(FIRING, step=2)
+    assert decode_firing(encode_firing(step)).step == 2
+
+
+@pytest.mark.parametrize(
+    ("properties", "problem"),
+    [
+        ({}, "properties.channel is missing"),
+        ({"channel": "webhook"}, "properties.channel is 'webhook'"),
+        ({"channel": "push", "firing_id": 7}, "properties.firing_id must be a string"),
+        ({"channel": "push", "step": "1"}, "properties.step must be a whole number"),
+    ],
+)
+def test_a_message_event_names_its_channel_and_typed_ids(properties, problem):
+    envelope = {"event_id": "e", "customer_id": "c", "event": "message_opened", "timestamp": "2026-01-01T00:00:00Z"}
+    with pytest.raises(EventError, match=problem):
+        parse_event({**envelope, "properties": properties})
+
+
+def test_message_sent_is_the_engines_own_record_and_cannot_be_sent():
+    envelope = {"event_id": "e", "customer_id": "c", "event": "message_sent", "timestamp": "2026-01-01T00:00:00Z"}
+    with pytest.raises(EventError, match="recorded by the engine"):
+        parse_event({**envelope, "properties": {"channel": "email"}})
+
+
+def test_a_feedback_event_id_is_the_same_for_the_same_provider_report():
+    first = feedback_event_id("ses", "0100-abc:Open:2026-01-01T00:00:00.000Z")
+    assert first == feedback_event_id("ses", "0100-abc:Open:2026-01-01T00:00:00.000Z")
+    assert first != feedback_event_id("ses", "0100-abc:Click:2026-01-01T00:00:00.000Z")
+    assert first != feedback_event_id("sms", "0100-abc:Open:2026-01-01T00:00:00.000Z")
+    assert (
+        parse_event(
+            {
+                "event_id": first,
+                "customer_id": "c",
+                "event": "message_opened",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "properties": {"channel": "email"},
+            }
+        ).event_id
+        == first
+    )

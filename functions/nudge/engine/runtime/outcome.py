@@ -91,7 +91,12 @@ class Outcome:
     best-effort basis (stored only where its window still holds it)."""
 
 
-def firing_id(rule: str, customer_id: str, key: str | None, armed_at: int) -> str:
-    """Deterministic: the same arming always yields the same id, so retries cannot double-send."""
+def firing_id(rule: str, customer_id: str, key: str | None, armed_at: int, step: int = 0) -> str:
+    """Deterministic: the same arming always yields the same id, so retries cannot double-send.
+
+    Each escalation step is a firing of its own; step 0 keeps the id it had before steps existed.
+    """
     text = f"{rule}\x1f{customer_id}\x1f{'' if key is None else key}\x1f{armed_at}"
+    if step:
+        text += f"\x1f{step}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
