@@ -224,6 +224,22 @@ def _describe(error: ValidationError, whole: str, known: Collection[str] = ()) -
     return "; ".join(f"{where}: {what}" for where, what in validation_problems(error, whole, known))
 
 
+CHANNEL_ADDRESSES = {"email": "email", "sms": "phone", "push": "push_tokens"}
+"""The trait each message channel is addressed by."""
+
+
+def reachable(channel: str, traits: dict[str, list[Any]]) -> bool:
+    """Whether a profile (trait -> ``[value, ts]``, as the state keeps it) has an address for ``channel``.
+
+    Only whether there is one: delivery checks the address itself when it sends.
+    """
+    entry = traits.get(CHANNEL_ADDRESSES.get(channel, ""))
+    value = None if entry is None else entry[0]
+    if channel == "push":
+        return isinstance(value, list) and any(isinstance(item, dict) and item.get("token") for item in value)
+    return isinstance(value, str) and bool(value)
+
+
 # -- the event envelope --------------------------------------------------------------------------
 
 
@@ -676,6 +692,7 @@ def decode_firing(body: str | bytes) -> FiringMessage:
 __all__ = [
     "ADDRESS_TRAITS",
     "ALL_CHANNELS",
+    "CHANNEL_ADDRESSES",
     "CONSENT_CHANNELS",
     "CONSENT_EVENTS",
     "CONSENT_UPDATED",
@@ -723,5 +740,6 @@ __all__ = [
     "loads",
     "parse_event",
     "phone_problem",
+    "reachable",
     "validation_problems",
 ]

@@ -501,7 +501,8 @@ def ordered_histories(draw: st.DrawFn) -> list[Event]:
 def _decided(events: list[Event], naive: bool) -> list[dict[str, Any]]:
     replayer = Replayer(MIXED_PLAN)
     if naive:
-        replayer.engine.guardrails = HoldEverything(MIXED_PLAN, replayer.engine.consent)
+        engine = replayer.engine
+        engine.guardrails = HoldEverything(MIXED_PLAN, engine.consent, engine.judge_step, engine.record_sent)
     firings = [f for event in events for f in replayer.feed(event)] + replayer.finish()
     return sorted((f.to_json() for f in firings), key=lambda f: (f["send_at"], f["firing_id"]))
 

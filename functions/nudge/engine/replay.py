@@ -39,6 +39,12 @@ class RuleTally:
     suppressed_bounced: int = 0
     suppressed_complaint: int = 0
     suppressed_cap: int = 0
+    suppressed_disengaged: int = 0
+    """Marketing sends not made because the channel rests for a customer who never answers."""
+    skipped_unreachable: int = 0
+    """Escalation steps passed over for want of an address on their channel (the next step went)."""
+    steps: int = 0
+    """Escalation steps sent (after the action itself): counted in ``fired`` too."""
     held: int = 0
     """Firings quiet hours held (each then sent, or not, at the end of the quiet hours)."""
     invalid_timezone: int = 0
@@ -65,6 +71,8 @@ class ReplayStats:
                 continue
             tally = self.rules.setdefault(decision.rule, RuleTally())
             setattr(tally, decision.kind, getattr(tally, decision.kind) + 1)
+            if decision.kind == "fired" and decision.reason:
+                tally.steps += 1  # a later step's firing says which step it is
 
 
 class Replayer:

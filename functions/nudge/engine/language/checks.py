@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from ...contracts import MESSAGE_CHANNELS, MESSAGE_SENT
 from .rules import (
     AllCondition,
     AnyCondition,
@@ -158,6 +159,57 @@ def _self_cancelling(rule: Rule, problems: list[Problem]) -> None:
             )
 
 
+def _check_escalation(rule: Rule, problems: list[Problem]) -> None:
+    """Each step reaches the customer on a channel of its own kind (``after`` is a duration, never 0), and its
+    ``unless`` is a plain filter; ``message_sent`` is recorded by the engine, so it cannot arm a rule."""
+    for index, step in enumerate(rule.escalate):
+        loc: Loc = ("escalate", index)
+        if step.channel not in MESSAGE_CHANNELS:
+            problems.append(
+                Problem(
+                    loc=(*loc, "channel"),
+                    message=(
+                        "an escalation step reaches the customer: its channel is one of "
+                        f"{', '.join(MESSAGE_CHANNELS)}, not '{step.channel}'"
+                    ),
+                )
+            )
+        elif step.template is None:
+            problems.append(Problem(loc=loc, message=f"channel '{step.channel}' needs a `template`"))
+        for item in unless_events(step):
+            if item.within is not None or item.count is not None:
+                problems.append(
+                    Problem(
+                        loc=(*loc, "unless"),
+                        message=(
+                            "an unless filter takes no `within` or `count`: "
+                            "its window is the time since the previous step"
+                        ),
+                    )
+                )
+    if rule.escalate and rule.action.channel not in MESSAGE_CHANNELS:
+        problems.append(
+            Problem(
+                loc=("escalate",),
+                message=(
+                    "only an action that reaches the customer (email, sms, push) can escalate: nobody opens a webhook"
+                ),
+            )
+        )
+    arming = _arming_filters(rule.when)
+    if arming and all(item.event == MESSAGE_SENT for item in arming):
+        problems.append(
+            Problem(
+                loc=("when",),
+                message=(
+                    f"'{MESSAGE_SENT}' is recorded by the engine when it sends, and never starts an evaluation: "
+                    "a rule must be armed by another event (read message_sent under `not`, in a count beside it, "
+                    "or in `unless`)"
+                ),
+            )
+        )
+
+
 def check_rule(rule: Rule) -> list[Problem]:
     """Whole-rule checks that a field-by-field model cannot express."""
     problems: list[Problem] = []
@@ -200,6 +252,7 @@ def check_rule(rule: Rule) -> list[Problem]:
                 message="neither `wait` nor `cooldown`: this rule fires again on every matching event",
             )
         )
+    _check_escalation(rule, problems)
     if rule.category == "transactional" and rule.frequency_cap is not None:
         problems.append(
             Problem(

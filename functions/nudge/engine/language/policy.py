@@ -9,10 +9,12 @@ It says how the engine treats time, for every rule at once::
     frequency_caps:         # sliding windows over each customer's sends
       - {channel: any, max: 3, per: 7d}
     quiet_hours: {start: "21:00", end: "09:00", channels: [sms, push], default_timezone: Europe/Lisbon}
+    disengaged: {channel: email, after_unengaged: 5, for: 30d}   # rest a channel nobody opens
 
 All are optional; the defaults are the values above, except that without ``frequency_caps`` there
-are no caps and without ``quiet_hours`` no quiet hours. The file ships with the rules (a deploy
-puts it in the bundle), so the evaluator, ``nudge replay`` and ``nudge local`` always agree.
+are no caps, without ``quiet_hours`` no quiet hours, and without ``disengaged`` no rest. The file
+ships with the rules (a deploy puts it in the bundle), so the evaluator, ``nudge replay`` and
+``nudge local`` always agree.
 """
 
 from __future__ import annotations
@@ -129,6 +131,24 @@ class QuietHours(BaseModel):
         return int(start_h) * 60 + int(start_m), int(end_h) * 60 + int(end_m)
 
 
+class Disengaged(BaseModel):
+    """Marketing on ``channel`` rests once ``after_unengaged`` sends in a row went unopened and
+    unclicked: for ``for`` after the last of them, or until the customer opens or clicks one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    channel: Literal["email", "sms", "push"]
+    after_unengaged: int = Field(strict=True, ge=1, le=100)
+    rest: Duration = Field(alias="for")
+
+    @field_validator("rest")
+    @classmethod
+    def _rest(cls, value: int) -> int:
+        if value < HOUR or value > 365 * 24 * HOUR:
+            raise ValueError(f"for {format_duration(value)} must be between 1h and 365d")
+        return value
+
+
 class Policy(BaseModel):
     """How time is treated, and what guards a send: validated like a rule, errors reported as file:line."""
 
@@ -152,6 +172,22 @@ class Policy(BaseModel):
     """Sliding windows over each customer's sends; a marketing firing that would exceed one is not sent."""
     quiet_hours: QuietHours | None = None
     """Local hours when firings on some channels are held until the hours end."""
+    disengaged: tuple[Disengaged, ...] = ()
+    """Per channel, when marketing stops for a customer who never opens or clicks (one mapping, or a list)."""
+
+    @field_validator("disengaged", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return (value,) if isinstance(value, dict) else value
+
+    @field_validator("disengaged")
+    @classmethod
+    def _one_per_channel(cls, items: tuple[Disengaged, ...]) -> tuple[Disengaged, ...]:
+        channels = [item.channel for item in items]
+        for channel in channels:
+            if channels.count(channel) > 1:
+                raise ValueError(f"two disengaged entries for {channel}: keep one")
+        return items
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:

@@ -251,6 +251,19 @@ class Action(_Strict):
         return value
 
 
+class EscalationStep(Action):
+    """A further step of a rule's action: sent ``after`` the previous step's ``fired_at`` unless the
+    customer opened or clicked that one (or its ``unless`` happened); the engine decides it like a wait."""
+
+    after: Duration
+    unless: Unless | None = None
+    """What calls this step off, in [the previous step's send, this step's time]; by default an open
+    or a click of the previous step."""
+
+
+MAX_ESCALATION_STEPS = 5
+
+
 class RuleCap(_Strict):
     """At most ``max`` sends of this rule per customer and key in any window of ``per``."""
 
@@ -269,6 +282,8 @@ class Rule(_Strict):
     audience: Condition | None = None
     cooldown: Duration | None = None
     action: Action
+    escalate: list[EscalationStep] = Field(default_factory=list, max_length=MAX_ESCALATION_STEPS)
+    """Further steps after the action, each on its own channel, each only if the previous went unanswered."""
     priority: int = Field(default=0, strict=True, ge=-1000, le=1000)
     """Among a customer's firings with the same send time, higher goes first (then the rule id)."""
     frequency_cap: RuleCap | None = None
@@ -300,7 +315,7 @@ ConditionModel = (
 )
 
 
-def unless_events(rule: Rule) -> list[EventFilter]:
+def unless_events(rule: Rule | EscalationStep) -> list[EventFilter]:
     """The event filters of ``unless``: one, or each of ``unless: {any: [...]}``."""
     if rule.unless is None:
         return []

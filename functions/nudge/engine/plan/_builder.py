@@ -20,10 +20,11 @@ from typing import Any
 
 import orjson
 
-from ...contracts import MESSAGE_CHANNELS
+from ...contracts import MESSAGE_CHANNELS, MESSAGE_CLICKED, MESSAGE_OPENED, MESSAGE_SENT
 from ..language.durations import format_duration
 from ..language.policy import DEFAULT_POLICY, Policy
 from ..language.rules import (
+    Action,
     AllCondition,
     AttributeCondition,
     ConditionModel,
@@ -34,9 +35,17 @@ from ..language.rules import (
     TrendCondition,
     unless_events,
 )
-from .compiled import Cap, CompiledRule, Filter, Plan, QuietPlan, Route
+from .compiled import Cap, CompiledRule, CompiledStep, Filter, Plan, QuietPlan, Route
 from .conditions import AllNode, AnyNode, AttributeNode, EventNode, Matcher, Node, NotNode, SequenceNode, TrendNode
 from .operators import compile_count, compile_test, count_capacity
+
+DAY = 86_400_000
+
+MESSAGE_REFERENCES = ("firing_id", "rule", "channel", "step")
+"""What a message event says about the message it reports: kept where an escalation step reads it."""
+
+_ENGAGED = [EventFilter(event=MESSAGE_OPENED), EventFilter(event=MESSAGE_CLICKED)]
+"""A step's default ``unless``: the customer opened or clicked the previous step."""
 
 DEFAULT_HISTORY = 50
 """How many of the newest events one filter keeps, and one condition sees (raised by larger counts).
@@ -137,7 +146,8 @@ class _RuleCompiler:
     def _use(
         self, name: str, where: dict[str, dict[str, Any]], horizon: int, arms: bool, cap: int = DEFAULT_HISTORY
     ) -> Matcher:
-        trigger_of = self.index if arms else None
+        # The engine records message_sent as it sends: it is read, and never starts an evaluation.
+        trigger_of = self.index if arms and name != MESSAGE_SENT else None
         return self.uses.add(name, where, horizon, cap=cap, extra=self.extra, trigger_of=trigger_of)
 
     def node(self, cond: ConditionModel, arms: bool = True) -> Node:
@@ -185,36 +195,30 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
         when = compiler.node(rule.when)
         window = when.window()
         audience = compiler.node(rule.audience, arms=False) if rule.audience is not None else None
+        # Quiet hours may hold each step up to a day, which the next step's time counts from.
+        slack = DAY if policy.quiet_hours is not None else 0
+        chain = sum(step.after + slack for step in rule.escalate)
         unless: dict[str, list[Matcher]] = {}
         for item in unless_events(rule):
             # Unless events must be remembered for as long as an arming may still look at them:
-            # from the arm time (at most `window` before now) to the end of the wait.
+            # from the arm time (at most `window` before now) to the end of the wait, and of the
+            # escalation after it (a purchase ends the whole chain).
             matcher = uses.add(
                 item.event,
                 item.where,
-                max(window, rule.wait or 0),
+                max(window, (rule.wait or 0) + chain),
                 extra=[rule.key] if rule.key else [],
                 cancels=index,
             )
             unless.setdefault(matcher.name, []).append(matcher)
-        caps: list[Cap] = []
-        if rule.category == "marketing":
-            channel = rule.action.channel
-            if channel in MESSAGE_CHANNELS:
-                caps += [
-                    Cap(cap.channel, cap.max, cap.per, f"{cap.channel}: {cap.max} per {format_duration(cap.per)}")
-                    for cap in policy.frequency_caps
-                    if cap.channel in ("any", channel)
-                ]
-            if rule.frequency_cap is not None:
-                own = rule.frequency_cap
-                caps.append(Cap("rule", own.max, own.per, f"rule: {own.max} per {format_duration(own.per)}"))
-        quiet = (
-            policy.quiet_hours is not None
-            and rule.category == "marketing"
-            and rule.quiet_hours
-            and rule.action.channel in policy.quiet_hours.channels
-        )
+        steps = [_step(rule, 0, rule.action, 0, {}, policy)]
+        for number, step in enumerate(rule.escalate, start=1):
+            calls_off: dict[str, list[Matcher]] = {}
+            for item in unless_events(step) or _ENGAGED:
+                extra = [*([rule.key] if rule.key else []), *MESSAGE_REFERENCES]
+                matcher = uses.add(item.event, item.where, step.after + slack, extra=extra)
+                calls_off.setdefault(matcher.name, []).append(matcher)
+            steps.append(_step(rule, number, step, step.after, calls_off, policy))
         compiled.append(
             CompiledRule(
                 rule=rule,
@@ -228,8 +232,10 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
                 wait=rule.wait,
                 cooldown=rule.cooldown,
                 priority=rule.priority,
-                caps=tuple(caps),
-                quiet=quiet,
+                caps=steps[0].caps,
+                quiet=steps[0].quiet,
+                steps=tuple(steps),
+                marketing=rule.category == "marketing",
             )
         )
     hours = policy.quiet_hours
@@ -245,4 +251,43 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
         policy.max_future_skew,
         {channel: mode == "opt_out" for channel, mode in policy.consent.model_dump().items()},
         quiet_plan,
+        {item.channel: (item.after_unengaged, item.rest) for item in policy.disengaged},
+    )
+
+
+def _step(
+    rule: Rule, number: int, action: Action, after: int, calls_off: dict[str, list[Matcher]], policy: Policy
+) -> CompiledStep:
+    """One message of ``rule``: its caps and quiet hours follow its own channel.
+
+    The rule's own ``frequency_cap`` counts its armings' first messages, so it guards step 0 only:
+    an escalation is one conversation, whose later steps only the channel caps limit.
+    """
+    caps: list[Cap] = []
+    channel = action.channel
+    if rule.category == "marketing":
+        if channel in MESSAGE_CHANNELS:
+            caps += [
+                Cap(cap.channel, cap.max, cap.per, f"{cap.channel}: {cap.max} per {format_duration(cap.per)}")
+                for cap in policy.frequency_caps
+                if cap.channel in ("any", channel)
+            ]
+        if rule.frequency_cap is not None and number == 0:
+            own = rule.frequency_cap
+            caps.append(Cap("rule", own.max, own.per, f"rule: {own.max} per {format_duration(own.per)}"))
+    quiet = (
+        policy.quiet_hours is not None
+        and rule.category == "marketing"
+        and rule.quiet_hours
+        and channel in policy.quiet_hours.channels
+    )
+    return CompiledStep(
+        index=number,
+        channel=channel,
+        template=action.template,
+        destination=action.destination,
+        after=after,
+        caps=tuple(caps),
+        quiet=quiet,
+        unless={name: tuple(matchers) for name, matchers in calls_off.items()},
     )

@@ -67,6 +67,27 @@ class QuietPlan:
 
 
 @dataclass(frozen=True, eq=False)
+class CompiledStep:
+    """One message of a rule: its action (step 0) or an ``escalate`` step, with what guards its send.
+
+    A step after the first is decided ``after`` the previous one was sent, unless ``unless`` (by
+    default an open or a click of the previous step) happened since; each step has its own channel,
+    so its own caps and quiet hours.
+    """
+
+    index: int
+    channel: str
+    template: str | None
+    destination: str | None
+    after: int
+    caps: tuple[Cap, ...]
+    quiet: bool
+    unless: Mapping[str, tuple[Matcher, ...]]
+    """What calls this step off since the previous one (empty for step 0): message events are
+    matched to the previous step (``Engine._refers``), other events by the rule's key."""
+
+
+@dataclass(frozen=True, eq=False)
 class CompiledRule:
     """One rule, ready to run; ``index`` is its position in the plan (firings of one event follow it).
 
@@ -91,6 +112,10 @@ class CompiledRule:
     quiet: bool = False
     """Whether the policy's quiet hours hold this rule's firings (its channel is listed, the rule did
     not say ``quiet_hours: false``, and it is not transactional)."""
+    steps: tuple[CompiledStep, ...] = ()
+    """The action (step 0, whose ``caps`` and ``quiet`` are the two above) and each escalation step."""
+    marketing: bool = True
+    """Not ``category: transactional``: caps count it and disengagement can stop it."""
 
 
 class Filter:
@@ -249,6 +274,7 @@ class Plan:
         "by_id",
         "consent",
         "dedupe_window",
+        "disengaged",
         "longest_cap",
         "max_future_skew",
         "quiet",
@@ -265,6 +291,7 @@ class Plan:
         max_future_skew: int = 3_600_000,
         consent: Mapping[str, bool] | None = None,
         quiet: QuietPlan | None = None,
+        disengaged: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         self.allowed_lateness = allowed_lateness
         """How late (ms) an event may arrive and still be judged as if it had come in order (the policy's)."""
@@ -276,6 +303,8 @@ class Plan:
         """Per consent channel, whether it is allowed before the customer said anything (``opt_out``)."""
         self.quiet = quiet
         """The quiet hours (``None``: none)."""
+        self.disengaged: Mapping[str, tuple[int, int]] = dict(disengaged or {})
+        """Per channel, (unanswered sends, for how long in ms) after which marketing on it rests."""
         self.rules = tuple(rules)
         self.longest_cap = max((cap.per for rule in self.rules for cap in rule.caps), default=0)
         """How long (ms) a send is remembered for the caps (0: no rule is capped, none is)."""

@@ -10,7 +10,9 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "k": {channel: [[ts, granted, source], ...]},        # consent changes, oldest first; if any
      "h": [[rule, key, arm, fired_at, send_at, consent_at, [[name, id, ts, props], ...]], ...],
                                                           # firings held for their send time; if any
-     "o": [[send_at, channel, rule, key], ...]}           # the sends caps count, oldest first; if any
+     "o": [[send_at, channel, rule, key], ...],           # the sends caps count, oldest first; if any
+     "g": {channel: [engaged, [send, ...]]}}              # disengagement: last open/click, sends since; if any
+    a held escalation step appends [step, since, prev, undecided] to its "h" entry
     pending = [arm, due, [[name, id, ts, props], ...]]
 
 A (rule, key) rarely has more than one pending wait (an arming after one wait's due time, before
@@ -66,13 +68,35 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
     if state.consent:
         data["k"] = state.consent
     if state.held:
-        data["h"] = [
-            [h.rule, h.key, h.arm, h.fired_at, h.send_at, h.consent_at, [_encode_event(e) for e in h.matched]]
-            for h in state.held
-        ]
+        data["h"] = [_encode_held(h) for h in state.held]
     if state.sent:
         data["o"] = state.sent
+    if state.engagement:
+        data["g"] = state.engagement
     return data
+
+
+def _encode_held(held: Held) -> list[Any]:
+    entry: list[Any] = [
+        held.rule,
+        held.key,
+        held.arm,
+        held.fired_at,
+        held.send_at,
+        held.consent_at,
+        [_encode_event(e) for e in held.matched],
+    ]
+    if held.step:
+        entry.append([held.step, held.since, held.prev, held.undecided])
+    return entry
+
+
+def _decode_held(entry: list[Any]) -> Held:
+    rule, key, arm, fired_at, send_at, consent_at, matched, *step = entry
+    held = Held(rule, key, arm, fired_at, send_at, consent_at, [_decode_event(e) for e in matched])
+    if step:
+        held.step, held.since, held.prev, held.undecided = step[0]
+    return held
 
 
 def encode_state(state: CustomerState) -> bytes:
@@ -115,11 +139,9 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     state.now = data["n"]
     state.profile = data["p"]
     state.consent = data.get("k") or {}
-    state.held = [
-        Held(rule, key, arm, fired_at, send_at, consent_at, [_decode_event(e) for e in matched])
-        for rule, key, arm, fired_at, send_at, consent_at, matched in data.get("h") or ()
-    ]
+    state.held = [_decode_held(entry) for entry in data.get("h") or ()]
     state.sent = data.get("o") or []
+    state.engagement = data.get("g") or {}
     for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)
         last_arm, last_fired, pending, *more = entry

@@ -38,12 +38,16 @@ from ...contracts import (
     CONSENT_CHANNELS,
     CONSENT_EVENTS,
     CONSENT_UPDATED,
+    ENGAGEMENT_EVENTS,
+    FEEDBACK_EVENTS,
     HOLD_RULE,
     IDENTIFY,
     MESSAGE_BOUNCED,
     MESSAGE_COMPLAINED,
+    MESSAGE_SENT,
     SUPPRESSION_EVENTS,
     Event,
+    Firing,
     MatchedEvent,
     Timer,
     key_text,
@@ -53,7 +57,7 @@ from ..plan.compiled import CompiledRule, Filter, Plan
 from ..plan.conditions import Context
 from .eventlog import EventLog, StoredEvent, unflatten
 from .guardrails import Guardrails
-from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet
+from .outcome import Decision, DecisionKind, Outcome, TimerCancel, TimerSet, firing_id
 from .seen import SeenIds, digest, expiry
 from .state import CustomerState, Held, Pending, RuleState, Trim
 
@@ -80,6 +84,18 @@ _SUPPRESSED = {MESSAGE_BOUNCED: "bounced", MESSAGE_COMPLAINED: "complained"}
 
 ALWAYS, NEVER = -(1 << 62), 1 << 62
 """Bounds of event time: tracking allowed from the beginning, or not at all."""
+
+
+MESSAGE_EVENTS = FEEDBACK_EVENTS | {MESSAGE_SENT}
+"""Events about one message: in a step's ``unless`` they count only for the step before it."""
+
+
+def _refers(props: dict[str, Any], answered: str, rule: str, channel: str) -> bool:
+    """Whether a message event is about the firing ``answered`` (of ``rule``, on ``channel``)."""
+    sent = props.get("firing_id")
+    if sent is not None:
+        return bool(sent == answered)
+    return props.get("rule") == rule and props.get("channel") == channel
 
 
 def _time_then_id(item: tuple[str, int]) -> tuple[int, str]:
@@ -138,7 +154,11 @@ class Engine:
         self._tracks_by_default = plan.consent["tracking"]
         """Whether a customer who has said nothing about tracking is tracked (``tracking: opt_out``)."""
         self._retention = self.retention()
-        self.guardrails = Guardrails(plan, self.consent)
+        self._rests = bool(plan.disengaged)
+        """Whether opens and clicks matter to the policy (``disengaged``), whatever the rules read."""
+        self._records_sends = MESSAGE_SENT in plan.routes
+        """Whether some rule reads ``message_sent``: only then is a send kept among the customer's events."""
+        self.guardrails = Guardrails(plan, self.consent, self.judge_step, self.record_sent)
         """What decides a firing's send: consent, caps with priority, quiet hours (``guardrails.py``)."""
         self._arming: dict[str, list[tuple[str, Matcher]]] = {}
         """Per rule, the (name, matcher) of every filter that may arm it: where a late event looks
@@ -178,6 +198,8 @@ class Engine:
                 return props, filters
         if (event.name == IDENTIFY and event.traits) or event.name in CONSENT_EVENTS:
             return _PROFILE_ONLY
+        if self._rests and event.name in ENGAGEMENT_EVENTS:
+            return _PROFILE_ONLY
         return None
 
     def carried(self, event: Event, rule_id: str) -> tuple[MatchedEvent, str | None] | None:
@@ -210,7 +232,7 @@ class Engine:
             if reading is None:
                 return outcome
         consent_event = event.name in CONSENT_EVENTS
-        profile_event = consent_event or event.name == IDENTIFY
+        profile_event = consent_event or event.name == IDENTIFY or (self._rests and event.name in ENGAGEMENT_EVENTS)
         seen_as = digest(event.event_id) if state.seen or profile_event else ""
         if state.events.has_id(event.event_id) or seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
@@ -239,9 +261,12 @@ class Engine:
     ) -> None:
         """``process`` once the event is known to be new and every overdue wait is decided."""
         outcome.late = event.ts < wall - self.lateness
-        if consent_event or (profile_event and event.traits):
+        engaged = profile_event and event.name in ENGAGEMENT_EVENTS
+        if consent_event or engaged or (profile_event and event.traits):
             if consent_event:
                 self._apply_consent(state, event, outcome)
+            elif engaged:
+                self._apply_engagement(state, event)
             else:
                 self._apply_traits(state, event)
             self._remember(state, seen_as, event.ts)
@@ -308,6 +333,79 @@ class Engine:
                 if event.ts == current[1] and _tiebreak(value) <= _tiebreak(current[0]):
                     continue
             state.profile[name] = [value, event.ts]
+
+    def _apply_engagement(self, state: CustomerState, event: Event) -> None:
+        """An open or a click answers every earlier send on its channel: a resting channel wakes up.
+
+        By event time: a late open answers the sends before its own time, not those after it.
+        """
+        channel = event.properties.get("channel")
+        if not isinstance(channel, str) or channel not in self.plan.disengaged:
+            return
+        entry = state.engagement.setdefault(channel, [None, []])
+        if entry[0] is None or event.ts > entry[0]:
+            entry[0] = event.ts
+            entry[1] = [sent for sent in entry[1] if sent > event.ts]
+
+    # -- escalation -----------------------------------------------------------------------------
+
+    def judge_step(self, rule: CompiledRule, state: CustomerState, item: Held) -> tuple[DecisionKind, str] | None:
+        """Whether a later escalation step is called off as of its time, and why (``None``: it goes on).
+
+        In this order: the rule armed again since (its new firing starts a chain of its own); the
+        rule's ``unless`` happened since the arming (a purchase ends the whole chain); the step's own
+        ``unless`` (by default an open or a click) happened since the previous step went out. A message
+        event counts only for the previous step: by its ``firing_id``, or, when it carries none, by
+        the rule and the previous step's channel.
+        """
+        key, fired_at = item.key, item.fired_at
+        rule_state = state.rules.get((rule.id, key))
+        if rule_state is not None and rule_state.last_arm is not None and item.arm < rule_state.last_arm <= fired_at:
+            return "superseded", f"armed again at {iso(rule_state.last_arm)}"
+        if self._unless_known(rule, state, key, item.arm, fired_at):
+            return "cancelled", "the rule's unless"
+        step = rule.steps[item.step]
+        previous = rule.steps[item.prev] if item.prev >= 0 else None
+        answered = firing_id(rule.id, state.customer_id, key, item.arm, item.prev) if previous is not None else ""
+        for name, matchers in step.unless.items():
+            message = name in MESSAGE_EVENTS
+            for e in state.events_of(name) or ():
+                if not item.since <= e.ts <= fired_at or not any(m.matches(e.props) for m in matchers):
+                    continue
+                if message:
+                    if previous is None or not _refers(e.props, answered, rule.id, previous.channel):
+                        continue
+                elif rule.key_path is not None and key_text(e.props.get(rule.key_path)) != key:
+                    continue
+                return "cancelled", f"{name} at {iso(e.ts)}"
+        return None
+
+    def record_sent(self, state: CustomerState, firing: Firing) -> None:
+        """Keep a send among the customer's events, as ``message_sent`` at its send time.
+
+        Only when some rule reads it, and only as stored behaviour (tracking consent applies): it is
+        read by the conditions evaluated later, and never itself starts an evaluation.
+        """
+        if not self._records_sends:
+            return
+        at = firing.send_at if firing.send_at is not None else firing.fired_at
+        properties = {
+            "rule": firing.rule,
+            "channel": firing.channel,
+            "firing_id": firing.firing_id,
+            "step": firing.step,
+        }
+        event = Event(
+            event_id=f"sent-{firing.firing_id}",
+            customer_id=state.customer_id,
+            name=MESSAGE_SENT,
+            ts=at,
+            properties=properties,
+        )
+        reading = self.read(event)
+        tracked = self._tracks_by_default if not state.consent else self._tracks(state, at)
+        if reading is not None and reading[1] and tracked:
+            self._accept(state, event, reading)
 
     # -- consent --------------------------------------------------------------------------------
 

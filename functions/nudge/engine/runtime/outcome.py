@@ -24,13 +24,24 @@ DecisionKind = Literal[
     "suppressed_bounced",
     "suppressed_complaint",
     "suppressed_cap",
+    "suppressed_disengaged",
+    "skipped_unreachable",
     "held",
     "invalid_timezone",
     "stale_timer",
 ]
 
 GUARDRAIL_DECISIONS: frozenset[DecisionKind] = frozenset(
-    {"suppressed_consent", "suppressed_bounced", "suppressed_complaint", "suppressed_cap", "held", "invalid_timezone"}
+    {
+        "suppressed_consent",
+        "suppressed_bounced",
+        "suppressed_complaint",
+        "suppressed_cap",
+        "suppressed_disengaged",
+        "skipped_unreachable",
+        "held",
+        "invalid_timezone",
+    }
 )
 """The decisions of the policy rather than of a rule: what the summaries and metrics count apart."""
 

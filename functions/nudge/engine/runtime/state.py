@@ -68,7 +68,19 @@ class Held:
     judged as of (``fired_at``, or the end of the quiet hours that held it).
     """
 
-    __slots__ = ("arm", "consent_at", "fired_at", "key", "matched", "rule", "send_at")
+    __slots__ = (
+        "arm",
+        "consent_at",
+        "fired_at",
+        "key",
+        "matched",
+        "prev",
+        "rule",
+        "send_at",
+        "since",
+        "step",
+        "undecided",
+    )
 
     def __init__(
         self,
@@ -79,6 +91,10 @@ class Held:
         send_at: int,
         consent_at: int,
         matched: list[StoredEvent],
+        step: int = 0,
+        since: int = 0,
+        prev: int = -1,
+        undecided: bool = False,
     ) -> None:
         self.rule = rule
         self.key = key
@@ -87,6 +103,15 @@ class Held:
         self.send_at = send_at
         self.consent_at = consent_at
         self.matched = matched
+        self.step = step
+        """Which step of the rule's escalation (0: the action itself)."""
+        self.since = since
+        """For a later step: when the previous step that was sent went out (its ``consent_at``)."""
+        self.prev = prev
+        """For a later step: the index of that previous step (-1: none was sent, nothing to answer)."""
+        self.undecided = undecided
+        """A later step not yet judged: at ``send_at`` (its time plus the lateness) the engine decides
+        whether the customer answered the previous one, then the guardrails place it."""
 
 
 class Trim:
@@ -119,7 +144,19 @@ class CustomerState:
     windows are evaluated (event time, not arrival time).
     """
 
-    __slots__ = ("consent", "customer_id", "events", "held", "now", "profile", "prune_due", "rules", "seen", "sent")
+    __slots__ = (
+        "consent",
+        "customer_id",
+        "engagement",
+        "events",
+        "held",
+        "now",
+        "profile",
+        "prune_due",
+        "rules",
+        "seen",
+        "sent",
+    )
 
     def __init__(self, customer_id: str, events: EventLog | None = None, seen: SeenIds | None = None) -> None:
         self.customer_id = customer_id
@@ -135,6 +172,9 @@ class CustomerState:
         """Firings waiting for their send time, in the order they will be decided (``Guardrails.release``)."""
         self.sent: list[list[Any]] = []
         """The sends the caps count, ``[send_at, channel, rule, key]``, oldest first, for the longest cap."""
+        self.engagement: dict[str, list[Any]] = {}
+        """Per channel the policy rests when unanswered: ``[last open or click, [marketing sends since,
+        newest last, at most the policy's count]]`` (``Guardrails.disengaged``)."""
         self.prune_due: tuple[Plan, int] | None = None
         """The engine's prune memo, in memory only: under that plan, nothing is due to be forgotten
         before ``now`` reaches the time (``None``: unknown, look). A change of a rule's state resets it."""
@@ -159,6 +199,7 @@ class CustomerState:
             and not self.consent
             and not self.held
             and not self.sent
+            and not self.engagement
         )
 
     def encode(self) -> bytes:
