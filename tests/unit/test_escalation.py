@@ -121,14 +121,19 @@ def test_a_late_open_within_the_allowed_lateness_still_calls_the_email_off():
 def test_a_customer_without_a_push_token_goes_straight_to_the_email():
     firings, decisions = run(cart(traits={"email": "ana@example.com"}))
     assert steps(firings) == [(1, "email", "2026-11-22T11:05:00Z", "2026-11-22T11:07:00Z")]
-    assert ("cart", "skipped_unreachable", "no push_tokens trait for push") in decisions
+    assert ("cart", "skipped_unreachable", "no push_tokens trait for push: on to step 1") in decisions
 
 
 def test_a_customer_without_push_consent_goes_straight_to_the_email():
     refused = ev("consent_updated", "09:30", channel="push", granted=False)
     firings, decisions = run([*cart(), refused])
     assert steps(firings) == [(1, "email", "2026-11-22T11:05:00Z", "2026-11-22T11:07:00Z")]
-    assert any(kind == "suppressed_consent" for _, kind, _ in decisions)
+    assert (
+        "cart",
+        "skipped_unreachable",
+        "push consent withdrawn at 2026-11-22T09:30:00Z (consent_updated): on to step 1",
+    ) in decisions
+    assert not any(kind == "suppressed_consent" for _, kind, _ in decisions)
 
 
 def test_a_sms_step_without_a_phone_is_passed_over_and_the_chain_goes_on():
@@ -142,7 +147,7 @@ def test_a_sms_step_without_a_phone_is_passed_over_and_the_chain_goes_on():
         (1, "email", "2026-11-22T13:05:00Z", "2026-11-22T13:07:00Z"),
         (3, "email", "2026-11-22T14:05:00Z", "2026-11-22T14:07:00Z"),
     ]
-    assert ("cart", "skipped_unreachable", "no phone trait for sms") in decisions
+    assert ("cart", "skipped_unreachable", "no phone trait for sms: on to step 3") in decisions
     assert firings[2].template == "last"
 
 

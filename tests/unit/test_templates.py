@@ -593,3 +593,19 @@ def test_preview_says_when_the_rule_does_not_fire_for_the_customer(tmp_path, cap
     code, _, err = cli(capsys, "preview", "cart_abandonment", "--customer", customer, "--events", events)
     assert code == 1
     assert "has no events for customer 'c-1001'" in err
+
+
+def test_validate_fails_an_escalation_step_whose_template_is_missing_at_the_steps_line(tmp_path, capsys):
+    folder = rules_folder(tmp_path, "cart_abandonment.yaml")
+    shutil.copytree(TEMPLATES / "email", folder / "templates" / "email")
+    rule_file = folder / "cart_abandonment.yaml"
+    rule_file.write_text(
+        rule_file.read_text() + "escalate:\n  - after: 2h\n    channel: sms\n    template: cart_nudge\n"
+    )
+    step_line = rule_file.read_text().splitlines().index("    template: cart_nudge") + 1
+
+    code, _, err = cli(capsys, "validate", folder)
+
+    assert code == 1
+    expected = folder / "templates" / "sms" / "cart_nudge.yaml"
+    assert f"{rule_file}:{step_line}: escalate.0.template: no sms template 'cart_nudge': expected {expected}" in err

@@ -29,7 +29,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engine import Diagnostic, Yaml12Loader
-from ..engine.language.rules import Rule
+from ..engine.language.rules import Action, Rule
 
 PARTS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "text", "html"),
@@ -250,20 +250,25 @@ def _check_parts(template: MessageTemplate, label: str, result: TemplateSet) -> 
 def check_rule_templates(
     rules: list[Rule], templates: TemplateSet, sources: dict[str, tuple[str, int]]
 ) -> list[Diagnostic]:
-    """Every rule's action names a template that exists for its channel."""
+    """Every rule's action, and each of its escalation steps, names a template that exists for its channel."""
     problems: list[Diagnostic] = []
     for rule in rules:
-        name = rule.action.template
-        if name is None:
-            continue
-        if templates.get(rule.action.channel, name) is None:
+        for where, action in rule_actions(rule):
+            name = action.template
+            if name is None or templates.get(action.channel, name) is not None:
+                continue
             file, line = sources.get(rule.id, ("rules", 1))
             problems.append(
                 Diagnostic(
                     file,
                     line,
-                    f"action.template '{name}' has no file rules/templates/{rule.action.channel}/{name}.yaml",
-                    where="action.template",
+                    f"{where}.template '{name}' has no file rules/templates/{action.channel}/{name}.yaml",
+                    where=f"{where}.template",
                 )
             )
     return problems
+
+
+def rule_actions(rule: Rule) -> list[tuple[str, Action]]:
+    """A rule's messages with where each is written: ``action``, then ``escalate.0``, ``escalate.1``..."""
+    return [("action", rule.action), *((f"escalate.{index}", step) for index, step in enumerate(rule.escalate))]

@@ -18,7 +18,7 @@ import yaml
 
 from ..engine import Diagnostic, RuleSet, Yaml12Loader, line_of, load_rules
 from ..engine.language.rules import Rule
-from .templates import TemplateSet, check_rule_templates, load_templates
+from .templates import TemplateSet, check_rule_templates, load_templates, rule_actions
 
 TEMPLATES_FOLDER = "templates"
 
@@ -80,10 +80,14 @@ def validate_all(path: Path | str | Iterable[Path | str]) -> list[Diagnostic]:
 
 
 def _missing_template(problem: Diagnostic, rule: Rule, folder: Path) -> Diagnostic:
-    """Point at the rule's ``template:`` line and name the file that was looked for."""
-    channel, name = rule.action.channel, rule.action.template
+    """Point at the ``template:`` line of the action or step concerned and name the file looked for."""
+    where = (problem.where or "action.template").rsplit(".", 1)[0]
+    action = dict(rule_actions(rule)).get(where, rule.action)
+    channel, name = action.channel, action.template
     message = f"no {channel} template '{name}': expected {folder / channel / f'{name}.yaml'}"
-    return replace(problem, line=_action_line(Path(problem.file), rule.id, "template") or problem.line, message=message)
+    path: tuple[str | int, ...] = tuple(int(p) if p.isdigit() else p for p in where.split("."))
+    line = _action_line(Path(problem.file), rule.id, "template", path) or problem.line
+    return replace(problem, line=line, message=message)
 
 
 WEBHOOKS_SETTING = 'cdk.json "nudge".webhooks'
@@ -134,7 +138,7 @@ def configured_webhooks(cdk_json: Path | str) -> list[str]:
     return sorted(webhooks) if isinstance(webhooks, dict) else []
 
 
-def _action_line(file: Path, rule_id: str, key: str) -> int | None:
+def _action_line(file: Path, rule_id: str, key: str, within: tuple[str | int, ...] = ("action",)) -> int | None:
     try:
         root = yaml.compose(file.read_text(encoding="utf-8"), Loader=Yaml12Loader)
     except (OSError, yaml.YAMLError):
@@ -144,5 +148,5 @@ def _action_line(file: Path, rule_id: str, key: str) -> int | None:
         if isinstance(node, yaml.MappingNode) and any(
             k.value == "id" and getattr(v, "value", None) == rule_id for k, v in node.value
         ):
-            return line_of(node, ("action", key))
+            return line_of(node, (*within, key))
     return None

@@ -132,6 +132,9 @@ class Guardrails:
             refusal = self._unreachable(rule, state, firing, channel)
             if refusal is not None:
                 kind, why = refusal
+                if firing.step + 1 < len(rule.steps):
+                    # Handed over to the next step: a step passed over, not a message withheld.
+                    kind, why = "skipped_unreachable", f"{why}: on to step {firing.step + 1}"
                 outcome.decisions.append(Decision(rule.id, key, kind, fired_at, why))
                 self._next(rule, state, firing, outcome, skipped=True)
                 return False
