@@ -33,6 +33,7 @@ class Evaluation(Construct):
         stream: kinesis.IStream,
         table: dynamodb.ITable,
         profiles: dynamodb.ITable,
+        activations: dynamodb.ITable,
         timers: Timers,
         firings_queue: sqs.IQueue,
         filter_patterns: list[str],
@@ -82,6 +83,8 @@ class Evaluation(Construct):
         # never deleted by the evaluator: they expire, or erasure removes them).
         table.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
         profiles.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem")
+        # Message events against their firings (status moves up: a conditional UpdateItem, and a PutItem).
+        activations.grant(self.function, "dynamodb:PutItem", "dynamodb:UpdateItem")
         key.grant_encrypt_decrypt(self.function)
         self.timer_key.grant_read(self.function)
         timers.grant_manage_schedules(self.function)

@@ -207,15 +207,19 @@ def test_a_steps_own_unless_replaces_the_default_answer():
     assert [f.step for f in run([*cart(), ev("app_opened", "10:59")], own)[0]] == [0, 1]  # before the push went
 
 
-def test_arming_again_supersedes_the_rest_of_an_older_chain():
+def test_each_arming_runs_its_own_chain_and_a_cooldown_keeps_it_to_one():
     again = [ev("add_to_cart", "12:00"), ev("checkout_viewed", "12:10")]
-    firings, decisions = run([*cart(), *again])
+    firings, _ = run([*cart(), *again])
     assert [(f.step, iso(f.armed_at)) for f in firings] == [
         (0, "2026-11-22T10:05:00Z"),
+        (1, "2026-11-22T10:05:00Z"),
         (0, "2026-11-22T12:10:00Z"),
         (1, "2026-11-22T12:10:00Z"),
     ]
-    assert ("cart", "superseded", "armed again at 2026-11-22T12:10:00Z") in decisions
+    cooled = CART.replace("wait: 1h\n", "wait: 1h\ncooldown: 1d\n")
+    firings, decisions = run([*cart(), *again], cooled)
+    assert [(f.step, iso(f.armed_at)) for f in firings] == [(0, "2026-11-22T10:05:00Z"), (1, "2026-11-22T10:05:00Z")]
+    assert ("cart", "suppressed_cooldown", "") in decisions
 
 
 def test_a_held_step_survives_the_state_store():

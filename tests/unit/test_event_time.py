@@ -208,7 +208,7 @@ def _firings(compiled: Plan, events: list[Event], rule_id: str | None = None) ->
 
 
 def _identity(f: Firing) -> tuple[Any, ...]:
-    return (f.rule, f.customer_id, f.key, f.armed_at, f.fired_at, tuple(e.event_id for e in f.events))
+    return (f.rule, f.step, f.customer_id, f.key, f.armed_at, f.fired_at, tuple(e.event_id for e in f.events))
 
 
 def test_a_heavy_viewer_still_gets_the_yoga_bundle_with_every_shipped_rule_loaded():
@@ -257,7 +257,15 @@ def wait_rules(draw: st.DrawFn, index: int) -> str:
         lines.append("unless: {event: u}")
     if draw(st.booleans()):
         lines.append(f"cooldown: {draw(st.sampled_from(['5m', '30m']))}")
-    lines.append("action: {channel: event}")
+    if draw(st.booleans()):
+        # A push, then an email unless the push was opened (histories open some), maybe an sms after.
+        lines.append("action: {channel: push, template: t}")
+        lines.append("escalate:")
+        lines.append(f"  - {{after: {draw(st.sampled_from(['3m', '10m']))}, channel: email, template: t}}")
+        if draw(st.booleans()):
+            lines.append("  - {after: 5m, channel: sms, template: t, unless: {event: u}}")
+    else:
+        lines.append("action: {channel: event}")
     return "\n".join(lines) + "\n"
 
 
@@ -266,14 +274,24 @@ def rule_sets(draw: st.DrawFn) -> list[str]:
     return [draw(wait_rules(index)) for index in range(draw(st.integers(1, 3)))]
 
 
+ADDRESSES = {"email": "a@example.com", "phone": "+351910000000", "push_tokens": [{"token": "t", "platform": "ios"}]}
+
+
 @st.composite
 def histories(draw: st.DrawFn) -> list[Event]:
     events = []
+    for customer in ("c-1", "c-2"):
+        if draw(st.booleans()):  # reachable on every channel; else escalations pass over each step
+            events.append(
+                Event(event_id=f"i-{customer}", customer_id=customer, name="identify", ts=at("10:00"), traits=ADDRESSES)
+            )
     for index in range(draw(st.integers(1, 30))):
-        name = draw(st.sampled_from(["a", "b", "c", "u", "a", "b"]))
+        name = draw(st.sampled_from(["a", "b", "c", "u", "a", "b", "message_opened"]))
         ts = at("10:00") + draw(st.integers(0, 90)) * 20_000
         customer = draw(st.sampled_from(["c-1", "c-2"]))
-        props = {"k": draw(st.sampled_from(KEYS))}
+        props: dict[str, Any] = {"k": draw(st.sampled_from(KEYS))}
+        if name == "message_opened":  # an app that knows which rule's push it opened, not the firing
+            props = {"channel": "push", "rule": f"r{draw(st.integers(0, 2))}"}
         events.append(Event(event_id=f"e{index}", customer_id=customer, name=name, ts=ts, properties=props))
     return sorted(events, key=lambda e: (e.ts, e.event_id))
 

@@ -3,7 +3,9 @@ makes a send happen once.
 
 Items: ``pk = firing id``; ``sk = "firing"`` holds the current status (the idempotency claim:
 ``claimed`` or ``sending`` with the attempt's ``holder`` and ``lease_until``, then the outcome),
-``sk = "attempt#NNNN#<status>"`` one per recorded attempt. Every item carries customer id, rule,
+``sk = "attempt#NNNN#<status>"`` one per recorded attempt, ``sk = "feedback#<event id>"`` one per
+message event the channels reported (delivered, opened, clicked, bounced...), and the head's status
+moves up to the furthest of them (written by the evaluator: ``message_log.py``). Every item carries customer id, rule,
 channel and an ``expires_at`` TTL (400 days by default). No address or phone number is
 stored here: the provider message id links to the provider's own records.
 """

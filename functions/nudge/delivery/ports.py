@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..contracts import FiringMessage
 from ..redact import scrub
-from .templates import Rendered
+
+if TYPE_CHECKING:  # the evaluator reads the activation statuses, and must not load Jinja2 for them
+    from .templates import Rendered
 
 
 class ActivationStatus(StrEnum):

@@ -17,11 +17,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..contracts import Event, Firing, Timer, TimerKey
+from ..contracts import FEEDBACK_EVENTS, Event, Firing, Timer, TimerKey
 from ..engine import GUARDRAIL_DECISIONS, Engine, Reading, TimerCancel, TimerSet, future_problem
 from .ports import (
     DeadLetters,
     FiringSink,
+    MessageLog,
     StateStore,
     StateTooLarge,
     StoredState,
@@ -59,6 +60,8 @@ class BatchReport:
     failed_customers: int = 0
     late: int = 0
     trimmed: int = 0
+    feedback: int = 0
+    """Message events recorded against their firings in the activations table."""
     failed_sequence_number: str | None = None
     rejections: list[Rejected] = field(default_factory=list)
     guarded: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -83,6 +86,9 @@ class BatchReport:
             "FailedCustomers": self.failed_customers,
             "LateEvents": self.late,
             "TrimmedStates": self.trimmed,
+            "MessageEventsRecorded": self.feedback,
+            "SuppressedForDisengagement": self.guarded_as("suppressed_disengaged"),
+            "StepsSkipped": self.guarded_as("skipped_unreachable"),
             "SuppressedForConsent": self.guarded_as("suppressed_consent"),
             "SuppressedForBounce": self.guarded_as("suppressed_bounced"),
             "SuppressedForComplaint": self.guarded_as("suppressed_complaint"),
@@ -162,6 +168,7 @@ class BatchEvaluator:
         timer_key: TimerKey,
         conflict_retries: int = 3,
         profile_retention_ms: int = 730 * 86_400_000,
+        messages: MessageLog | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -173,6 +180,8 @@ class BatchEvaluator:
         self.conflict_retries = conflict_retries
         self.profile_retention_ms = profile_retention_ms
         """How long the durable profile (traits, consent) outlives the customer's last event."""
+        self.messages = messages
+        """Where message events are recorded against their firings (the activations table)."""
 
     def evaluate(
         self,
@@ -198,6 +207,7 @@ class BatchEvaluator:
         walls = event_walls or {}
         customers: dict[str, _Customer] = {}
         rejected: list[tuple[int, Rejected]] = []
+        feedback: list[tuple[int, Event]] = []
         for index, record in enumerate(records):
             item = decode_record(record, self.timer_key)
             if isinstance(item, Event) and (problem := self._from_future(item, record, wall)):
@@ -205,6 +215,13 @@ class BatchEvaluator:
             if isinstance(item, Rejected):
                 rejected.append((index, item))
                 continue
+            if (
+                self.messages is not None
+                and isinstance(item, Event)
+                and item.name in FEEDBACK_EVENTS
+                and isinstance(item.properties.get("firing_id"), str)
+            ):
+                feedback.append((index, item))
             reading: Reading | None = None
             record_wall = min(wall, record.arrival_ms) if by_arrival and record.arrival_ms > 0 else wall
             if isinstance(item, TimerRecord):
@@ -223,6 +240,8 @@ class BatchEvaluator:
             report.rejections = [r for _, r in rejected]
             unparked = {id(r) for r in self.dead_letters.reject(report.rejections)}
             failed_indexes += [index for index, r in rejected if id(r) in unparked]
+        if feedback:
+            failed_indexes += self._record_feedback(feedback, report)
         if customers:
             self._evaluate_customers(customers, wall, report, time_left_ms)
             report.late = sum(customer.late for customer in customers.values())
@@ -233,6 +252,18 @@ class BatchEvaluator:
         if failed_indexes:
             report.failed_sequence_number = records[min(failed_indexes)].sequence_number
         return report
+
+    def _record_feedback(self, feedback: list[tuple[int, Event]], report: BatchReport) -> list[int]:
+        """Record message events against their firings; the indexes of those that failed (redelivered,
+        and recorded again identically)."""
+        assert self.messages is not None
+        try:
+            unrecorded = {id(event) for event in self.messages.record_feedback([event for _, event in feedback])}
+        except Exception:
+            log.exception("recording %d message event(s) failed", len(feedback))
+            unrecorded = {id(event) for _, event in feedback}
+        report.feedback += len(feedback) - len(unrecorded)
+        return [index for index, event in feedback if id(event) in unrecorded]
 
     def _from_future(self, event: Event, record: InputRecord, wall: int) -> str | None:
         """Why ``event`` is refused as stamped too far ahead of its arrival on the stream (the batch's

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..contracts import Firing
+from ..contracts import Event, Firing
 from ..engine import CustomerState, TimerCancel, TimerSet
 from .records import Rejected
 
@@ -79,6 +79,13 @@ class TimerScheduler(Protocol):
 class FiringSink(Protocol):
     def send(self, firings: Sequence[Firing]) -> list[Firing]:
         """Queue firings for delivery; return those that could not be queued."""
+        ...
+
+
+class MessageLog(Protocol):
+    def record_feedback(self, events: Sequence[Event]) -> list[Event]:
+        """Record each message event (``message_delivered``, ``_opened``...) against the firing its
+        ``firing_id`` names; return those that could not be recorded (the store failed)."""
         ...
 
 

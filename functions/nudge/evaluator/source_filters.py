@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..contracts import CONSENT_EVENTS, IDENTIFY, TIMER_TYPE
+from ..contracts import CONSENT_EVENTS, FEEDBACK_EVENTS, IDENTIFY, TIMER_TYPE
 from ..engine import Plan
 
 MAX_FILTERS = 5
@@ -34,8 +34,12 @@ def _pattern(data: dict[str, object]) -> str:
 
 
 def event_filter_patterns(plan: Plan) -> list[str]:
-    """The filter patterns (JSON strings) for the plan's referenced events, timers and bad JSON."""
-    names = sorted({*plan.referenced_events(), IDENTIFY, *CONSENT_EVENTS})
+    """The filter patterns (JSON strings) for the plan's referenced events, timers and bad JSON.
+
+    Consent and message events always pass: the engine applies every consent change, and the
+    evaluator records every message event against its firing (the activations table).
+    """
+    names = sorted({*plan.referenced_events(), IDENTIFY, *CONSENT_EVENTS, *FEEDBACK_EVENTS})
     fixed = [
         _pattern({"type": [TIMER_TYPE]}),
         _pattern({"event": [{"exists": False}]}),

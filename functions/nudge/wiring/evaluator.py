@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 
 from ..adapters.dynamodb_state import DynamoDBStateStore
+from ..adapters.message_log import DynamoDBMessageLog
 from ..adapters.scheduler import MIN_LEAD_MS, EventBridgeTimerScheduler
 from ..adapters.sqs import SqsDeadLetters, SqsFiringSink
 from ..clock import WALL_CLOCK, Clock
@@ -28,17 +29,17 @@ def build_evaluator(
     engine = Engine(load_plan(config.rules_dir))
     sqs = session.client("sqs", config=ABSORB_THROTTLING)
     key = timer_key(config, session)
+    dynamodb = session.client("dynamodb", config=ABSORB_THROTTLING)
     return BatchEvaluator(
         engine=engine,
-        store=DynamoDBStateStore(
-            session.client("dynamodb", config=ABSORB_THROTTLING), config.state_table, config.profile_table
-        ),
+        store=DynamoDBStateStore(dynamodb, config.state_table, config.profile_table),
         scheduler=timer_scheduler(config, session, clock, timer_min_lead_ms, key),
         sink=SqsFiringSink(sqs, config.firings_queue_url),
         dead_letters=SqsDeadLetters(sqs, config.rejected_queue_url),
         ttl_margin_ms=config.state_ttl_margin_ms,
         timer_key=key,
         profile_retention_ms=config.profile_retention_days * 86_400_000,
+        messages=DynamoDBMessageLog(dynamodb, config.activations_table) if config.activations_table else None,
     )
 
 

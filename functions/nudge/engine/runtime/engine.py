@@ -236,10 +236,12 @@ class Engine:
         seen_as = digest(event.event_id) if state.seen or profile_event else ""
         if state.events.has_id(event.event_id) or seen_as in state.seen:
             return outcome  # a duplicate: the first copy decided everything, whatever this one says
+        # The hold timer as it stands before this call: settling a wait may hold its firing (a cap, quiet
+        # hours, an escalation's next step), and that one needs a timer too.
+        head = state.held[0] if state.held else None
         if state.rules:
             self._settle(state, wall, outcome)
-        head = state.held[0] if state.held else None
-        if head is not None:
+        if state.held:
             self.guardrails.release(state, wall - 1, outcome)  # due before this event: decided without it
         self._take(state, event, wall, reading, consent_event, profile_event, seen_as, outcome)
         if state.held:
@@ -352,16 +354,15 @@ class Engine:
     def judge_step(self, rule: CompiledRule, state: CustomerState, item: Held) -> tuple[DecisionKind, str] | None:
         """Whether a later escalation step is called off as of its time, and why (``None``: it goes on).
 
-        In this order: the rule armed again since (its new firing starts a chain of its own); the
-        rule's ``unless`` happened since the arming (a purchase ends the whole chain); the step's own
-        ``unless`` (by default an open or a click) happened since the previous step went out. A message
+        The rule's ``unless`` happened since the arming (a purchase ends the whole chain), or the
+        step's own ``unless`` (by default an open or a click) happened since the previous step went
+        out. A later arming of the rule does not end an older chain: which armings are known when a
+        step is judged depends on arrival, and the step must not (a rule that re-arms within its
+        chain wants a ``cooldown``, which stops the second chain at its first step). A message
         event counts only for the previous step: by its ``firing_id``, or, when it carries none, by
         the rule and the previous step's channel.
         """
         key, fired_at = item.key, item.fired_at
-        rule_state = state.rules.get((rule.id, key))
-        if rule_state is not None and rule_state.last_arm is not None and item.arm < rule_state.last_arm <= fired_at:
-            return "superseded", f"armed again at {iso(rule_state.last_arm)}"
         if self._unless_known(rule, state, key, item.arm, fired_at):
             return "cancelled", "the rule's unless"
         step = rule.steps[item.step]
