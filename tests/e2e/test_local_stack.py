@@ -22,12 +22,14 @@ import pytest
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ses.models import ses_backends
 
+from nudge.adapters.activations import DynamoDBActivationLog
 from nudge.cli.local_command import live_banner
 from nudge.cli.main import main
 from nudge.clock import VirtualClock
 from nudge.contracts import parse_event
 from nudge.delivery.unsubscribe import unsubscribe_url
 from nudge.engine import load_plan, replay
+from nudge.engine.runtime.outcome import firing_id
 from nudge.local.embedded import REGION, EmbeddedAws
 from nudge.local.stack import LocalStack, sender
 from nudge.sdk import Tracker
@@ -104,21 +106,19 @@ def assert_outbox_holds_the_sent_pushes(stack: LocalStack, deliveries: list[dict
     assert all(m.tokens and m.title and m.body for m in outbox)
 
 
-def test_push_firings_reach_the_local_outbox(stack: LocalStack, tmp_path: Path):
-    """The push scenario with device tokens on its customers: every firing is sent to the outbox."""
-    lines = []
-    for line in Path("examples/scenarios/repeated_product_views.fires.jsonl").read_text().splitlines():
-        event = json.loads(line)
-        if event["event"] == "identify":
-            event["traits"]["push_tokens"] = [{"token": f"apns-{event['customer_id']}", "platform": "ios"}]
-        lines.append(json.dumps(event))
-    path = tmp_path / "views.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    output = run_stack(stack, path)
-    assert len(output.firings) == 2
-    assert [d["status"] for d in output.deliveries] == ["sent", "sent"]
-    assert sorted(d["recipient"] for d in output.deliveries) == [["apns-c-3001"], ["apns-c-3002"]]
-    assert_outbox_holds_the_sent_pushes(stack, output.deliveries)
+def test_push_firings_reach_the_local_outbox(stack: LocalStack):
+    """The push scenario (its customers have device tokens): every push is sent to the outbox."""
+    output = run_stack(stack, Path("examples/scenarios/repeated_product_views.fires.jsonl"))
+    # Two pushes; c-3001 did not open hers, so the email follows a day later (c-3002 opened his).
+    assert [(f["customer_id"], f["channel"]) for f in output.firings] == [
+        ("c-3001", "push"),
+        ("c-3001", "email"),
+        ("c-3002", "push"),
+    ]
+    pushes = [d for d in output.deliveries if d["channel"] == "push"]
+    assert [d["status"] for d in output.deliveries] == ["sent", "sent", "sent"]
+    assert sorted(d["recipient"] for d in pushes) == [["apns-c-3001"], ["apns-c-3002"]]
+    assert_outbox_holds_the_sent_pushes(stack, pushes)
     [throw] = [m for m in stack.push_outbox.messages if m.customer_id == "c-3001"]
     assert throw.title.startswith("Still thinking about ")
     assert throw.request["MessageRequest"]["Addresses"] == {"apns-c-3001": {"ChannelType": "APNS"}}
@@ -282,7 +282,9 @@ def _envelope(event_id: str, event: str, minute: int, **properties: object) -> s
 
 def test_keys_of_different_json_types_stay_apart_locally_as_in_replay(stack: LocalStack, tmp_path: Path):
     """sku 2 and sku "2" are two products: buying the number cancels only the number's reminder."""
-    lines = [_envelope("push-ok", "consent_updated", 0, channel="push", granted=True)]  # push is opt-in
+    device = {"push_tokens": [{"token": "apns-typed", "platform": "ios"}]}
+    identify = {**json.loads(_envelope("id", "identify", 0)), "properties": {}, "traits": device}
+    lines = [json.dumps(identify), _envelope("push-ok", "consent_updated", 0, channel="push", granted=True)]
     lines += [_envelope(f"n{m}", "product_viewed", m, sku=2, name="Mug") for m in range(3)]
     lines += [_envelope(f"s{m}", "product_viewed", 10 + m, sku="2", name="Poster") for m in range(3)]
     lines.append(_envelope("buy", "purchase", 30, sku=2))
@@ -291,7 +293,8 @@ def test_keys_of_different_json_types_stay_apart_locally_as_in_replay(stack: Loc
     output = run_stack(stack, path)
     local = [{k: v for k, v in f.items() if k != "type"} for f in output.firings]
     assert local == replayed(path)
-    assert [(f["rule"], f["key"]) for f in local] == [("repeated_product_views", "2")]
+    # The push, then (unopened, and with no email address) the email step passed over.
+    assert [(f["rule"], f["key"], f["step"]) for f in local] == [("repeated_product_views", "2", 0)]
     assert [e["properties"]["name"] for e in local[0]["events"]] == ["Poster"] * 3
 
 
@@ -448,3 +451,88 @@ def test_the_readme_live_snippet_fires_with_the_environment_nudge_local_prints(
     stack.pump()
     [mail] = [m for m in sent_emails() if m["To"] == "ada@example.com"]
     assert mail["Subject"].endswith("your cart is waiting for you")
+
+
+ESCALATING_CART = """\
+id: cart_abandonment
+when:
+  sequence: [{event: add_to_cart}, {event: checkout_viewed}]
+  within: 1h
+unless: {event: purchase}
+wait: 1h
+action: {channel: push, template: cart_reminder, properties: [sku, name, price, quantity, url]}
+escalate:
+  - {after: 2h, channel: email, template: cart_reminder}
+"""
+
+
+def test_an_unanswered_push_is_followed_by_the_email_and_an_opened_one_is_not(aws: EmbeddedAws, tmp_path: Path):
+    """Push at 11:05 to both; c-1 does nothing and gets the email listing her cart at 13:05; c-2 opens
+    the push at 11:30 (as the app reports it, with the firing id) and gets no email. Each local send
+    comes back as ``message_delivered``, and the activations table tells who opened what."""
+    rules = tmp_path / "rules"
+    shutil.copytree("rules/templates", rules / "templates")
+    shutil.copy("rules/policy.yaml", rules / "policy.yaml")
+    (rules / "cart_abandonment.yaml").write_text(ESCALATING_CART)
+    lines = []
+    for customer, name, address in (("c-1", "Ana", "ana@example.com"), ("c-2", "Rui", "rui@example.com")):
+        traits = {
+            "email": address,
+            "first_name": name,
+            "push_tokens": [{"token": f"apns-{customer}", "platform": "ios"}],
+        }
+        lines += [
+            {"event": "identify", "timestamp": "2026-11-21T09:00:00Z", "traits": traits},
+            {
+                "event": "consent_updated",
+                "timestamp": "2026-11-21T09:01:00Z",
+                "properties": {"channel": "push", "granted": True},
+            },
+            {
+                "event": "add_to_cart",
+                "timestamp": "2026-11-21T10:00:00Z",
+                "properties": {"sku": "SKU-1", "name": "Yoga mat", "price": 29.9},
+            },
+            {"event": "checkout_viewed", "timestamp": "2026-11-21T10:05:00Z"},
+        ]
+        lines[-4:] = [
+            {"event_id": f"{customer}-{i}", "customer_id": customer, **line} for i, line in enumerate(lines[-4:])
+        ]
+    push_to_rui = firing_id("cart_abandonment", "c-2", None, parse_iso("2026-11-21T10:05:00Z"))
+    opened = {"channel": "push", "rule": "cart_abandonment", "firing_id": push_to_rui}
+    lines.append(
+        {
+            "event_id": "open-1",
+            "customer_id": "c-2",
+            "event": "message_opened",
+            "timestamp": "2026-11-21T11:30:00Z",
+            "properties": opened,
+        }
+    )
+    lines.sort(key=lambda line: line["timestamp"])
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    aws.reset()
+    stack = LocalStack(rules, clock=VirtualClock(), aws=aws)
+    output = run_stack(stack, events)
+
+    sends = sorted((d["customer_id"], d["channel"], d["status"]) for d in output.deliveries)
+    assert sends == [("c-1", "email", "sent"), ("c-1", "push", "sent"), ("c-2", "push", "sent")]
+    assert [(f["customer_id"], f["step"], f["send_at"]) for f in sorted(output.firings, key=key)] == [
+        ("c-1", 0, "2026-11-21T11:07:00Z"),
+        ("c-2", 0, "2026-11-21T11:07:00Z"),
+        ("c-1", 1, "2026-11-21T13:07:00Z"),
+    ]
+    [mail] = sent_emails()
+    assert mail["To"] == "ana@example.com"
+    assert "Yoga mat" in mail.get_body(preferencelist=("plain",)).get_content()  # the email lists the cart
+    assert sorted(output.firings, key=key) == sorted(
+        ({"type": "firing", **f.to_json()} for f in replay(load_plan(rules), events_of(events))), key=key
+    )
+    log = DynamoDBActivationLog(stack.session.client("dynamodb"), stack.resources.delivery.activations_table)
+    statuses = {f["customer_id"] + f"/{f['step']}": log.history(f["firing_id"]) for f in output.firings}
+    assert {who: next(i["status"] for i in items if i["sk"] == "firing") for who, items in statuses.items()} == {
+        "c-1/0": "delivered",
+        "c-1/1": "delivered",
+        "c-2/0": "opened",
+    }

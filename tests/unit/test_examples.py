@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from nudge.contracts import CONSENT_EVENTS, Event, Firing, parse_event
+from nudge.contracts import CONSENT_EVENTS, FEEDBACK_EVENTS, Event, Firing, parse_event
 from nudge.engine import Engine, Replayer, compile_rules, load_rules_or_raise, replay
 from nudge.timefmt import iso
 from tests.support import VOCABULARY as SHARED_VOCABULARY
@@ -121,7 +121,16 @@ EXPECTED: dict[str, Scenario] = {
                 {"views-fires-003": THROW, "views-fires-006": THROW, "views-fires-007": THROW},
                 email="sofia.rossi@example.com",
             ),
-            Expected(
+            Expected(  # the push went unopened for a day: the email follows, listing the same views
+                "c-3001",
+                "SKU-THROW-GRY",
+                "2026-11-13T10:30:00Z",
+                "email",
+                ("views-fires-003", "views-fires-006", "views-fires-007"),
+                {"views-fires-003": THROW},
+                email="sofia.rossi@example.com",
+            ),
+            Expected(  # opened the push (held overnight in Dubai) at 06:10: no email
                 "c-3002",
                 "SKU-ESPRESSO-PRO",
                 "2026-11-13T23:30:00Z",
@@ -131,7 +140,7 @@ EXPECTED: dict[str, Scenario] = {
                 email="omar.haddad@example.com",
             ),
         ),
-        fires_tally={"armed": 2, "fired": 2, "cancelled": 0},
+        fires_tally={"armed": 2, "fired": 3, "steps": 1, "cancelled": 1},
         quiet_tally={"armed": 1, "fired": 0, "cancelled": 1},
     ),
     "trial_engaged_no_upgrade": Scenario(
@@ -275,7 +284,7 @@ def test_scenario_file_is_well_formed(rule_id, kind):
     assert ids == [f"{prefix}-{n:03d}" for n in range(1, len(ids) + 1)], "ids count up: cart-fires-001, -002..."
 
     for item in raw:
-        assert item["event"] in VOCABULARY or item["event"] in CONSENT_EVENTS, item
+        assert item["event"] in VOCABULARY or item["event"] in CONSENT_EVENTS | FEEDBACK_EVENTS, item
         assert re.fullmatch(r"2026-11-\d\dT\d\d:\d\d:\d\dZ", item["timestamp"]), item
         if item["event"] in PRODUCT_EVENTS:
             assert {"sku", "name", "price", "category"} <= item["properties"].keys(), item

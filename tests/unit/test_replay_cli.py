@@ -82,6 +82,7 @@ def test_json_carries_the_key_of_keyed_rules(capsys):
     objects = [json.loads(line) for line in out.splitlines()]
     assert [(o["customer_id"], o["key"], o["fired_at"], o["channel"]) for o in objects] == [
         ("c-3001", "SKU-THROW-GRY", "2026-11-12T10:30:00Z", "push"),
+        ("c-3001", "SKU-THROW-GRY", "2026-11-13T10:30:00Z", "email"),  # the unopened push's follow-up
         ("c-3002", "SKU-ESPRESSO-PRO", "2026-11-13T23:30:00Z", "push"),
     ]
 
@@ -101,16 +102,34 @@ def test_table_prints_the_firings_and_a_per_rule_summary(capsys):
     assert code == 0
     assert err == ""
     rows = table_rows(out)
-    assert rows[0] == ["FIRED", "AT", "SEND", "AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS"]
-    assert rows[1] == ["2026-11-21T11:12:00Z", "2026-11-21T11:14:00Z", "cart_abandonment", "c-1001", "-", "email", "3"]
-    assert rows[2] == ["2026-11-21T15:33:00Z", "2026-11-21T15:35:00Z", "cart_abandonment", "c-1002", "-", "email", "4"]
+    assert rows[0] == ["FIRED", "AT", "SEND", "AT", "RULE", "STEP", "CUSTOMER", "KEY", "CHANNEL", "EVENTS"]
+    assert rows[1] == [
+        "2026-11-21T11:12:00Z",
+        "2026-11-21T11:14:00Z",
+        "cart_abandonment",
+        "0",
+        "c-1001",
+        "-",
+        "email",
+        "3",
+    ]
+    assert rows[2] == [
+        "2026-11-21T15:33:00Z",
+        "2026-11-21T15:35:00Z",
+        "cart_abandonment",
+        "0",
+        "c-1002",
+        "-",
+        "email",
+        "4",
+    ]
     header = ["RULE", "ARMED", "CANCELLED", "DEBOUNCED", "AUDIENCE", "COOLDOWN", "CONSENT", "BOUNCED", "COMPLAINT"]
-    header += ["CAP", "HELD", "SENT"]
+    header += ["RESTING", "CAP", "HELD", "SKIPPED", "SENT", "STEPS"]
     assert rows[3] == header
     summary = {row[0]: row[1:] for row in rows[4:-2]}
     assert set(summary) == {rule.id for rule in load_rules_or_raise(RULES)}
-    assert summary["cart_abandonment"] == ["3", "0", "1", "0", "0", "0", "0", "0", "0", "0", "2"]
-    assert all(counts == ["0"] * 11 for rule, counts in summary.items() if rule != "cart_abandonment")
+    assert summary["cart_abandonment"] == ["3", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0", "2", "0"]
+    assert all(counts == ["0"] * 14 for rule, counts in summary.items() if rule != "cart_abandonment")
     assert out.splitlines()[-1] == "16 events read, 9 used by rules, 2 firings sent, 2 waits came due"
 
 
@@ -153,7 +172,7 @@ def test_table_counts_a_firing_held_back_for_want_of_consent(capsys, tmp_path: P
     assert code == 0
     assert out.splitlines()[0] == "no firings"
     rows = {row[0]: row[1:] for row in table_rows(out)}
-    assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "0"]
+    assert rows["cart_abandonment"] == ["1", "0", "0", "0", "0", "1", "0", "0", "0", "0", "0", "0", "0", "0"]
 
 
 def test_decisions_say_why_a_customer_got_nothing(capsys, tmp_path: Path) -> None:
@@ -189,7 +208,7 @@ def test_table_says_no_firings_and_counts_the_cancelled_wait(capsys):
     assert code == 0
     assert out.splitlines()[0] == "no firings"
     rows = {row[0]: row[1:] for row in table_rows(out)}
-    assert rows["cart_abandonment"] == ["1", "1", "0", "0", "0", "0", "0", "0", "0", "0", "0"]
+    assert rows["cart_abandonment"] == ["1", "1"] + ["0"] * 12
     assert out.splitlines()[-1] == "10 events read, 6 used by rules, 0 firings sent, 0 waits came due"
 
 
@@ -247,7 +266,7 @@ def test_bad_lines_in_table_mode_still_print_the_table(capsys, tmp_path):
         "1 bad event line(s) skipped",
     ]
     assert table_rows(out)[1] == [
-        "2026-11-21T11:05:00Z", "2026-11-21T11:07:00Z", "cart_abandonment", "c-77", "-", "email", "2"
+        "2026-11-21T11:05:00Z", "2026-11-21T11:07:00Z", "cart_abandonment", "0", "c-77", "-", "email", "2"
     ]  # fmt: skip
     assert out.splitlines()[-1] == "2 events read, 2 used by rules, 1 firings sent, 1 waits came due"
 
@@ -318,7 +337,13 @@ def test_timestamps_out_of_range_are_bad_lines_and_the_replay_goes_on(
     if as_json:
         assert [json.loads(line)["fired_at"] for line in out.splitlines()] == ["2026-11-21T11:05:00Z"]
     else:
-        assert table_rows(out)[1][:4] == ["2026-11-21T11:05:00Z", "2026-11-21T11:07:00Z", "cart_abandonment", "c-77"]
+        assert table_rows(out)[1][:5] == [
+            "2026-11-21T11:05:00Z",
+            "2026-11-21T11:07:00Z",
+            "cart_abandonment",
+            "0",
+            "c-77",
+        ]
 
 
 def test_an_event_from_the_future_is_a_bad_line_and_its_customer_still_fires(

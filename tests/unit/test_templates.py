@@ -529,7 +529,7 @@ def test_preview_push_from_a_replay_of_events(tmp_path, capsys):
 
     assert code == 0
     result = json.loads(out)
-    assert result["recipient"] is None  # no push tokens in the scenario
+    assert result["recipient"] == {"apns-c-3002": "APNS"}  # the scenario's device token
     assert result["firing"]["key"] == "SKU-ESPRESSO-PRO"
     assert result["firing"]["fired_at"] == "2026-11-13T23:30:00Z"
     assert result["firing"]["profile"]["first_name"] == "Omar"

@@ -215,24 +215,31 @@ SUMMARY_COLUMNS = (
     ("CONSENT", "suppressed_consent"),
     ("BOUNCED", "suppressed_bounced"),
     ("COMPLAINT", "suppressed_complaint"),
+    ("RESTING", "suppressed_disengaged"),
     ("CAP", "suppressed_cap"),
     ("HELD", "held"),
+    ("SKIPPED", "skipped_unreachable"),
     ("SENT", "fired"),
+    ("STEPS", "steps"),
 )
 """The per-rule summary: header and ``RuleTally`` field. AUDIENCE to CAP are firings not sent, one
 column per reason (BOUNCED and COMPLAINT: the channel is suppressed after a permanent bounce or a
-complaint); HELD counts firings quiet hours held (each then counted as sent or not)."""
+complaint; RESTING: the policy rests a channel the customer never answers); HELD counts firings quiet
+hours held (each then counted as sent or not); SKIPPED, escalation steps passed over for want of an
+address or consent on their channel (the next step went instead); STEPS, escalation steps sent (in
+SENT too)."""
 
 
 def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None:
     if firings:
-        rows = [("FIRED AT", "SEND AT", "RULE", "CUSTOMER", "KEY", "CHANNEL", "EVENTS")]
+        rows = [("FIRED AT", "SEND AT", "RULE", "STEP", "CUSTOMER", "KEY", "CHANNEL", "EVENTS")]
         for firing in firings:
             rows.append(
                 (
                     iso(firing.fired_at),
                     iso(firing.fired_at if firing.send_at is None else firing.send_at),
                     firing.rule,
+                    str(firing.step),
                     firing.customer_id,
                     firing.key or "-",
                     firing.channel,
@@ -253,7 +260,8 @@ def _print_table(firings: list[Firing], stats: ReplayStats, out: TextIO) -> None
     for row in rows:
         out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
     out.write(
-        "(AUDIENCE to CAP: firings not sent, by reason; HELD: held by quiet hours)\n"
+        "(AUDIENCE to CAP: firings not sent, by reason; HELD: held by quiet hours; "
+        "SKIPPED: escalation steps passed over; STEPS: escalation steps sent)\n"
         f"\n{stats.events:,} events read, {stats.accepted:,} used by rules, "
         f"{len(firings):,} firings sent, {stats.timers_fired:,} waits came due"
         + (f", {stats.holds_ended:,} holds ended" if stats.holds_ended else "")

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..adapters.stream_redrive import failure_record
 from ..clock import VirtualClock
-from ..contracts import IDENTIFY, Event, loads
+from ..contracts import IDENTIFY, MESSAGE_CHANNELS, MESSAGE_DELIVERED, Event, feedback_event_id, loads
 from ..delivery.deliverer import RetryLater
 from ..delivery.ports import ActivationStatus
 from ..delivery.service import DeliveryResult
@@ -198,17 +198,20 @@ class LocalStack:
         return deleted
 
     def pump(self, event_walls: EventWalls | None = None) -> None:
-        """Run the mapping until the stream is drained, then deliver everything queued."""
+        """Run the mapping until the stream is drained, then deliver everything queued; the
+        ``message_delivered`` events of those sends go round once more."""
         self.expire_items()
-        busy = True
-        while busy:
-            busy = False
-            for shard_id in list(self.poller.iterators):
-                records = self.poller.poll(shard_id)
-                if records:
-                    busy = True
-                    self._evaluate(shard_id, records, event_walls)
-        self.drain_firings()
+        reported = True
+        while reported:
+            busy = True
+            while busy:
+                busy = False
+                for shard_id in list(self.poller.iterators):
+                    records = self.poller.poll(shard_id)
+                    if records:
+                        busy = True
+                        self._evaluate(shard_id, records, event_walls)
+            reported = self.drain_firings() > 0
 
     def _evaluate(self, shard_id: str, records: list[InputRecord], event_walls: EventWalls | None) -> None:
         for _ in range(MAX_BATCH_RETRIES):
@@ -229,14 +232,16 @@ class LocalStack:
         )
         self.sqs.send_message(QueueUrl=self.resources.evaluator_dlq_url, MessageBody=json.dumps(record))
 
-    def drain_firings(self) -> None:
+    def drain_firings(self) -> int:
+        """Deliver every queued firing; how many ``message_delivered`` events that put on the stream."""
         url = self.resources.firings_queue_url
+        delivered = 0
         while True:
             messages = self.sqs.receive_message(
                 QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
             ).get("Messages", [])
             if not messages:
-                return
+                return delivered
             for message in messages:
                 body = loads(message["Body"])
                 firing = {"type": "firing", **{k: v for k, v in body.items() if k not in ("v", "profile")}}
@@ -251,6 +256,34 @@ class LocalStack:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                 if result is not None:
                     self._report(result)
+                    if result.status is ActivationStatus.SENT and result.channel in MESSAGE_CHANNELS:
+                        self._delivered(result)
+                        delivered += 1
+
+    def _delivered(self, result: DeliveryResult) -> None:
+        """What a channel would report of a local send: it was delivered, at the clock's time.
+
+        The loop runs end to end on this machine; opens, clicks and bounces are the customer's to
+        play, in an events file or with the SDK.
+        """
+        firing = result.firing
+        envelope = {
+            "event_id": feedback_event_id("local", f"{firing.firing_id}:delivered"),
+            "customer_id": firing.customer_id,
+            "event": MESSAGE_DELIVERED,
+            "timestamp": iso(self.clock.now_ms()),
+            "properties": {
+                "channel": result.channel,
+                "rule": firing.rule,
+                "firing_id": firing.firing_id,
+                "step": firing.step,
+            },
+        }
+        self.session.client("kinesis").put_record(
+            StreamName=self.resources.stream_name,
+            PartitionKey=firing.customer_id,
+            Data=json.dumps(envelope).encode(),
+        )
 
     def _report(self, result: DeliveryResult) -> None:
         rendered = result.rendered
