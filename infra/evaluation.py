@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Annotations, Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -84,7 +85,9 @@ class Evaluation(Construct):
         table.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
         profiles.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem")
         # Message events against their firings (status moves up: a conditional UpdateItem, and a PutItem).
-        activations.grant(self.function, "dynamodb:PutItem", "dynamodb:UpdateItem")
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[activations.table_arn])
+        )
         key.grant_encrypt_decrypt(self.function)
         self.timer_key.grant_read(self.function)
         timers.grant_manage_schedules(self.function)

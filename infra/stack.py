@@ -17,6 +17,7 @@ from nudge.settings import StackSettings
 
 from .delivery import Delivery
 from .evaluation import Evaluation
+from .feedback import Feedback
 from .ingestion import Ingestion
 from .monitoring import Monitoring
 from .state import CustomerState
@@ -67,6 +68,17 @@ class NudgeStack(Stack):
         self.delivery = Delivery(
             self, "Delivery", settings=settings, key=self.key, code=code, stream=self.ingestion.stream
         )
+        self.feedback = Feedback(
+            self,
+            "Feedback",
+            settings=settings,
+            key=self.key,
+            code=code,
+            stream=self.ingestion.stream,
+            configuration_set=self.delivery.configuration_set,
+            secret=self.delivery.secret,
+        )
+        self.feedback.serve_delivery(self.delivery.function)
         self.evaluation = Evaluation(
             self,
             "Evaluation",
@@ -76,6 +88,7 @@ class NudgeStack(Stack):
             stream=self.ingestion.stream,
             table=self.state.table,
             profiles=self.state.profiles,
+            activations=self.delivery.activations,
             timers=self.timers,
             firings_queue=self.delivery.queue,
             filter_patterns=event_filter_patterns(plan),
@@ -85,11 +98,13 @@ class NudgeStack(Stack):
         self.monitoring.watch_function("Evaluator", self.evaluation.function, iterator_age=True)
         self.monitoring.watch_function("Delivery", self.delivery.function)
         self.monitoring.watch_function("Unsubscribe", self.delivery.unsubscribe)
+        self.monitoring.watch_function("Feedback", self.feedback.function)
         for alarm_id, queue, what in (
             ("EvaluatorDeadLetters", self.evaluation.dead_letters, "the evaluator's dead-letter queue"),
             ("RejectedEvents", self.evaluation.rejected, "the rejected-events queue"),
             ("TimerDeadLetters", self.timers.dead_letters, "the timers' dead-letter queue"),
             ("FiringDeadLetters", self.delivery.dead_letters, "the firings dead-letter queue"),
+            ("FeedbackDeadLetters", self.feedback.dead_letters, "the feedback dead-letter queue"),
         ):
             self.monitoring.watch_queue(alarm_id, queue, what)
         self._encrypt_log_groups()
@@ -139,6 +154,7 @@ class NudgeStack(Stack):
         unscoped = {
             self.evaluation.function: "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource.",
             self.delivery.unsubscribe: "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource.",
+            self.feedback.function: "X-Ray's PutTraceSegments and PutTelemetryRecords take no resource.",
             self.delivery.function: (
                 "X-Ray's PutTraceSegments/PutTelemetryRecords and SNS Publish to a phone number take no resource."
             ),

@@ -1,7 +1,8 @@
 """Handler configuration from environment variables, validated once per cold start.
 
 A deployment's values are built from its ``StackSettings`` by ``nudge.settings`` alone
-(``evaluator_config``, ``delivery_config``, ``unsubscribe_config``), for CDK and ``nudge local`` alike.
+(``evaluator_config``, ``delivery_config``, ``unsubscribe_config``, ``feedback_config``), for CDK and
+``nudge local`` alike.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class EvaluatorConfig(EnvConfig):
 
     state_table: str
     profile_table: str
+    activations_table: str = ""
+    """Where each message event is recorded against its firing (``""``: nowhere, as in a bare test)."""
     profile_retention_days: int = 730
     events_stream_arn: str
     schedule_group: str
@@ -71,6 +74,9 @@ class DeliveryConfig(EnvConfig):
     sms_provider: str = "sns"
     sms_origination_identity: str = ""
     sms_configuration_set: str = ""
+    sms_recipients_table: str = ""
+    """The phone index a ``STOP`` reply is mapped by; empty: none (the SNS path gets no replies)."""
+    sms_recipient_retention_days: int = 90
     push_application_id: str = ""
     webhook_default_destination: str = ""
     max_attempts: int = 5
@@ -81,5 +87,17 @@ class UnsubscribeConfig(EnvConfig):
     """The unsubscribe endpoint: where opt-outs go, and the key that signs the links."""
 
     events_stream_name: str
+    unsubscribe_secret: str = ""
+    unsubscribe_secret_arn: str = ""
+
+
+class FeedbackConfig(EnvConfig):
+    """The feedback function: where message events go, and the SMS phone index a reply is read by.
+
+    The signing secret is read only with an index: the phone index's key is derived from it.
+    """
+
+    events_stream_name: str
+    sms_recipients_table: str = ""
     unsubscribe_secret: str = ""
     unsubscribe_secret_arn: str = ""

@@ -69,9 +69,14 @@ MESSAGE_STATUSES = {
     MESSAGE_CLICKED: "clicked",
     MESSAGE_BOUNCED: "bounced",
     MESSAGE_COMPLAINED: "complained",
-    MESSAGE_FAILED: "failed",
+    MESSAGE_FAILED: "not_delivered",
 }
-"""The activation status each feedback event moves its firing to (``adapters/activations.py``)."""
+"""The activation status each feedback event moves its firing to (``adapters/message_log.py``)."""
+SENT_STATUS = "sent"
+"""A firing's status once its provider accepted it (``ActivationStatus.SENT``): where feedback starts."""
+FEEDBACK_RANKS = {"delivered": 1, "not_delivered": 1, "bounced": 2, "opened": 3, "clicked": 4, "complained": 5}
+"""How far along a sent message each reported status is: a firing's status only moves up (an open
+reported before its delivery is not undone by the delivery)."""
 CONSENT_EVENTS = frozenset({CONSENT_UPDATED, UNSUBSCRIBED}) | SUPPRESSION_EVENTS
 """The events that change a customer's consent record (choices, and the suppressions bounces and
 complaints bring): always let through the stream mapping, always applied."""
@@ -699,6 +704,7 @@ __all__ = [
     "ENGAGEMENT_EVENTS",
     "ENVELOPE_FIELDS",
     "FEEDBACK_EVENTS",
+    "FEEDBACK_RANKS",
     "FIRING_MESSAGE_VERSION",
     "HOLD_RULE",
     "IDENTIFY",
@@ -712,6 +718,7 @@ __all__ = [
     "MESSAGE_OPENED",
     "MESSAGE_SENT",
     "MESSAGE_STATUSES",
+    "SENT_STATUS",
     "SUPPRESSION_EVENTS",
     "TIMER_MESSAGE_VERSION",
     "TIMER_TYPE",

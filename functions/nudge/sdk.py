@@ -44,7 +44,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from .contracts import ENVELOPE_FIELDS, IDENTIFY, MAX_EVENT_BYTES, EventEnvelope, validation_problems
+from .contracts import ENVELOPE_FIELDS, IDENTIFY, MAX_EVENT_BYTES, MESSAGE_OPENED, EventEnvelope, validation_problems
 from .timefmt import iso, to_ms
 
 __all__ = [
@@ -363,6 +363,28 @@ class Tracker:
         were learnt earlier than now. Returns the ``event_id``.
         """
         return self._add(customer_id, IDENTIFY, {"traits": traits}, timestamp, event_id)
+
+    def message_opened(
+        self,
+        customer_id: str,
+        *,
+        firing_id: str | None = None,
+        rule: str | None = None,
+        step: int | None = None,
+        channel: str = "push",
+        timestamp: datetime | str | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Report that the customer opened a message: what an app sends when a push is tapped.
+
+        End User Messaging Push reports nothing after the send, so the app is the only one who
+        knows; pass the ``firing_id`` (and ``rule``, ``step``) the push carried in its data, so the
+        open is recorded against its firing. An open is engagement: it stops the rule's escalation.
+        Returns the ``event_id``; pass the same one when re-sending the same open.
+        """
+        properties: dict[str, Any] = {"channel": channel, "firing_id": firing_id, "rule": rule, "step": step}
+        properties = {name: value for name, value in properties.items() if value is not None}
+        return self.track(customer_id, MESSAGE_OPENED, properties, timestamp, event_id)
 
     def _add(
         self,

@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
+from .config import DeliveryConfig, EvaluatorConfig, FeedbackConfig, UnsubscribeConfig
 from .engine import parse_duration
 
 
@@ -81,6 +81,12 @@ class StackSettings(BaseModel):
     sms_provider: Literal["sns", "end_user_messaging"] = "sns"
     sms_origination_identity: str = ""
     sms_configuration_set: str = ""
+    """An End User Messaging configuration set of your own; empty (the default): the stack creates
+    one (``<prefix>-sms``) that publishes delivery events to the feedback function. Yours must get
+    an SNS event destination to the ``SmsFeedbackTopicArn`` output for SMS feedback to arrive."""
+    sms_recipient_retention_days: int = Field(default=90, ge=1, le=730)
+    """With End User Messaging: how long after the last text to a number a ``STOP`` reply from it is
+    still mapped to its customer (the phone index's TTL)."""
     push_application_id: str = ""
     max_delivery_attempts: int = Field(default=5, ge=1, le=20)
     unsubscribe_reserved_concurrency: int = Field(default=5, ge=0, le=1000)
@@ -196,6 +202,11 @@ class ResourceNames:
         self.event_bus = f"{prefix}-firings"
         self.ses_configuration_set = f"{prefix}-email"
         self.webhooks_dlq = f"{prefix}-webhooks-dlq"
+        self.feedback_dlq = f"{prefix}-feedback-dlq"
+        self.email_feedback_rule = f"{prefix}-email-feedback"
+        self.sms_configuration_set = f"{prefix}-sms"
+        self.sms_feedback_topic = f"{prefix}-sms-feedback"
+        self.sms_recipients_table = f"{prefix}-sms-recipients"
 
 
 DELIVERY_TIMEOUT_SECONDS = 60
@@ -235,6 +246,8 @@ class Queues(_Frozen):
     evaluator_dlq: QueueSettings
     rejected_events: QueueSettings
     timers_dlq: QueueSettings
+    feedback_dlq: QueueSettings
+    """Provider events the feedback function could not put on the stream after its retries."""
     webhooks_dlq: QueueSettings | None = None
 
     def in_creation_order(self) -> list[QueueSettings]:
@@ -255,6 +268,7 @@ def queue_settings(settings: StackSettings) -> Queues:
         "evaluator_dlq": names.evaluator_dlq,
         "rejected_events": names.rejected_events_queue,
         "timers_dlq": names.timers_dlq,
+        "feedback_dlq": names.feedback_dlq,
     }
     if settings.webhooks:
         parking["webhooks_dlq"] = names.webhooks_dlq
@@ -290,15 +304,24 @@ class Tables(_Frozen):
     state: TableSettings
     profiles: TableSettings
     activations: TableSettings
+    sms_recipients: TableSettings | None = None
+    """Only with End User Messaging SMS, the one SMS path that reports replies."""
 
 
 def table_settings(settings: StackSettings) -> Tables:
     """The customer state (one item per customer, expiring with its behaviour), the profiles (traits
-    and consent, one item per customer, expiring ``profile_retention_days`` after the last event) and
+    and consent, one item per customer, expiring ``profile_retention_days`` after the last event),
     the activation log (one item per send, readable per customer through ``by_customer`` for support
-    and erasure requests)."""
+    and erasure requests) and, with End User Messaging SMS, the phone index (one item per number
+    texted, keyed by its HMAC, expiring ``sms_recipient_retention_days`` after the last text)."""
     names = settings.names
+    sms_recipients = (
+        TableSettings(name=names.sms_recipients_table, partition_key="pk")
+        if settings.sms_provider == "end_user_messaging"
+        else None
+    )
     return Tables(
+        sms_recipients=sms_recipients,
         state=TableSettings(name=names.state_table, partition_key="pk"),
         profiles=TableSettings(name=names.profile_table, partition_key="pk"),
         activations=TableSettings(
@@ -341,11 +364,18 @@ class UnsubscribeAddresses(_Frozen):
     unsubscribe_secret_arn: str
 
 
+class FeedbackAddresses(_Frozen):
+    """What only the deployment knows about the feedback function's resources (``FeedbackConfig`` fields)."""
+
+    unsubscribe_secret_arn: str
+
+
 def evaluator_config(settings: StackSettings, addresses: EvaluatorAddresses) -> EvaluatorConfig:
     names = settings.names
     return EvaluatorConfig(
         state_table=names.state_table,
         profile_table=names.profile_table,
+        activations_table=names.activations_table,
         profile_retention_days=settings.profile_retention_days,
         schedule_group=names.schedule_group,
         state_ttl_margin_ms=settings.state_ttl_margin_ms,
@@ -353,6 +383,18 @@ def evaluator_config(settings: StackSettings, addresses: EvaluatorAddresses) -> 
         timer_max_event_age_seconds=settings.timer_max_event_age_seconds,
         **addresses.model_dump(),
     )
+
+
+def sms_configuration_set(settings: StackSettings) -> str:
+    """The End User Messaging configuration set texts are sent with: yours, or the stack's own."""
+    if settings.sms_provider != "end_user_messaging":
+        return settings.sms_configuration_set
+    return settings.sms_configuration_set or settings.names.sms_configuration_set
+
+
+def _sms_recipients_table(settings: StackSettings) -> str:
+    table = table_settings(settings).sms_recipients
+    return "" if table is None else table.name
 
 
 def delivery_config(settings: StackSettings, addresses: DeliveryAddresses) -> DeliveryConfig:
@@ -365,7 +407,9 @@ def delivery_config(settings: StackSettings, addresses: DeliveryAddresses) -> De
         email_from=settings.email_from,
         sms_provider=settings.sms_provider,
         sms_origination_identity=settings.sms_origination_identity,
-        sms_configuration_set=settings.sms_configuration_set,
+        sms_configuration_set=sms_configuration_set(settings),
+        sms_recipients_table=_sms_recipients_table(settings),
+        sms_recipient_retention_days=settings.sms_recipient_retention_days,
         push_application_id=settings.push_application_id,
         max_attempts=settings.max_delivery_attempts,
         activation_ttl_days=settings.activation_ttl_days,
@@ -375,3 +419,13 @@ def delivery_config(settings: StackSettings, addresses: DeliveryAddresses) -> De
 
 def unsubscribe_config(settings: StackSettings, addresses: UnsubscribeAddresses) -> UnsubscribeConfig:
     return UnsubscribeConfig(events_stream_name=settings.names.stream, **addresses.model_dump())
+
+
+def feedback_config(settings: StackSettings, addresses: FeedbackAddresses) -> FeedbackConfig:
+    """The signing secret's ARN only with a phone index, the one thing it is read for here."""
+    table = _sms_recipients_table(settings)
+    return FeedbackConfig(
+        events_stream_name=settings.names.stream,
+        sms_recipients_table=table,
+        unsubscribe_secret_arn=addresses.unsubscribe_secret_arn if table else "",
+    )

@@ -78,7 +78,7 @@ def test_cloudwatch_may_use_the_key_for_this_accounts_alarms_only(template: dict
 
 
 def test_eventbridge_may_park_failed_webhooks_in_the_encrypted_dlq(template: dict[str, Any]):
-    [rule] = of_type(template, "AWS::Events::Rule").values()
+    [rule] = [r for r in of_type(template, "AWS::Events::Rule").values() if "EventBusName" in r["Properties"]]
     [target] = rule["Properties"]["Targets"]
     dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
     assert template[dlq]["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id(template), "Arn"]}
@@ -86,12 +86,32 @@ def test_eventbridge_may_park_failed_webhooks_in_the_encrypted_dlq(template: dic
     bus = of_type(template, "AWS::Events::EventBus")
     assert rule["Properties"]["EventBusName"] == {"Ref": next(iter(bus))}
     rules_of_the_bus = "arn:aws:events:eu-west-1:111122223333:rule/nudge-firings/*"
-    [grant] = [s for s in grants_to(template, "events.amazonaws.com") if "ArnLike" in s.get("Condition", {})]
+    [grant] = [
+        s
+        for s in grants_to(template, "events.amazonaws.com")
+        if s.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn") == rules_of_the_bus
+    ]
     assert sorted(listed(grant["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
     assert grant["Condition"] == {
         "StringEquals": {"aws:SourceAccount": "111122223333"},
         "ArnLike": {"aws:SourceArn": rules_of_the_bus},
     }
+
+
+def test_eventbridge_may_park_undeliverable_ses_events_in_the_encrypted_feedback_dlq(template: dict[str, Any]):
+    [rule] = [r for r in of_type(template, "AWS::Events::Rule").values() if "EventBusName" not in r["Properties"]]
+    [target] = rule["Properties"]["Targets"]
+    dlq = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0]
+    assert template[dlq]["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id(template), "Arn"]}
+    # A rule of the default bus, named: its ARN is arn:...:rule/<name>.
+    feedback_rule = f"arn:aws:events:eu-west-1:111122223333:rule/{rule['Properties']['Name']}"
+    [grant] = [
+        s
+        for s in grants_to(template, "events.amazonaws.com")
+        if s.get("Condition", {}).get("ArnLike", {}).get("aws:SourceArn") == feedback_rule
+    ]
+    assert sorted(listed(grant["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+    assert grant["Condition"]["StringEquals"] == {"aws:SourceAccount": "111122223333"}
 
 
 def test_the_bus_carrying_webhook_payloads_is_encrypted_with_the_stack_key(template: dict[str, Any]):
@@ -111,7 +131,7 @@ def test_the_bus_carrying_webhook_payloads_is_encrypted_with_the_stack_key(templ
 
 def test_every_log_group_is_encrypted_with_the_stack_key_that_logs_may_use_for_them(template: dict[str, Any]):
     groups = of_type(template, "AWS::Logs::LogGroup")
-    assert len(groups) == 3  # one per function
+    assert len(groups) == 4  # one per function
     for group in groups.values():
         assert group["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id(template), "Arn"]}
         # The condition matches CloudFormation's generated names (<stack>-<logical id>-<suffix>).
@@ -126,7 +146,8 @@ def test_every_log_group_is_encrypted_with_the_stack_key_that_logs_may_use_for_t
 
 def test_no_service_may_use_the_key_without_a_condition(template: dict[str, Any]):
     services = [s for s in key_policy(template) if "Service" in s["Principal"]]
-    assert len(services) == 4  # cloudwatch, logs, events for the bus, events for the webhook DLQ
+    # cloudwatch, logs, events for the bus, events for the webhook DLQ, events for the feedback DLQ
+    assert len(services) == 5
     for statement in services:
         assert statement.get("Condition"), statement
 

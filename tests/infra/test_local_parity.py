@@ -45,7 +45,12 @@ SETTINGS = StackSettings(
 )
 """No default where a default could hide drift."""
 
-HANDLERS = ("nudge.handlers.evaluator.handler", "nudge.handlers.delivery.handler", "nudge.handlers.unsubscribe.handler")
+HANDLERS = (
+    "nudge.handlers.evaluator.handler",
+    "nudge.handlers.delivery.handler",
+    "nudge.handlers.unsubscribe.handler",
+    "nudge.handlers.feedback.handler",
+)
 
 # CloudFormation's documented defaults, for properties a template leaves out.
 QUEUE_DEFAULTS = {
@@ -122,7 +127,12 @@ LOCAL_LITERALS: dict[str, Callable[[str], bool]] = {
 
 def local_environment(local: LocalStack, handler: str) -> dict[str, str]:
     resources = local.resources
-    config = {HANDLERS[0]: resources.config, HANDLERS[1]: resources.delivery, HANDLERS[2]: resources.unsubscribe}
+    config = {
+        HANDLERS[0]: resources.config,
+        HANDLERS[1]: resources.delivery,
+        HANDLERS[2]: resources.unsubscribe,
+        HANDLERS[3]: resources.feedback,
+    }
     return config[handler].to_env()
 
 

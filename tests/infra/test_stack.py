@@ -93,8 +93,9 @@ def test_event_filters_are_generated_from_the_deployed_rules(template: Template)
     patterns = [json.loads(f["Pattern"]) for f in mapping["Properties"]["FilterCriteria"]["Filters"]]
     plan = compile_rules(load_rules_or_raise("rules"))
     consent = {"consent_updated", "unsubscribed", "message_bounced", "message_complained"}
-    names = sorted({*plan.referenced_events(), "identify", *consent})
-    assert patterns[0] == {"data": {"event": names}}  # consent events pass whatever the rules read
+    messages = {"message_delivered", "message_opened", "message_clicked", "message_failed"}
+    names = sorted({*plan.referenced_events(), "identify", *consent, *messages})
+    assert patterns[0] == {"data": {"event": names}}  # consent and message events pass whatever the rules read
     assert {"data": {"type": ["nudge.timer"]}} in patterns
     assert {"data": {"event": [{"exists": False}]}} in patterns
     assert {"data": {"event": [None, ""]}} in patterns
@@ -125,8 +126,9 @@ def test_state_table_is_on_demand_with_pitr_kms_and_ttl(template: Template):
 
 def test_every_queue_is_kms_encrypted(template: Template):
     queues = template.find_resources("AWS::SQS::Queue")
-    # firings + its DLQ, the evaluator's DLQ, rejected events, the timers' DLQ, the webhooks' DLQ (cdk.json's crm)
-    assert len(queues) == 6
+    # firings + its DLQ, the evaluator's DLQ, rejected events, the timers' DLQ, the feedback DLQ, the webhooks'
+    # DLQ (cdk.json's crm)
+    assert len(queues) == 7
     for queue in queues.values():
         assert "KmsMasterKeyId" in queue["Properties"]
 
@@ -171,6 +173,7 @@ def test_functions_are_arm64_python_with_tracing(template: Template):
         "nudge.handlers.evaluator.handler",
         "nudge.handlers.delivery.handler",
         "nudge.handlers.unsubscribe.handler",
+        "nudge.handlers.feedback.handler",
     }
     for function in functions.values():
         props = function["Properties"]
@@ -208,7 +211,33 @@ def test_evaluator_may_only_touch_state_items_it_uses(template: Template):
         for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
         if action.startswith("dynamodb:")
     }
-    assert dynamodb_actions == {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+    assert dynamodb_actions == {
+        "dynamodb:BatchGetItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:UpdateItem",
+    }
+    # UpdateItem only on the activations table (a message event moves its firing's status), no index.
+    updating = [
+        statement
+        for policy in evaluator_policies
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "dynamodb:UpdateItem" in statement["Action"]
+    ]
+    assert [statement["Resource"] for statement in updating] == [
+        {
+            "Fn::GetAtt": [
+                next(
+                    iter(
+                        template.find_resources(
+                            "AWS::DynamoDB::Table", {"Properties": {"TableName": "nudge-activations"}}
+                        )
+                    )
+                ),
+                "Arn",
+            ]
+        }
+    ]
 
 
 def test_data_key_rotates(template: Template):

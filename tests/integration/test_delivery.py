@@ -337,7 +337,7 @@ def test_the_cart_firing_with_two_lines_on_every_channel(channel: str, session, 
 
 def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Deliverer, session, resources):  # type: ignore[no-untyped-def]
     assert deliverer.handle(json.dumps({"v": 1, "rule": "cart_abandonment"}), attempt=1) is None
-    assert deliverer.handle(json.dumps({"v": 3, "rule": "cart_abandonment"}), attempt=1) is None
+    assert deliverer.handle(json.dumps({"v": 4, "rule": "cart_abandonment"}), attempt=1) is None
     assert deliverer.handle("{not json", attempt=1) is None
     messages = session.client("sqs").receive_message(
         QueueUrl=resources.delivery.firings_dlq_url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
@@ -345,8 +345,8 @@ def test_a_message_that_is_not_a_firing_is_parked_with_the_reason(deliverer: Del
     reasons = {m["Body"]: m["MessageAttributes"]["reason"]["StringValue"] for m in messages}
     assert reasons[json.dumps({"v": 1, "rule": "cart_abandonment"})].startswith("not a firing (firing_id")
     assert (
-        reasons[json.dumps({"v": 3, "rule": "cart_abandonment"})]
-        == "firing message v3 is not supported (expected v1 or v2)"
+        reasons[json.dumps({"v": 4, "rule": "cart_abandonment"})]
+        == "firing message v4 is not supported (expected v1 or v2 or v3)"
     )
     assert reasons["{not json"].startswith("not JSON")
     assert sent_emails() == []

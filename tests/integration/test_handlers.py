@@ -119,10 +119,13 @@ def test_the_unsubscribe_handler_answers_the_function_url(configured, resources,
 
 
 def envelope(event: Any) -> dict[str, Any]:
-    return {
+    body = {
         "event_id": event.event_id,
         "customer_id": event.customer_id,
         "event": event.name,
         "timestamp": iso(event.ts),
         "properties": event.properties,
     }
+    if event.traits:
+        body["traits"] = event.traits
+    return body

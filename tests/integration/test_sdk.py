@@ -428,6 +428,24 @@ def test_identify_sends_traits(session, tracker_for, log) -> None:
     assert set(json.loads(log.requests[0][0]["Data"])) == {"event_id", "customer_id", "event", "timestamp", "traits"}
 
 
+def test_an_app_reports_a_push_opened_with_the_firing_the_push_carried(session, tracker_for) -> None:
+    tracker = tracker_for()
+    tracker.message_opened("c-9", firing_id="9e107d9d372bb6826bd81d3542a419d6", rule="cart_abandonment", step=1)
+    tracker.message_opened("c-9", channel="email")  # an app that knows only the channel
+    tracker.flush()
+    [(key, pushed), (_, opened)] = stream_events(session)
+    assert (key, pushed.name) == ("c-9", "message_opened")
+    assert pushed.properties == {
+        "channel": "push",
+        "firing_id": "9e107d9d372bb6826bd81d3542a419d6",
+        "rule": "cart_abandonment",
+        "step": 1,
+    }
+    assert opened.properties == {"channel": "email"}
+    with pytest.raises(InvalidEventError, match=r"properties\.channel"):
+        tracker.message_opened("c-9", channel="webhook")
+
+
 def test_exit_hook_flushes_live_trackers_and_forgets_collected_ones(session, client) -> None:
     live_before = len(sdk._live)
     tracker = Tracker(STREAM, client=client)

@@ -7,6 +7,7 @@ agree with what each design must do (the per-event design reads and writes once 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
 import json
@@ -59,6 +60,7 @@ def test_document_has_both_designs_every_metric_and_the_ratios(document: dict[st
     assert set(document) >= {"workload", "nudge", "baseline", "ratios", "targets"}
     assert document["workload"]["events"] == 3000
     assert document["workload"]["evaluator_events"] == 400
+    assert document["workload"]["feedback_events"] > 0  # the channels' reports of the sends, on the stream too
     for design in ("nudge", "baseline"):
         metrics = document[design]
         assert set(metrics) >= set(METRICS)
@@ -163,3 +165,27 @@ def test_without_guardrails_runs_the_same_rules_and_consent_with_no_caps_and_no_
     assert stripped.quiet is None and not any(rule.caps for rule in stripped.rules)
     assert [r.id for r in stripped.rules] == [r.id for r in shipped.rules]
     assert (stripped.allowed_lateness, stripped.consent) == (shipped.allowed_lateness, shipped.consent)
+
+
+def test_the_channels_reports_are_one_delivery_per_send_and_opens_at_the_stated_rates() -> None:
+    from nudge.bench.feedback import OPEN_RATES, feedback_for
+    from nudge.contracts import Firing
+
+    def sent(index: int, channel: str) -> Firing:
+        return Firing(f"{index:032x}", "r", f"c-{index}", None, 0, 1_000, channel, "t", (), send_at=1_000)
+
+    firings = [sent(i, channel) for i, channel in enumerate(["email", "push", "sms", "webhook"] * 2_000)]
+    reports = feedback_for(firings, 0, 10**9)
+    names = collections.Counter((e.properties["channel"], e.name) for e in reports)
+    assert (
+        names["email", "message_delivered"]
+        == names["push", "message_delivered"]
+        == names["sms", "message_delivered"]
+        == 2_000
+    )
+    assert not any(e.properties["channel"] == "webhook" for e in reports)
+    assert names["sms", "message_opened"] == 0  # SMS reports no opens
+    assert abs(names["email", "message_opened"] / 2_000 - OPEN_RATES["email"]) < 0.03
+    assert [e.event_id for e in reports] == [e.event_id for e in feedback_for(firings, 0, 10**9)]  # repeatable
+    early = feedback_for(firings, 0, 10_000)
+    assert {e.name for e in early} == {"message_delivered"}  # opens come 20 minutes after the send

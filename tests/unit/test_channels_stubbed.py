@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from nudge.adapters.channels import EndUserMessagingSmsChannel, PushChannel
@@ -41,13 +42,17 @@ PUSH = Rendered(
 )
 
 
+PUSH_DATA = {"sku": "SKU-1", "nudge_firing_id": "f" * 32, "nudge_rule": "repeated_product_views", "nudge_step": "0"}
+"""The template's data, and what the app reports an open with (``Tracker.message_opened``)."""
+
+
 def client(service: str):  # type: ignore[no-untyped-def]
     return boto3.session.Session(region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="x").client(
         service
     )
 
 
-def test_push_is_addressed_to_device_tokens_not_endpoints():
+def test_push_is_addressed_to_device_tokens_not_endpoints_and_carries_its_firing():
     pinpoint = client("pinpoint")
     channel = PushChannel(pinpoint, "app-123")
     recipient = channel.recipient(FIRING)
@@ -74,13 +79,13 @@ def test_push_is_addressed_to_device_tokens_not_endpoints():
                             "Action": "OPEN_APP",
                             "Title": "Still thinking?",
                             "Body": "Yoga mat is €29.90",
-                            "Data": {"sku": "SKU-1"},
+                            "Data": PUSH_DATA,
                         },
                         "GCMMessage": {
                             "Action": "OPEN_APP",
                             "Title": "Still thinking?",
                             "Body": "Yoga mat is €29.90",
-                            "Data": {"sku": "SKU-1"},
+                            "Data": PUSH_DATA,
                         },
                     },
                     "TraceId": "f" * 32,
@@ -112,7 +117,7 @@ def test_push_results_map_to_permanent_or_transient_errors(status: str, error: t
             channel.send(Outgoing(FIRING, {"apns-token-1": "APNS"}, PUSH, "https://u"))
 
 
-def test_end_user_messaging_sms_uses_the_origination_identity_and_configuration_set():
+def test_end_user_messaging_sms_uses_the_origination_identity_and_configuration_set_and_tags_its_customer():
     sms = client("pinpoint-sms-voice-v2")
     channel = EndUserMessagingSmsChannel(sms, "+15555550100", "nudge-sms")
     text = Rendered(channel="sms", template="loyalty_perk", text="Thank you! 15% off")
@@ -126,7 +131,7 @@ def test_end_user_messaging_sms_uses_the_origination_identity_and_configuration_
                 "MessageBody": "Thank you! 15% off",
                 "MessageType": "TRANSACTIONAL",
                 "ConfigurationSetName": "nudge-sms",
-                "Context": {"rule": "repeated_product_views", "firing": "f" * 32},
+                "Context": {"rule": "repeated_product_views", "firing": "f" * 32, "step": "0", "customer": "c-1"},
             },
         )
         assert channel.send(Outgoing(FIRING, channel.recipient(FIRING), text, "https://u")) == "sms-1"
@@ -143,3 +148,35 @@ def test_opted_out_number_is_a_permanent_error():
         stub.add_client_error("send_text_message", service_error_code="ThrottlingException", http_status_code=400)
         with pytest.raises(TransientSendError):
             channel.send(Outgoing(FIRING, "+351912345678", Rendered(channel="sms", template="t", text="hi"), "u"))
+
+
+class Recipients:
+    """A phone index that records what delivery remembered, or fails like an unreachable table."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.remembered: list[tuple[str, str]] = []
+        self.error = error
+
+    def remember(self, phone: str, customer_id: str) -> None:
+        if self.error is not None:
+            raise self.error
+        self.remembered.append((phone, customer_id))
+
+
+def test_with_a_phone_index_the_number_is_remembered_before_the_text_goes():
+    sms, recipients = client("pinpoint-sms-voice-v2"), Recipients()
+    channel = EndUserMessagingSmsChannel(sms, "+15555550100", recipients=recipients)
+    with Stubber(sms) as stub:
+        stub.add_response("send_text_message", {"MessageId": "sms-1"})
+        channel.send(Outgoing(FIRING, "+351912345678", Rendered(channel="sms", template="t", text="hi"), "u"))
+    assert recipients.remembered == [("+351912345678", "c-1")]
+
+
+def test_a_phone_index_that_cannot_be_written_stops_the_text_and_the_firing_is_retried():
+    sms = client("pinpoint-sms-voice-v2")
+    throttled = ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "PutItem")
+    channel = EndUserMessagingSmsChannel(sms, "+15555550100", recipients=Recipients(throttled))
+    with Stubber(sms) as stub:  # no response queued: a send would fail the test
+        with pytest.raises(TransientSendError, match="SmsRecipientIndexUnavailable"):
+            channel.send(Outgoing(FIRING, "+351912345678", Rendered(channel="sms", template="t", text="hi"), "u"))
+        stub.assert_no_pending_responses()

@@ -38,9 +38,8 @@ def probe(
 
 def test_wiring_local_and_bench_import_no_lambda_runtime_libraries():
     result = probe([], ["nudge.wiring", "nudge.local", "nudge.bench"])
-    assert {"nudge.wiring.evaluator", "nudge.wiring.delivery", "nudge.local.stack", "nudge.bench.runner"} <= set(
-        result["imported"]
-    )
+    wired = {"nudge.wiring.evaluator", "nudge.wiring.delivery", "nudge.wiring.feedback"}
+    assert wired | {"nudge.local.stack", "nudge.bench.runner"} <= set(result["imported"])
     assert result["loaded"] == []
 
 
@@ -51,7 +50,13 @@ def test_the_evaluator_function_loads_neither_templates_nor_channels():
     assert "jinja2" in probe(["nudge.handlers.delivery"], forbidden=("jinja2",))["loaded"]
 
 
-@pytest.mark.parametrize("handler", ["evaluator", "delivery", "unsubscribe"])
+def test_the_feedback_function_loads_neither_templates_nor_channels_nor_the_evaluator():
+    """It maps provider reports and puts records: nothing of delivery's or the evaluator's."""
+    forbidden = ("jinja2", "nudge.delivery", "nudge.adapters.channels", "nudge.evaluator")
+    assert probe(["nudge.handlers.feedback"], forbidden=forbidden)["loaded"] == []
+
+
+@pytest.mark.parametrize("handler", ["evaluator", "delivery", "unsubscribe", "feedback"])
 def test_the_probe_sees_what_a_handler_loads(handler: str):
     """The same probe on a handler finds Powertools: the empty answer above is not the probe's blindness."""
     assert "aws_lambda_powertools" in probe([f"nudge.handlers.{handler}"])["loaded"]

@@ -609,3 +609,31 @@ def test_validate_fails_an_escalation_step_whose_template_is_missing_at_the_step
     assert code == 1
     expected = folder / "templates" / "sms" / "cart_nudge.yaml"
     assert f"{rule_file}:{step_line}: escalate.0.template: no sms template 'cart_nudge': expected {expected}" in err
+
+
+def test_preview_step_shows_an_escalation_steps_own_message(tmp_path, capsys):
+    customer = customer_file(
+        tmp_path,
+        {
+            "customer_id": "c-9",
+            "traits": {"first_name": "Ana", "email": "ana@example.com"},
+            "events": [
+                {
+                    "event": "product_viewed",
+                    "timestamp": f"2026-11-20T1{i}:00:00Z",
+                    "properties": {"sku": "SKU-THROW", "name": "Wool Throw", "price": 89},
+                }
+                for i in range(3)
+            ],
+        },
+    )
+    code, out, _ = cli(capsys, "preview", "repeated_product_views", "--customer", customer, "--step", "1")
+    assert code == 0
+    assert (
+        out.splitlines()[0] == "Rule repeated_product_views: email message (template still_thinking) for customer c-9"
+    )
+    assert "Subject: Ana, still thinking about Wool Throw?" in out
+
+    code, _, err = cli(capsys, "preview", "repeated_product_views", "--customer", customer, "--step", "2")
+    assert code == 2
+    assert "rule repeated_product_views has no step 2: it has steps 0 to 1" in err

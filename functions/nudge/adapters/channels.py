@@ -22,6 +22,7 @@ from botocore.exceptions import (
 from ..contracts import FiringMessage
 from ..delivery.ports import ChannelRequest, Outgoing, PermanentSendError, TransientSendError, UncertainSendError
 from ..delivery.requests import EndUserMessagingSms, EventBridgeEntry, PinpointPush, SesEmail, SnsSms
+from ..feedback.ports import RecipientIndex
 
 NOT_SENT_CODES = frozenset(
     {
@@ -107,12 +108,30 @@ class SnsSmsChannel(_Adapter):
 
 
 class EndUserMessagingSmsChannel(_Adapter):
-    """SMS through End User Messaging SMS ``SendTextMessage`` (see ``EndUserMessagingSms``)."""
+    """SMS through End User Messaging SMS ``SendTextMessage`` (see ``EndUserMessagingSms``).
 
-    def __init__(self, client: Any, origination_identity: str, configuration_set: str | None = None) -> None:
+    With a ``recipients`` index, the number is remembered (as a keyed hash, with the customer id)
+    before the text goes, so that a ``STOP`` reply from it finds the customer. If that write fails,
+    nothing is sent and the firing is retried: every text sent can be opted out of.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        origination_identity: str,
+        configuration_set: str | None = None,
+        recipients: RecipientIndex | None = None,
+    ) -> None:
         super().__init__(client, EndUserMessagingSms(origination_identity, configuration_set))
+        self.recipients = recipients
 
     def send(self, message: Outgoing) -> str:
+        if self.recipients is not None:
+            try:
+                self.recipients.remember(message.recipient, message.firing.customer_id)
+            except (ClientError, BotoCoreError) as exc:
+                code = exc.response.get("Error", {}).get("Code", "Unknown") if isinstance(exc, ClientError) else ""
+                raise TransientSendError("SmsRecipientIndexUnavailable", code or type(exc).__name__) from None
         try:
             return str(self.client.send_text_message(**self.build(message))["MessageId"])
         except (ClientError, BotoCoreError) as exc:

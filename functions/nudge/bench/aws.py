@@ -33,7 +33,7 @@ from ..adapters.dynamodb_state import encode_state, pack
 from ..adapters.kinesis import kinesis_records
 from ..adapters.scheduler import EventBridgeTimerScheduler
 from ..clock import VirtualClock
-from ..contracts import IDENTIFY, Event, Timer, encode_timer
+from ..contracts import CONSENT_EVENTS, FEEDBACK_EVENTS, IDENTIFY, Event, Timer, encode_timer
 from ..engine import CustomerState, Plan
 from ..engine.runtime.codec import encode_profile
 from ..local.environment import LOCAL_ENVIRONMENT, environment
@@ -60,6 +60,8 @@ class Seed:
     clock: int
     states: dict[str, bytes]
     timers: list[tuple[str, int, Timer]]
+    sent: list[str] = field(default_factory=list)
+    """Firing ids delivery has recorded as sent (activation heads), which the channels' reports move on."""
 
 
 @dataclass
@@ -146,7 +148,13 @@ class MotoStack:
                 profile_items.append({"PutRequest": {"Item": profile_item}})
             counter.remember(table, item)
             items.append({"PutRequest": {"Item": item}})
-        for name, batch in ((table, items), (profiles, profile_items)):
+        activations = self.config.activations_table
+        heads = []
+        for firing_id in seed.sent:
+            head = {"pk": {"S": firing_id}, "sk": {"S": "firing"}, "status": {"S": "sent"}}
+            counter.remember(activations, head)
+            heads.append({"PutRequest": {"Item": head}})
+        for name, batch in ((table, items), (profiles, profile_items), (activations, heads)):
             for start in range(0, len(batch), 25):
                 self.dynamodb.batch_write_item(RequestItems={name: batch[start : start + 25]})
         adapter = EventBridgeTimerScheduler(
@@ -208,8 +216,9 @@ def kinesis_event(
 
 
 def mapping_filter(plan: Plan) -> set[str]:
-    """Event names the evaluator's mapping lets through (``infra/event_filters.py``): referenced ones and identify."""
-    return {*plan.referenced_events(), IDENTIFY}
+    """Event names the evaluator's mapping lets through (``evaluator/source_filters.py``): referenced
+    ones, identify, and the consent and message events that always pass."""
+    return {*plan.referenced_events(), IDENTIFY, *CONSENT_EVENTS, *FEEDBACK_EVENTS}
 
 
 def _accepts(names: set[str]) -> Callable[[Event], bool]:
@@ -229,8 +238,13 @@ def run_design(
     prices: dict[str, Any],
     memory_mb: int,
     batch_size: int = 500,
+    feedback: int = 0,
 ) -> DesignRun:
-    """Run ``design`` ("nudge" or "baseline") over ``events`` (``payloads`` maps ``id(event)`` to its record)."""
+    """Run ``design`` ("nudge" or "baseline") over ``events`` (``payloads`` maps ``id(event)`` to its record).
+
+    ``feedback`` of the events are the channels' reports about earlier sends: stream traffic like
+    the rest, counted apart so that costs stay per million workload events.
+    """
     clock = VirtualClock(seed.clock)
     counter = RequestCounter()
     evaluator: Any
@@ -257,7 +271,9 @@ def run_design(
         size = len(payloads[id(event)])
         usage.ingest_kib += math.ceil(size / 1024)
         usage.retrieved_bytes += size
-    usage.events = usage.records_ingested = len(events)
+    usage.records_ingested = len(events)
+    usage.events = len(events) - feedback
+    usage.feedback_events = feedback
     sequence = itertools.count(1)
     arn = stack.config.events_stream_arn
     for batch in Batcher(queue, batch_size, clock=seed.clock).batches(events, accept):
@@ -291,6 +307,7 @@ def run_design(
         run.batches += 1
         run.firings += report.firings
         run.failed_batches += getattr(report, "failed_sequence_number", None) is not None
+    run.events -= feedback  # workload events; the reports are counted in ``usage.feedback_events``
     usage.scheduler_invocations = queue.fired
     usage.read_units, usage.write_units = counter.units()
     usage.sqs_requests = sum(

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..contracts import Event, Timer
+from ..contracts import Event, Firing, Timer
 from ..engine import CustomerState, Engine, Reading, TimerCancel, TimerSet
 from ..evaluator.batch import coalesce
 from .stream import Batcher, TimerQueue, schedule_at
@@ -41,6 +41,8 @@ class EngineRun:
     encodes: int = 0
     seconds: float = 0.0
     states: States = field(default_factory=dict)
+    sent: list[Firing] = field(default_factory=list, repr=False)
+    """Every firing the run sent (the batched loop's): what the channels' reports are made from."""
 
     @property
     def events_per_s(self) -> float:
@@ -89,7 +91,9 @@ def run_batched(engine: Engine, batcher: Batcher[Timer], events: Sequence[Event]
                     outcome = process(state, item[0], wall, item[1])
                 changed |= outcome.changed
                 requests += outcome.timers
-                run.firings += len(outcome.firings)
+                if outcome.firings:
+                    run.firings += len(outcome.firings)
+                    run.sent += outcome.firings
             for request in coalesce(requests):
                 _apply(queue, request, wall, run)
             if changed:

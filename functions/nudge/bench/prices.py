@@ -31,6 +31,9 @@ class Usage:
     """What one design consumed while processing ``events`` workload events."""
 
     events: int = 0
+    """Workload events: what the costs are per million of."""
+    feedback_events: int = 0
+    """The channels' reports about sends (delivered, opened, clicked), on the stream besides them."""
     records_ingested: int = 0
     """Records put on the stream: the events, plus the timer records Scheduler puts back."""
     ingest_kib: int = 0

@@ -216,8 +216,16 @@ def print_document(doc: Mapping[str, Any], out: TextIO) -> None:
     out.write(
         f"nudge bench: {work['events']:,} events, {work['customers_seen']:,} customers seen "
         f"(Zipf s={work['zipf_s']} over {work['customers']:,}), {work['days']:g} days, {work['rules']} rules, "
-        f"seed {work['seed']}; {work['referenced_share']:.1%} of events used by some rule\n\n"
+        f"seed {work['seed']}; {work['referenced_share']:.1%} of events used by some rule\n"
     )
+    if work.get("feedback_events"):
+        rates = work.get("feedback_rates", {}).get("opened", {})
+        shown = ", ".join(f"{channel} {rate:.0%}" for channel, rate in rates.items())
+        out.write(
+            f"the evaluator's slice also carries {work['feedback_events']:,} channel reports of its sends "
+            f"(delivered, opened, clicked; assumed open rates {shown}), priced with the events\n"
+        )
+    out.write("\n")
     rows: list[tuple[str, ...]] = [("metric", "nudge", "per-event", "nudge/per-event")]
     lines = (
         ("engine events/s (1 core, in memory)", "engine_events_per_s"),

@@ -19,13 +19,14 @@ from typing import Any
 
 import yaml
 
-from ..contracts import Timer
+from ..contracts import MESSAGE_CHANNELS, Event, Timer
 from ..engine import Engine, Yaml12Loader, compile_rules, load_ruleset_or_raise
 from ..evaluator.collector import tuned_collector
 from ..settings import StackSettings
 from . import report
 from .aws import Seed, moto_stack, run_design
 from .engine_run import EngineRun, run_batched, run_per_event, unreferenced_cost_us
+from .feedback import CLICK_RATES, OPEN_RATES, feedback_for
 from .measure import cold_start_ms, state_sizes
 from .prices import cost_per_million, load_prices
 from .stream import Batcher, TimerQueue
@@ -71,6 +72,10 @@ class BenchOptions:
     guardrails: bool = True
     """False: the policy's frequency caps and quiet hours are left out (``--without-guardrails``), so
     that two runs say what they cost. Consent stays: it is the law, not an option."""
+
+
+def _event_time(event: Event) -> int:
+    return event.ts
 
 
 def _quiet(_: str) -> None:
@@ -135,12 +140,21 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
         baseline_unreferenced = unreferenced_cost_us(engine, events, baseline_run.states, per_event=True)
 
         slice_events = events[cut:]
-        payloads = {id(event): record_bytes(event) for event in slice_events}
+        # What the channels report about the run's sends (bench/feedback.py): stream traffic too.
+        start, end = (slice_events[0].ts, slice_events[-1].ts) if slice_events else (0, -1)
+        reports = feedback_for(nudge_run.sent, start, end)
+        seed.sent = [firing.firing_id for firing in nudge_run.sent if firing.channel in MESSAGE_CHANNELS]
+        streamed = sorted([*slice_events, *reports], key=_event_time)
+        payloads = {id(event): record_bytes(event) for event in streamed}
         with moto_stack(rules_dir) as stack:
-            progress(f"Nudge's evaluator on moto over the last {len(slice_events):,} events")
-            nudge_aws = run_design(stack, "nudge", slice_events, payloads, seed, plan, prices, memory_mb)
-            progress(f"the per-event design on moto over the same {len(slice_events):,} events")
-            baseline_aws = run_design(stack, "baseline", slice_events, payloads, seed, plan, prices, memory_mb)
+            progress(f"Nudge's evaluator on moto: the last {len(slice_events):,} events, {len(reports):,} reports")
+            nudge_aws = run_design(
+                stack, "nudge", streamed, payloads, seed, plan, prices, memory_mb, feedback=len(reports)
+            )
+            progress(f"the per-event design on moto over the same {len(streamed):,} records")
+            baseline_aws = run_design(
+                stack, "baseline", streamed, payloads, seed, plan, prices, memory_mb, feedback=len(reports)
+            )
 
     progress(f"cold starts ({options.cold_start_runs} fresh interpreters each)")
     nudge_cold = cold_start_ms(_NUDGE_COLD_START.format(rules=rules_dir), options.cold_start_runs)
@@ -168,6 +182,8 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
         "guardrails": plan.quiet is not None or any(rule.caps for rule in plan.rules),
         "batch_size": options.batch_size,
         "evaluator_events": len(slice_events),
+        "feedback_events": len(reports),
+        "feedback_rates": {"opened": OPEN_RATES, "clicked": CLICK_RATES},
         "referenced_share": round(sum(1 for e in events if engine.needs(e)) / max(1, len(events)), 4),
         "lambda_memory_mb": memory_mb,
         "stream_events_per_s": throughput,

@@ -35,9 +35,10 @@ from ..delivery.sample_firing import (
     replayed_firings,
     why_sample_not_fired,
 )
-from ..delivery.templates import RenderError, TemplateSet, load_templates
+from ..delivery.templates import RenderError, TemplateSet, load_templates, rule_actions
 from ..delivery.validation import templates_dir
 from ..engine import DEFAULT_POLICY, Rule, load_rules
+from ..engine.language.rules import Action
 from ..timefmt import parse_iso
 from .replay_command import future_check, read_events
 
@@ -81,6 +82,13 @@ def register(commands: Any) -> None:
     parts = parser.add_mutually_exclusive_group()
     parts.add_argument("--html-only", action="store_true", help="email: print only the HTML part")
     parts.add_argument("--text-only", action="store_true", help="email: print the subject and the text part only")
+    parser.add_argument(
+        "--step",
+        type=int,
+        default=0,
+        metavar="N",
+        help="which message of the rule: 0, its action (the default); 1 and on, its escalate steps",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -178,11 +186,17 @@ def build_preview(args: argparse.Namespace) -> Preview:
             )
             would_fire = why_not is None
     notes += sample.notes
+    action = _step(rule, args.step)
+    if sample.firing.step != args.step:
+        # The same arming, as its escalation step would carry it (its own channel and template).
+        update = {"step": args.step, "channel": action.channel, "template": action.template}
+        update |= {"destination": action.destination}
+        sample = SampleFiring(sample.firing.model_copy(update=update), sample.notes)
     base = args.unsubscribe_url or args.site_url.rstrip("/") + "/unsubscribe"
     settings = DeliverySettings(site_url=args.site_url, unsubscribe_base_url=base, unsubscribe_secret=PREVIEW_SECRET)
     channels = offline_channels(DeliveryConfig.model_fields["email_from"].default)
     try:
-        would = preview(sample.firing, _templates(rule, args.rules), settings, channels)
+        would = preview(sample.firing, _templates(rule, args.rules, action), settings, channels)
     except RenderError as exc:
         raise PreviewError(f"{rule.id}: cannot render: {exc}") from None
     return Preview(rule, would, notes, would_fire, why_not)
@@ -259,6 +273,8 @@ def _firing_from_replay(rule: Rule, customer: CustomerFile, path: Path) -> Sampl
             f"{path} has no events for customer '{customer.customer_id}' (customers there: {shown or 'none'})"
         )
     firings = replayed_firings(rule, customer.traits, mine)
+    if len({f.step for f in firings}) > 1:
+        notes.append("the replay's firings include escalation steps: --step picks which message is shown")
     if not firings:
         raise PreviewError(f"rule {rule.id} does not fire for customer '{customer.customer_id}' in {path}")
     if len(firings) > 1:
@@ -266,12 +282,21 @@ def _firing_from_replay(rule: Rule, customer: CustomerFile, path: Path) -> Sampl
     return SampleFiring(firings[0], notes)
 
 
-def _templates(rule: Rule, rules_path: Path) -> TemplateSet:
-    """The templates beside the rules, once the rule's own template is known to load cleanly."""
-    name, channel = rule.action.template, rule.action.channel
+def _step(rule: Rule, step: int) -> Action:
+    """The action (step 0) or escalation step ``step`` of ``rule``."""
+    actions = [action for _, action in rule_actions(rule)]
+    if not 0 <= step < len(actions):
+        steps = "only step 0 (it does not escalate)" if len(actions) == 1 else f"steps 0 to {len(actions) - 1}"
+        raise PreviewError(f"rule {rule.id} has no step {step}: it has {steps}", 2)
+    return actions[step]
+
+
+def _templates(rule: Rule, rules_path: Path, action: Action) -> TemplateSet:
+    """The templates beside the rules, once the template of the message previewed loads cleanly."""
+    name, channel = action.template, action.channel
     if name is None:
         if channel in ("email", "sms", "push"):
-            raise PreviewError(f"rule {rule.id} has no template: a {channel} action needs `action.template`")
+            raise PreviewError(f"rule {rule.id} has no template: a {channel} message needs a `template`")
         return TemplateSet()
     folder = templates_dir(rules_path)
     templates = load_templates(folder)

@@ -14,6 +14,7 @@ from email.utils import make_msgid
 from typing import Any
 
 from ..contracts import ADDRESS_TRAITS, FiringMessage, key_value
+from ..feedback.message_tags import ses_tags, sms_context
 from .ports import InvalidRecipient, Outgoing
 from .templates import Rendered
 
@@ -45,7 +46,10 @@ def _rendered(message: Outgoing) -> Rendered:
 @dataclass(frozen=True)
 class SesEmail:
     """SES v2 ``SendEmail`` with a raw MIME message: text and HTML parts, a configuration set for
-    open/click/bounce/complaint events, and RFC 8058 one-click unsubscribe headers."""
+    open/click/bounce/complaint events, and RFC 8058 one-click unsubscribe headers.
+
+    The tags (customer, rule, firing, step: ``feedback.message_tags``) come back with every event
+    SES publishes about the email, which is how the feedback function knows whose it is."""
 
     from_address: str
     configuration_set: str | None = None
@@ -73,10 +77,7 @@ class SesEmail:
             "FromEmailAddress": self.from_address,
             "Destination": {"ToAddresses": [message.recipient]},
             "Content": {"Raw": {"Data": self.mime(message).as_bytes()}},
-            "EmailTags": [
-                {"Name": "rule", "Value": message.firing.rule},
-                {"Name": "firing", "Value": message.firing.firing_id},
-            ],
+            "EmailTags": ses_tags(message.firing),
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
@@ -113,7 +114,10 @@ class SnsSms:
 @dataclass(frozen=True)
 class EndUserMessagingSms:
     """SMS through AWS End User Messaging SMS (``pinpoint-sms-voice-v2`` ``SendTextMessage``), with
-    an origination identity and a configuration set: for registered senders and delivery events."""
+    an origination identity and a configuration set: for registered senders and delivery events.
+
+    ``Context`` (customer, rule, firing, step: ``feedback.message_tags``) is logged with each of the
+    text's delivery events, which is how the feedback function knows whose it is."""
 
     origination_identity: str
     configuration_set: str | None = None
@@ -128,7 +132,7 @@ class EndUserMessagingSms:
             "OriginationIdentity": self.origination_identity,
             "MessageBody": _rendered(message).text or "",
             "MessageType": "TRANSACTIONAL",
-            "Context": {"rule": message.firing.rule, "firing": message.firing.firing_id},
+            "Context": sms_context(message.firing),
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
@@ -156,8 +160,18 @@ class PinpointPush:
         return found or None
 
     def build(self, message: Outgoing) -> dict[str, Any]:
+        """The template's ``data``, plus ``nudge_firing_id``, ``nudge_rule`` and ``nudge_step``: End User
+        Messaging Push reports nothing after the send, so the app reports the open itself
+        (``sdk.Tracker.message_opened``) with what the push carried."""
         rendered = _rendered(message)
-        push = {"Action": "OPEN_APP", "Title": rendered.title or "", "Body": rendered.text or "", "Data": rendered.data}
+        firing = message.firing
+        data = {
+            **rendered.data,
+            "nudge_firing_id": firing.firing_id,
+            "nudge_rule": firing.rule,
+            "nudge_step": str(firing.step),
+        }
+        push = {"Action": "OPEN_APP", "Title": rendered.title or "", "Body": rendered.text or "", "Data": data}
         return {
             "ApplicationId": self.application_id,
             "MessageRequest": {

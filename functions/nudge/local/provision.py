@@ -13,16 +13,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import DeliveryConfig, EvaluatorConfig, UnsubscribeConfig
+from ..config import DeliveryConfig, EvaluatorConfig, FeedbackConfig, UnsubscribeConfig
 from ..settings import (
     DeliveryAddresses,
     EvaluatorAddresses,
+    FeedbackAddresses,
     QueueSettings,
     StackSettings,
     TableSettings,
     UnsubscribeAddresses,
     delivery_config,
     evaluator_config,
+    feedback_config,
     queue_settings,
     table_settings,
     unsubscribe_config,
@@ -44,6 +46,7 @@ class LocalResources:
     evaluator_dlq_url: str
     delivery: DeliveryConfig
     unsubscribe: UnsubscribeConfig
+    feedback: FeedbackConfig
 
 
 def _queues(sqs: Any, settings: StackSettings) -> dict[str, tuple[str, str]]:
@@ -130,6 +133,8 @@ def provision(
     _table(dynamodb, tables.state)
     _table(dynamodb, tables.profiles)
     _table(dynamodb, tables.activations)
+    if tables.sms_recipients is not None:
+        _table(dynamodb, tables.sms_recipients)
 
     queues = queue_settings(settings)
     created = _queues(session.client("sqs"), settings)
@@ -162,6 +167,7 @@ def provision(
         ),
     )
     unsubscribe = unsubscribe_config(settings, UnsubscribeAddresses(unsubscribe_secret_arn=secret_arn))
+    feedback = feedback_config(settings, FeedbackAddresses(unsubscribe_secret_arn=secret_arn))
     config = evaluator_config(
         settings,
         EvaluatorAddresses(
@@ -183,4 +189,5 @@ def provision(
         evaluator_dlq_url=created[queues.evaluator_dlq.name][0],
         delivery=delivery,
         unsubscribe=unsubscribe,
+        feedback=feedback,
     )

@@ -16,6 +16,7 @@ from ..adapters.channels import (
     SnsSmsChannel,
 )
 from ..adapters.kinesis import KinesisOptOuts
+from ..adapters.sms_recipients import DynamoDBSmsRecipients
 from ..adapters.sqs import SqsFiringQueue
 from ..clock import WALL_CLOCK, Clock
 from ..config import DeliveryConfig, UnsubscribeConfig
@@ -25,28 +26,33 @@ from ..delivery.ports import Channel
 from ..delivery.rendering import DeliverySettings
 from ..delivery.service import DeliveryService
 from ..delivery.templates import load_templates
+from ..feedback import PhoneKey
 from .retries import ABSORB_THROTTLING, SEND_ONCE
+from .secrets import unsubscribe_secret
 
 
-def unsubscribe_secret(config: DeliveryConfig | UnsubscribeConfig, session: Any) -> bytes:
-    """The key that signs unsubscribe links: given directly (local stacks, tests) or read from Secrets Manager."""
-    if config.unsubscribe_secret:
-        return config.unsubscribe_secret.encode()
-    if config.unsubscribe_secret_arn:
-        client = session.client("secretsmanager")
-        return str(client.get_secret_value(SecretId=config.unsubscribe_secret_arn)["SecretString"]).encode()
-    raise ValueError("set NUDGE_UNSUBSCRIBE_SECRET or NUDGE_UNSUBSCRIBE_SECRET_ARN")
+def build_channels(config: DeliveryConfig, session: Any, secret: bytes | None = None) -> dict[str, Channel]:
+    """One adapter per channel the stack is configured for (push only with an application id).
 
-
-def build_channels(config: DeliveryConfig, session: Any) -> dict[str, Channel]:
-    """One adapter per channel the stack is configured for (push only with an application id)."""
+    End User Messaging SMS with a phone index (``sms_recipients_table``) remembers each number it
+    texts, under a key derived from the signing ``secret`` (read here when not given).
+    """
     events = session.client("events", config=SEND_ONCE)
     sms: Channel
     if config.sms_provider == "end_user_messaging":
+        recipients = None
+        if config.sms_recipients_table:
+            recipients = DynamoDBSmsRecipients(
+                session.client("dynamodb", config=ABSORB_THROTTLING),
+                config.sms_recipients_table,
+                PhoneKey(secret if secret is not None else unsubscribe_secret(config, session)),
+                retention_days=config.sms_recipient_retention_days,
+            )
         sms = EndUserMessagingSmsChannel(
             session.client("pinpoint-sms-voice-v2", config=SEND_ONCE),
             config.sms_origination_identity,
             config.sms_configuration_set or None,
+            recipients,
         )
     else:
         sms = SnsSmsChannel(session.client("sns", config=SEND_ONCE))
@@ -63,11 +69,11 @@ def build_channels(config: DeliveryConfig, session: Any) -> dict[str, Channel]:
     return channels
 
 
-def delivery_settings(config: DeliveryConfig, session: Any) -> DeliverySettings:
+def delivery_settings(config: DeliveryConfig, session: Any, secret: bytes | None = None) -> DeliverySettings:
     return DeliverySettings(
         site_url=config.site_url,
         unsubscribe_base_url=config.unsubscribe_url,
-        unsubscribe_secret=unsubscribe_secret(config, session),
+        unsubscribe_secret=secret if secret is not None else unsubscribe_secret(config, session),
         max_attempts=config.max_attempts,
     )
 
@@ -77,15 +83,16 @@ def build_delivery_service(config: DeliveryConfig, session: Any) -> DeliveryServ
     templates = load_templates(Path(config.rules_dir) / "templates")
     if templates.diagnostics:
         raise ValueError("invalid templates: " + "; ".join(str(d) for d in templates.diagnostics))
+    secret = unsubscribe_secret(config, session)
     return DeliveryService(
-        channels=build_channels(config, session),
+        channels=build_channels(config, session, secret),
         templates=templates,
         log=DynamoDBActivationLog(
             session.client("dynamodb", config=ABSORB_THROTTLING),
             config.activations_table,
             ttl_days=config.activation_ttl_days,
         ),
-        settings=delivery_settings(config, session),
+        settings=delivery_settings(config, session, secret),
     )
 
 
