@@ -305,7 +305,7 @@ def test_held_firings_and_counted_sends_survive_the_codec():
     engine.process(state, ev("x", "10:03"), at("10:03"))  # releases p1's send
     decoded = CustomerState.decode(state.encode())
     assert decoded.encode() == state.encode() and len(decoded.held) == 1
-    assert decoded.sent == state.sent == [[at("10:02"), "push", "p1", None]]
+    assert decoded.sent == state.sent == [[at("10:02"), "push"]]  # no rule of its own cap: no rule, no key
     assert CustomerState.decode(CustomerState("c-2").encode()).held == []
 
 

@@ -46,9 +46,12 @@ class Cap:
     """How a decision names it: ``any: 3 per 7d``, ``sms: 1 per 1d``, ``rule: 1 per 7d``."""
 
     def counts(self, entry: Sequence[Any], rule: str, key: str | None) -> bool:
-        """Whether a send ``[send_at, channel, rule, key]`` counts in this cap for (``rule``, ``key``)."""
+        """Whether a send ``[send_at, channel(, rule, key)]`` counts in this cap for (``rule``, ``key``).
+
+        A send carries its rule and key only when its rule has a cap of its own (``Guardrails.send``).
+        """
         if self.scope == "rule":
-            return bool(entry[2] == rule and entry[3] == key)
+            return len(entry) > 2 and bool(entry[2] == rule and entry[3] == key)
         if self.scope == "any":
             return entry[1] in MESSAGE_CHANNELS
         return bool(entry[1] == self.scope)

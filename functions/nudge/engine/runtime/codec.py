@@ -10,7 +10,7 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "k": {channel: [[ts, granted, source], ...]},        # consent changes, oldest first; if any
      "h": [[rule, key, arm, fired_at, send_at, consent_at, [[name, id, ts, props], ...]], ...],
                                                           # firings held for their send time; if any
-     "o": [[send_at, channel, rule, key], ...],           # the sends caps count, oldest first; if any
+     "o": [[send_at, channel(, rule, key)], ...],         # the sends caps count, oldest first; if any
      "g": {channel: [engaged, [send, ...]]}}              # disengagement: last open/click, sends since; if any
     a held escalation step appends [step, since, prev, undecided] to its "h" entry
     pending = [arm, due, [[name, id, ts, props], ...]]

@@ -144,7 +144,11 @@ class Guardrails:
                 outcome.decisions.append(Decision(rule.id, key, "suppressed_cap", fired_at, f"cap {cap.label}"))
                 return False  # the customer has had enough: an escalation ends here too
         if step.caps:
-            bisect.insort(state.sent, [firing.send_at, channel, rule.id, key], key=_first)
+            # The rule and key only where the rule's own cap will count them: a send is kept for the
+            # longest cap's window, and most customers' state is mostly these.
+            own = any(cap.scope == "rule" for cap in step.caps)
+            entry: list[Any] = [firing.send_at, channel, rule.id, key] if own else [firing.send_at, channel]
+            bisect.insort(state.sent, entry, key=_first)
         rest = self.plan.disengaged.get(channel) if rule.marketing else None
         if rest is not None:
             entry = state.engagement.setdefault(channel, [None, []])

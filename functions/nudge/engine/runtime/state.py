@@ -171,7 +171,8 @@ class CustomerState:
         self.held: list[Held] = []
         """Firings waiting for their send time, in the order they will be decided (``Guardrails.release``)."""
         self.sent: list[list[Any]] = []
-        """The sends the caps count, ``[send_at, channel, rule, key]``, oldest first, for the longest cap."""
+        """The sends the caps count, ``[send_at, channel]`` (``[send_at, channel, rule, key]`` for a rule
+        with a cap of its own), oldest first, for the longest cap."""
         self.engagement: dict[str, list[Any]] = {}
         """Per channel the policy rests when unanswered: ``[last open or click, [marketing sends since,
         newest last, at most the policy's count]]`` (``Guardrails.disengaged``)."""
