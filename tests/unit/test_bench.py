@@ -143,6 +143,8 @@ def test_dynamodb_units_follow_item_sizes() -> None:
     assert counter._read_units("t", {"pk": {"S": "c-1"}}, consistent=True) == 1
     assert counter._read_units("t", {"pk": {"S": "c-1"}}, consistent=False) == 0.5
     assert counter._dynamodb_units("PutItem", {"TableName": "t", "Item": item}, {}, failed=False) == (0.0, 2.0)
+    update = {"TableName": "t", "Key": {"pk": {"S": "c-1"}}}
+    assert counter._dynamodb_units("UpdateItem", update, {}, failed=True) == (0.0, 2.0)  # a failed condition bills too
     assert percentile([5, 1, 3, 2, 4], 0.5) == 3 and percentile([], 0.99) == 0
 
 

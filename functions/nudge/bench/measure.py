@@ -155,6 +155,10 @@ class RequestCounter:
             if not failed:
                 self.item_sizes[key] = new
             return 0.0, float(units)
+        if operation == "UpdateItem":
+            # Billed on the larger of the item before and after; a failed condition still costs the write.
+            size = self.item_sizes.get(self._key(params["TableName"], params["Key"]), 0)
+            return 0.0, float(max(1, math.ceil(size / KIB)))
         if operation == "DeleteItem":
             key = self._key(params["TableName"], params["Key"])
             size = self.item_sizes.get(key, 0) if failed else self.item_sizes.pop(key, 0)
