@@ -26,7 +26,7 @@ from nudge.settings import (
 )
 
 from .functions import LAMBDA_RULES_DIR, nudge_function
-from .queues import dead_letter_queue, work_queue
+from .queues import dead_letter_queue, let_eventbridge_park, work_queue
 from .secrets import signing_key
 from .tables import nudge_table
 
@@ -173,25 +173,8 @@ class Delivery(Construct):
         if webhooks_dlq is None:  # there is one exactly when webhooks are configured
             return
         dead_letters = dead_letter_queue(self, "WebhookDeadLetters", queue=webhooks_dlq, key=key)
-        # EventBridge encrypts what it parks in the (KMS-encrypted) DLQ: let it use the key for the rules of
-        # this bus only. A pattern, not the rules' ARNs: the key policy naming a rule whose target names a
-        # queue encrypted by that key would be a dependency cycle.
-        stack = Stack.of(self)
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="events", resource="rule", resource_name=f"{settings.names.event_bus}/*"
-                        )
-                    },
-                },
-            )
-        )
+        # EventBridge encrypts what it parks in the (KMS-encrypted) DLQ: the key for the rules of this bus only.
+        let_eventbridge_park(key, self, f"{settings.names.event_bus}/*")
         for name, webhook in settings.webhooks.items():
             connection = events.Connection(
                 self,

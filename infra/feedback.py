@@ -34,7 +34,7 @@ from nudge.feedback import sms as sms_feedback
 from nudge.settings import FeedbackAddresses, StackSettings, feedback_config, queue_settings, table_settings
 
 from .functions import nudge_function
-from .queues import dead_letter_queue
+from .queues import dead_letter_queue, let_eventbridge_park
 from .tables import nudge_table
 
 ASYNC_RETRIES = 2
@@ -117,24 +117,8 @@ class Feedback(Construct):
                 max_event_age=Duration.hours(24),
             )
         )
-        # EventBridge encrypts what it parks in the (KMS-encrypted) DLQ. The rule is named by its ARN's
-        # text, not its token: the key policy naming the rule whose target names the key's queue is a cycle.
-        stack = Stack.of(self)
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {
-                        "aws:SourceArn": stack.format_arn(
-                            service="events", resource="rule", resource_name=names.email_feedback_rule
-                        )
-                    },
-                },
-            )
-        )
+        # EventBridge encrypts what it parks in the (KMS-encrypted) DLQ.
+        let_eventbridge_park(key, self, names.email_feedback_rule)
 
     def _sms(self, settings: StackSettings, key: kms.IKey, secret: secretsmanager.ISecret) -> None:
         """The SMS feedback topic, the configuration set that publishes to it, and the phone index."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Duration, Validations
+from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
@@ -49,4 +50,22 @@ def _queue(
         retention_period=Duration.seconds(queue.retention_seconds),
         visibility_timeout=Duration.seconds(queue.visibility_timeout_seconds),
         dead_letter_queue=dlq,
+    )
+
+
+def let_eventbridge_park(key: kms.IKey, scope: Construct, rules: str) -> None:
+    """Let EventBridge use ``key`` for what the rules named ``rules`` (a name or a pattern) park in a
+    queue it encrypts: their dead letters. By the rules' ARN text, not their tokens: a key policy
+    naming a rule whose target names a queue under that key would be a dependency cycle."""
+    stack = Stack.of(scope)
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("events.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={
+                "StringEquals": {"aws:SourceAccount": stack.account},
+                "ArnLike": {"aws:SourceArn": stack.format_arn(service="events", resource="rule", resource_name=rules)},
+            },
+        )
     )
