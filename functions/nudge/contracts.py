@@ -77,6 +77,18 @@ SENT_STATUS = "sent"
 FEEDBACK_RANKS = {"delivered": 1, "not_delivered": 1, "bounced": 2, "opened": 3, "clicked": 4, "complained": 5}
 """How far along a sent message each reported status is: a firing's status only moves up (an open
 reported before its delivery is not undone by the delivery)."""
+ERASURE_REQUESTED = "erasure_requested"
+"""Erase everything Nudge holds about the customer (``nudge erase``): on the customer's stream like any
+event, so the one writer of her state does it in order. Carries no properties and no traits."""
+ERASURE_PREFIX = "erased#"
+"""An erasure's tombstone is kept under this prefix and ``customer_hash`` of the id, never the id."""
+
+
+def customer_hash(customer_id: str) -> str:
+    """The SHA-256 of a customer id, hex: what an erasure leaves behind (tombstone, audit record)."""
+    return hashlib.sha256(f"nudge-customer\x1f{customer_id}".encode()).hexdigest()
+
+
 CONSENT_EVENTS = frozenset({CONSENT_UPDATED, UNSUBSCRIBED}) | SUPPRESSION_EVENTS
 """The events that change a customer's consent record (choices, and the suppressions bounces and
 complaints bring): always let through the stream mapping, always applied."""
@@ -293,6 +305,8 @@ class EventEnvelope(BaseModel):
             raise ValueError(problem)
         if self.event == MESSAGE_SENT:
             raise ValueError(f"{MESSAGE_SENT} is recorded by the engine when it sends: it cannot be sent as an event")
+        if self.event == ERASURE_REQUESTED and (self.properties or self.traits):
+            raise ValueError(f"{ERASURE_REQUESTED} carries no properties and no traits: it erases, it records nothing")
         return self
 
     def to_event(self) -> Event:
@@ -703,6 +717,8 @@ __all__ = [
     "CONSENT_UPDATED",
     "ENGAGEMENT_EVENTS",
     "ENVELOPE_FIELDS",
+    "ERASURE_PREFIX",
+    "ERASURE_REQUESTED",
     "FEEDBACK_EVENTS",
     "FEEDBACK_RANKS",
     "FIRING_MESSAGE_VERSION",
@@ -734,6 +750,7 @@ __all__ = [
     "Timer",
     "TimerKey",
     "consent_problem",
+    "customer_hash",
     "decode_firing",
     "decode_timer",
     "email_problem",

@@ -77,7 +77,7 @@ def test_an_open_of_the_push_calls_the_email_off():
     opened = ev("message_opened", "12:00", channel="push", rule="cart", firing_id=push_id())
     firings, decisions = run([*cart(), opened])
     assert steps(firings) == [(0, "push", "2026-11-22T11:05:00Z", "2026-11-22T11:07:00Z")]
-    assert ("cart", "cancelled", "message_opened at 2026-11-22T12:00:00Z") in decisions
+    assert ("cart", "cancelled", "by message_opened at 2026-11-22T12:00:00Z") in decisions
 
 
 def test_a_click_of_the_push_calls_the_email_off():
@@ -104,7 +104,7 @@ def test_an_open_of_another_firing_does_not_answer_this_one():
 def test_a_purchase_after_the_push_ends_the_whole_chain():
     firings, decisions = run([*cart(), ev("purchase", "12:30")])
     assert [f.step for f in firings] == [0]
-    assert ("cart", "cancelled", "the rule's unless") in decisions
+    assert ("cart", "cancelled", "the rule's unless: by purchase at 2026-11-22T12:30:00Z") in decisions
 
 
 def test_a_late_open_within_the_allowed_lateness_still_calls_the_email_off():

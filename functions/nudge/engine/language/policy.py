@@ -10,6 +10,7 @@ It says how the engine treats time, for every rule at once::
       - {channel: any, max: 3, per: 7d}
     quiet_hours: {start: "21:00", end: "09:00", channels: [sms, push], default_timezone: Europe/Lisbon}
     disengaged: {channel: email, after_unengaged: 5, for: 30d}   # rest a channel nobody opens
+    decision_log: 50        # the last decisions kept per customer, for `nudge explain` (0: none)
 
 All are optional; the defaults are the values above, except that without ``frequency_caps`` there
 are no caps, without ``quiet_hours`` no quiet hours, and without ``disengaged`` no rest. The file
@@ -174,6 +175,9 @@ class Policy(BaseModel):
     """Local hours when firings on some channels are held until the hours end."""
     disengaged: tuple[Disengaged, ...] = ()
     """Per channel, when marketing stops for a customer who never opens or clicks (one mapping, or a list)."""
+    decision_log: int = Field(default=50, ge=0, le=500)
+    """How many of a customer's latest decisions (armed, fired, cancelled by which event, suppressed
+    by which guardrail) the state keeps, so ``nudge explain`` can say why after the fact; 0 keeps none."""
 
     @field_validator("disengaged", mode="before")
     @classmethod

@@ -37,7 +37,7 @@ from ..language.rules import (
 )
 from .compiled import Cap, CompiledRule, CompiledStep, Filter, Plan, QuietPlan, Route
 from .conditions import AllNode, AnyNode, AttributeNode, EventNode, Matcher, Node, NotNode, SequenceNode, TrendNode
-from .operators import compile_count, compile_test, count_capacity
+from .operators import compile_count, compile_test, count_capacity, describe_count, describe_test
 
 DAY = 86_400_000
 
@@ -111,7 +111,10 @@ class _Uses:
         identity = (name, orjson.dumps(where, option=orjson.OPT_SORT_KEYS).decode())
         use = self.filters.get(identity)
         if use is None:
-            matcher = Matcher(name, [(path, compile_test(test)) for path, test in where.items()])
+            label = f"`{name}`" + (
+                " where " + ", ".join(f"{path} {describe_test(test)}" for path, test in where.items()) if where else ""
+            )
+            matcher = Matcher(name, [(path, compile_test(test)) for path, test in where.items()], label)
             use = self.filters[identity] = _Use(matcher, pinned_strings(where))
         use.horizon = max(use.horizon, horizon)
         use.cap = max(use.cap, cap)
@@ -159,7 +162,7 @@ class _RuleCompiler:
             count = compile_count(cond.count) if cond.count is not None else None
             cap = max(DEFAULT_HISTORY, count_capacity(cond.count)) if cond.count is not None else DEFAULT_HISTORY
             matcher = self._use(cond.event, cond.where, cond.within or 0, arms, cap)
-            return EventNode(matcher, cond.within, count, cap)
+            return EventNode(matcher, cond.within, count, cap, describe_count(cond.count) if cond.count else "")
         if isinstance(cond, SequenceCondition):
             within = cond.within or 0
             steps = [self._use(step.event, step.where, within, arms) for step in cond.sequence]
@@ -169,7 +172,7 @@ class _RuleCompiler:
             matcher = self._use(spec.event, spec.where, spec.period * spec.periods, arms)
             return TrendNode(matcher, spec.period, spec.periods, spec.direction == "increasing", DEFAULT_HISTORY)
         if isinstance(cond, AttributeCondition):
-            return AttributeNode(cond.attribute, compile_test(cond.test))
+            return AttributeNode(cond.attribute, compile_test(cond.test), describe_test(cond.test))
         if isinstance(cond, NotCondition):
             return NotNode(self.node(cond.not_, arms=False))
         if isinstance(cond, AllCondition):
@@ -252,6 +255,7 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
         {channel: mode == "opt_out" for channel, mode in policy.consent.model_dump().items()},
         quiet_plan,
         {item.channel: (item.after_unengaged, item.rest) for item in policy.disengaged},
+        policy.decision_log,
     )
 
 

@@ -276,6 +276,7 @@ class Plan:
         "allowed_lateness",
         "by_id",
         "consent",
+        "decision_log",
         "dedupe_window",
         "disengaged",
         "longest_cap",
@@ -295,6 +296,7 @@ class Plan:
         consent: Mapping[str, bool] | None = None,
         quiet: QuietPlan | None = None,
         disengaged: Mapping[str, tuple[int, int]] | None = None,
+        decision_log: int = 0,
     ) -> None:
         self.allowed_lateness = allowed_lateness
         """How late (ms) an event may arrive and still be judged as if it had come in order (the policy's)."""
@@ -308,6 +310,8 @@ class Plan:
         """The quiet hours (``None``: none)."""
         self.disengaged: Mapping[str, tuple[int, int]] = dict(disengaged or {})
         """Per channel, (unanswered sends, for how long in ms) after which marketing on it rests."""
+        self.decision_log = decision_log
+        """How many of its latest decisions each customer's state keeps (0: none; the policy's)."""
         self.rules = tuple(rules)
         self.longest_cap = max((cap.per for rule in self.rules for cap in rule.caps), default=0)
         """How long (ms) a send is remembered for the caps (0: no rule is capped, none is)."""

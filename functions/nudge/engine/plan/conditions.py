@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from ...contracts import KEY_MARK, key_text
+from ...contracts import ADDRESS_TRAITS, KEY_MARK, key_text
+from ...timefmt import iso
+from ..language.durations import format_duration
 from .operators import MISSING, Predicate, resolve
 
 if TYPE_CHECKING:
@@ -20,6 +23,30 @@ if TYPE_CHECKING:
     from ..runtime.eventlog import StoredEvent
 
 Evidence = list["StoredEvent"]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One condition's verdict at an instant, in words, with its parts' (``Node.explain``).
+
+    ``holds`` is the node's own ``evaluate`` (never recomputed from the parts), so an explanation
+    cannot disagree with the decision it explains; ``says`` is why, with the numbers.
+    """
+
+    holds: bool
+    says: str
+    parts: tuple[Explanation, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"holds": self.holds, "says": self.says}
+        if self.parts:
+            data["parts"] = [part.as_dict() for part in self.parts]
+        return data
+
+    def lines(self, depth: int = 0) -> list[str]:
+        """A printed tree: one line per condition, ✓ or ✗ first."""
+        own = f"{'  ' * depth}{'✓' if self.holds else '✗'} {self.says}"
+        return [own, *(line for part in self.parts for line in part.lines(depth + 1))]
 
 
 class Context:
@@ -122,12 +149,14 @@ class Context:
 class Matcher:
     """An event name plus its ``where`` tests, over flat (projected) properties."""
 
-    __slots__ = ("name", "paths", "tests")
+    __slots__ = ("label", "name", "paths", "tests")
 
-    def __init__(self, name: str, tests: Sequence[tuple[str, Predicate]]) -> None:
+    def __init__(self, name: str, tests: Sequence[tuple[str, Predicate]], label: str | None = None) -> None:
         self.name = name
         self.tests = tuple(tests)
         self.paths = tuple(path for path, _ in tests)
+        self.label = label or f"`{name}`"
+        """How explanations name it, e.g. the name in backticks and its where: page_viewed where section = services."""
 
     def matches(self, props: Mapping[str, Any]) -> bool:
         for path, test in self.tests:  # noqa: SIM110 - a plain loop is the fastest form on the hot path
@@ -149,17 +178,30 @@ class Node(ABC):
         """The longest look-back (ms) this condition needs from ``now``."""
         return 0
 
+    @abstractmethod
+    def explain(self, ctx: Context) -> Explanation:
+        """Why this condition holds or not at ``ctx.now``: ``holds`` is ``evaluate``'s verdict."""
+
 
 class EventNode(Node):
     """At least N matching events in ``[now - within, now]``; without ``within``, the arriving event."""
 
-    __slots__ = ("cap", "count", "matcher", "within")
+    __slots__ = ("cap", "count", "count_text", "matcher", "within")
 
-    def __init__(self, matcher: Matcher, within: int | None, count: Callable[[int], bool] | None, cap: int) -> None:
+    def __init__(
+        self,
+        matcher: Matcher,
+        within: int | None,
+        count: Callable[[int], bool] | None,
+        cap: int,
+        count_text: str = "",
+    ) -> None:
         self.matcher = matcher
         self.within = within
         self.count = count
         self.cap = cap
+        self.count_text = count_text
+        """The count test in words (``≥ 3``), for explanations."""
 
     def evaluate(self, ctx: Context) -> Evidence | None:
         if self.within is None:
@@ -173,6 +215,26 @@ class EventNode(Node):
 
     def window(self) -> int:
         return self.within or 0
+
+    def explain(self, ctx: Context) -> Explanation:
+        holds = self.evaluate(ctx) is not None
+        label = self.matcher.label
+        if self.within is None:
+            arriving = ctx.arriving
+            if arriving is None:
+                return Explanation(holds, f"{label} arriving: judged when an event arrives")
+            what = "is" if holds else "is not"
+            return Explanation(holds, f"the arriving `{arriving.name}` at {iso(arriving.ts)} {what} {label}")
+        low = ctx.now - self.within
+        found = len(ctx.hits(self.matcher, low, self.cap))
+        span = f"in [{iso(low)}, {iso(ctx.now)}]"
+        if self.count is not None:
+            return Explanation(
+                holds, f"count of {label} in {format_duration(self.within)}: {found}, needs {self.count_text}"
+            )
+        if not found:
+            return Explanation(holds, f"{label}: no matching event {span}")
+        return Explanation(holds, f"{label}: {found} matching event(s) {span}")
 
 
 class SequenceNode(Node):
@@ -190,23 +252,34 @@ class SequenceNode(Node):
         self.within = within
         self.cap = cap
 
-    def evaluate(self, ctx: Context) -> Evidence | None:
-        low, now = ctx.now - self.within, ctx.now
-        # Events are ordered by (timestamp, event id): two back-to-back calls in one millisecond
-        # still form a sequence, in the order of their ids (the SDK's ids increase in creation order).
-        # done[i]: the earliest key at which steps 0..i-1 can all be complete (greedy earliest is optimal).
-        # Steps are looked at in order, so a chain broken early costs no scan of later steps.
-        count = len(self.steps)
+    def _chain(self, ctx: Context) -> tuple[list[list[StoredEvent]], list[tuple[int, str]]]:
+        """Each step's hits, and ``done``: ``done[i]`` is the earliest key at which steps 0..i-1 can
+        all be complete (greedy earliest is optimal); it stops at the first step with no match, so
+        ``len(done) == len(steps) + 1`` exactly when the sequence is complete.
+
+        Events are ordered by (timestamp, event id): two back-to-back calls in one millisecond
+        still form a sequence, in the order of their ids (the SDK's ids increase in creation order).
+        Steps are looked at in order, so a chain broken early costs no scan of later steps.
+        """
+        low = ctx.now - self.within
         candidates: list[list[StoredEvent]] = []
-        done: list[tuple[int, str]] = [(low - 1, "")] * (count + 1)
-        for index, step in enumerate(self.steps):
+        done: list[tuple[int, str]] = [(low - 1, "")]
+        for step in self.steps:
             items = ctx.hits(step, low, self.cap)
-            previous = done[index]
+            previous = done[-1]
             found = next((key for e in items if (key := (e.ts, e.id)) > previous), None)
             if found is None:
-                return None
+                break
             candidates.append(items)
-            done[index + 1] = found
+            done.append(found)
+        return candidates, done
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        now = ctx.now
+        count = len(self.steps)
+        candidates, done = self._chain(ctx)
+        if len(done) <= count:
+            return None
         # start[i]: the latest key at which steps i..count-1 can all still begin.
         start: list[tuple[int, str]] = [(now + 1, "")] * (count + 1)
         for index in range(count - 1, -1, -1):
@@ -222,6 +295,25 @@ class SequenceNode(Node):
 
     def window(self) -> int:
         return self.within
+
+    def explain(self, ctx: Context) -> Explanation:
+        holds = self.evaluate(ctx) is not None
+        _, done = self._chain(ctx)
+        parts = []
+        for index, step in enumerate(self.steps):
+            number = f"step {index + 1} {step.label}"
+            if index + 1 < len(done):
+                parts.append(
+                    Explanation(True, f"{number}: first match after the step before at {iso(done[index + 1][0])}")
+                )
+            elif index + 1 == len(done):
+                after = "since" if index == 0 else "after the step before, in"
+                begin = ctx.now - self.within if index == 0 else done[index][0]
+                parts.append(Explanation(False, f"{number}: no matching event {after} [{iso(begin)}, {iso(ctx.now)}]"))
+            else:
+                parts.append(Explanation(False, f"{number}: not reached"))
+        says = f"sequence of {len(self.steps)} steps in order within {format_duration(self.within)}"
+        return Explanation(holds, says, tuple(parts))
 
 
 class AllNode(Node):
@@ -242,6 +334,11 @@ class AllNode(Node):
     def window(self) -> int:
         return max((child.window() for child in self.children), default=0)
 
+    def explain(self, ctx: Context) -> Explanation:
+        parts = tuple(child.explain(ctx) for child in self.children)
+        met = sum(part.holds for part in parts)
+        return Explanation(self.evaluate(ctx) is not None, f"all of {len(parts)}: {met} hold", parts)
+
 
 class AnyNode(AllNode):
     __slots__ = ()
@@ -253,6 +350,11 @@ class AnyNode(AllNode):
             if found is not None:
                 evidence = found if evidence is None else evidence + found
         return evidence
+
+    def explain(self, ctx: Context) -> Explanation:
+        parts = tuple(child.explain(ctx) for child in self.children)
+        met = sum(part.holds for part in parts)
+        return Explanation(self.evaluate(ctx) is not None, f"any of {len(parts)}: {met} hold", parts)
 
 
 class NotNode(Node):
@@ -269,18 +371,34 @@ class NotNode(Node):
     def window(self) -> int:
         return self.child.window()
 
+    def explain(self, ctx: Context) -> Explanation:
+        part = self.child.explain(ctx)
+        return Explanation(self.evaluate(ctx) is not None, "not: the part below must not hold", (part,))
+
 
 class AttributeNode(Node):
     """A test on a profile trait (dotted paths reach into nested traits)."""
 
-    __slots__ = ("path", "test")
+    __slots__ = ("path", "test", "test_text")
 
-    def __init__(self, path: str, test: Predicate) -> None:
+    def __init__(self, path: str, test: Predicate, test_text: str = "") -> None:
         self.path = path
         self.test = test
+        self.test_text = test_text
+        """The test in words (``= trial``), for explanations."""
 
     def evaluate(self, ctx: Context) -> Evidence | None:
         return [] if self.test(resolve(ctx.profile, self.path)) else None
+
+    def explain(self, ctx: Context) -> Explanation:
+        value = resolve(ctx.profile, self.path)
+        if value is MISSING:
+            shown = "not set"
+        elif self.path.split(".")[0] in ADDRESS_TRAITS:
+            shown = "set (an address: not shown)"
+        else:
+            shown = repr(value)
+        return Explanation(self.evaluate(ctx) is not None, f"trait `{self.path}` {self.test_text}: it is {shown}")
 
 
 class TrendNode(Node):
@@ -299,13 +417,17 @@ class TrendNode(Node):
         self.increasing = increasing
         self.cap = cap
 
-    def evaluate(self, ctx: Context) -> Evidence | None:
+    def _counts(self, ctx: Context) -> tuple[list[StoredEvent], list[int]]:
+        """The hits of the whole span, and the count in each period, oldest first."""
         now, period, periods = ctx.now, self.period, self.periods
-        span = period * periods
-        hits = ctx.hits(self.matcher, now - span + 1, self.cap)
+        hits = ctx.hits(self.matcher, now - period * periods + 1, self.cap)
         counts = [0] * periods
         for e in hits:
             counts[periods - 1 - (now - e.ts) // period] += 1
+        return hits, counts
+
+    def evaluate(self, ctx: Context) -> Evidence | None:
+        hits, counts = self._counts(ctx)
         pairs = list(pairwise(counts))
         if self.increasing:
             ok = all(older < newer for older, newer in pairs)
@@ -315,3 +437,14 @@ class TrendNode(Node):
 
     def window(self) -> int:
         return self.period * self.periods
+
+    def explain(self, ctx: Context) -> Explanation:
+        holds = self.evaluate(ctx) is not None
+        _, counts = self._counts(ctx)
+        direction = "increasing" if self.increasing else "decreasing"
+        verdict = "strictly" if holds else "not strictly"
+        says = (
+            f"{self.matcher.label} per {format_duration(self.period)}, {self.periods} periods oldest first: "
+            f"{', '.join(map(str, counts))}: {verdict} {direction}"
+        )
+        return Explanation(holds, says)

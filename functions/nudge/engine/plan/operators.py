@@ -7,6 +7,7 @@ and ``exists: false``, which ask for absence.
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -126,3 +127,37 @@ def count_capacity(test: Mapping[str, int]) -> int:
     for op, n in test.items():
         need = max(need, n if op == "gte" else n + 1)
     return need
+
+
+_SYMBOLS: Final[dict[str, str]] = {
+    "eq": "=",
+    "ne": "≠",
+    "gt": ">",
+    "gte": "≥",
+    "lt": "<",
+    "lte": "≤",
+    "in": "in",
+    "not_in": "not in",
+    "contains": "contains",
+    "prefix": "starts with",
+}
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def describe_test(test: Mapping[str, Any]) -> str:
+    """A property or trait test as a person reads it: ``= services``, ``≥ 10 and < 100``, ``exists``."""
+    parts = []
+    for op, operand in test.items():
+        if op == "exists":
+            parts.append("exists" if operand else "is absent")
+        else:
+            parts.append(f"{_SYMBOLS.get(op, op)} {_shown(operand)}")
+    return " and ".join(parts)
+
+
+def describe_count(test: Mapping[str, int]) -> str:
+    """A count test as a person reads it: ``≥ 3``."""
+    return " and ".join(f"{_SYMBOLS[op]} {n}" for op, n in test.items())

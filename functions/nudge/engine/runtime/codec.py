@@ -11,7 +11,9 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "h": [[rule, key, arm, fired_at, send_at, consent_at, [[name, id, ts, props], ...]], ...],
                                                           # firings held for their send time; if any
      "o": [[send_at, channel(, rule, key)], ...],         # the sends caps count, oldest first; if any
-     "g": {channel: [engaged, [send, ...]]}}              # disengagement: last open/click, sends since; if any
+     "g": {channel: [engaged, [send, ...]]},              # disengagement: last open/click, sends since; if any
+     "l": [[at, rule, key, kind, reason], ...],           # the latest decisions, oldest first; if any
+     "z": erased at}                                      # the customer's erasure (event time); if any
     a held escalation step appends [step, since, prev, undecided] to its "h" entry
     pending = [arm, due, [[name, id, ts, props], ...]]
 
@@ -22,7 +24,8 @@ allowed lateness (``RuleState.recent``), the fifth element, when two armings cam
 
 Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
 memo is the engine's business and not the customer's data. They did not write ``"d"`` (the ids
-seen, ``seen.py``), ``"k"`` (consent), ``"h"`` or ``"o"`` (held firings, sends); a state without
+seen, ``seen.py``), ``"k"`` (consent), ``"h"`` or ``"o"`` (held firings, sends), ``"l"`` (decisions)
+or ``"z"`` (an erasure); a state without
 them has seen no ids, heard no consent, holds nothing and has sent nothing, and readers that
 predate them ignore them.
 
@@ -73,6 +76,10 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
         data["o"] = state.sent
     if state.engagement:
         data["g"] = state.engagement
+    if state.log:
+        data["l"] = state.log
+    if state.erased_at is not None:
+        data["z"] = state.erased_at
     return data
 
 
@@ -142,6 +149,8 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     state.held = [_decode_held(entry) for entry in data.get("h") or ()]
     state.sent = data.get("o") or []
     state.engagement = data.get("g") or {}
+    state.log = data.get("l") or []
+    state.erased_at = data.get("z")
     for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)
         last_arm, last_fired, pending, *more = entry

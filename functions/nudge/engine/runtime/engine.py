@@ -39,6 +39,7 @@ from ...contracts import (
     CONSENT_EVENTS,
     CONSENT_UPDATED,
     ENGAGEMENT_EVENTS,
+    ERASURE_REQUESTED,
     FEEDBACK_EVENTS,
     HOLD_RULE,
     IDENTIFY,
@@ -86,6 +87,9 @@ ALWAYS, NEVER = -(1 << 62), 1 << 62
 """Bounds of event time: tracking allowed from the beginning, or not at all."""
 
 
+_UNLOGGED: frozenset[DecisionKind] = frozenset({"stale_timer"})
+"""Decisions the decision log leaves out: a timer for a wait already decided says nothing about the customer."""
+
 MESSAGE_EVENTS = FEEDBACK_EVENTS | {MESSAGE_SENT}
 """Events about one message: in a step's ``unless`` they count only for the step before it."""
 
@@ -105,6 +109,11 @@ def _time_then_id(item: tuple[str, int]) -> tuple[int, str]:
 def _consent_order(entry: list[Any]) -> tuple[int, bool]:
     """Event time, then a refusal after a grant at the same instant."""
     return entry[0], not entry[1]
+
+
+def _by(event: StoredEvent) -> str:
+    """A cancellation's reason: the ``unless`` event that called the wait off (its name and time)."""
+    return f"by {event.name} at {iso(event.ts)}"
 
 
 def _arm_of(wait: Pending) -> int:
@@ -158,6 +167,8 @@ class Engine:
         """Whether opens and clicks matter to the policy (``disengaged``), whatever the rules read."""
         self._records_sends = MESSAGE_SENT in plan.routes
         """Whether some rule reads ``message_sent``: only then is a send kept among the customer's events."""
+        self._log_size = plan.decision_log
+        """How many decisions each state keeps (``_log``); 0: none, and no cost."""
         self.guardrails = Guardrails(plan, self.consent, self.judge_step, self.record_sent)
         """What decides a firing's send: consent, caps with priority, quiet hours (``guardrails.py``)."""
         self._arming: dict[str, list[tuple[str, Matcher]]] = {}
@@ -196,7 +207,7 @@ class Engine:
             filters = route.match(props)
             if filters:
                 return props, filters
-        if (event.name == IDENTIFY and event.traits) or event.name in CONSENT_EVENTS:
+        if (event.name == IDENTIFY and event.traits) or event.name in CONSENT_EVENTS or event.name == ERASURE_REQUESTED:
             return _PROFILE_ONLY
         if self._rests and event.name in ENGAGEMENT_EVENTS:
             return _PROFILE_ONLY
@@ -231,6 +242,11 @@ class Engine:
             reading = self.read(event)
             if reading is None:
                 return outcome
+        if state.erased_at is not None and event.ts <= state.erased_at:
+            outcome.dropped_erased = True  # from before the erasure: a retried send must not bring it back
+            return outcome
+        if event.name == ERASURE_REQUESTED:
+            return self.erase(state, event.ts)
         consent_event = event.name in CONSENT_EVENTS
         profile_event = consent_event or event.name == IDENTIFY or (self._rests and event.name in ENGAGEMENT_EVENTS)
         seen_as = digest(event.event_id) if state.seen or profile_event else ""
@@ -248,7 +264,52 @@ class Engine:
             self.guardrails.release(state, wall - 1, outcome)  # a late event's firings may be overdue already
         if state.held or head is not None:
             self.guardrails.rehold(state, head, outcome)
+        if outcome.decisions and self._log_size:
+            self._log(state, outcome)
         return outcome
+
+    def erase(self, state: CustomerState, at: int) -> Outcome:
+        """Forget everything about the customer, as of the erasure stamped ``at``; keep only when.
+
+        Every pending wait's timer and the hold timer are cancelled (the caller deletes the
+        schedules), and the state keeps nothing but its erasure time: the latest of ``at`` and every
+        event time it held, so no copy of an erased event (an SDK retry, a redrive) is taken again.
+        An event stamped later starts a new customer. Erasing an erased customer changes nothing.
+        """
+        outcome = Outcome(changed=True, erased=True)
+        customer_id = state.customer_id
+        for (rule_id, key), rule_state in state.rules.items():
+            if rule_state.waits:
+                outcome.timers.append(TimerCancel(customer_id, rule_id, key, rule_state.waits[0].arm))
+        if state.held:
+            outcome.timers.append(TimerCancel(customer_id, HOLD_RULE, None, state.held[0].send_at))
+        erased_at = max(at, state.now if state.now is not None else at, state.erased_at or at)
+        fresh = CustomerState(customer_id)
+        for slot in CustomerState.__slots__:
+            setattr(state, slot, getattr(fresh, slot))
+        state.erased_at = erased_at
+        return outcome
+
+    def _log(self, state: CustomerState, outcome: Outcome) -> None:
+        """Keep the latest decisions in the state (``policy.decision_log`` of them), for ``nudge explain``.
+
+        Each entry is ``[at, rule, kind]``, then the key and the reason when there are any. Stale
+        timers are not decisions about the customer, and are left out.
+        """
+        log = state.log
+        before = len(log)
+        for d in outcome.decisions:
+            if d.kind in _UNLOGGED:
+                continue
+            entry: list[Any] = [d.at, d.rule, d.kind]
+            if d.key is not None or d.reason:
+                entry.append(d.key)
+            if d.reason:
+                entry.append(d.reason)
+            log.append(entry)
+        if len(log) != before:
+            del log[: -self._log_size]
+            outcome.changed = True
 
     def _take(
         self,
@@ -363,8 +424,8 @@ class Engine:
         the rule and the previous step's channel.
         """
         key, fired_at = item.key, item.fired_at
-        if self._unless_known(rule, state, key, item.arm, fired_at):
-            return "cancelled", "the rule's unless"
+        if (unless := self._unless_known(rule, state, key, item.arm, fired_at)) is not None:
+            return "cancelled", f"the rule's unless: {_by(unless)}"
         step = rule.steps[item.step]
         previous = rule.steps[item.prev] if item.prev >= 0 else None
         answered = firing_id(rule.id, state.customer_id, key, item.arm, item.prev) if previous is not None else ""
@@ -378,7 +439,7 @@ class Engine:
                         continue
                 elif rule.key_path is not None and key_text(e.props.get(rule.key_path)) != key:
                     continue
-                return "cancelled", f"{name} at {iso(e.ts)}"
+                return "cancelled", f"by {name} at {iso(e.ts)}"
         return None
 
     def record_sent(self, state: CustomerState, firing: Firing) -> None:
@@ -557,7 +618,7 @@ class Engine:
             if wait.arm <= stored.ts <= wait.due:
                 head = waits[0]
                 del waits[index]
-                outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts))
+                outcome.decisions.append(Decision(rule.id, key, "cancelled", stored.ts, _by(stored)))
                 self._retime(state, rule.id, key, rule_state, head, outcome)
                 return
 
@@ -675,8 +736,9 @@ class Engine:
             self._retime(state, rule.id, key, rule_state, head, outcome)
             return
         kind: DecisionKind | None = None
-        if self._unless_known(rule, state, key, arm, due):
-            kind = "cancelled"
+        reason = ""
+        if (unless := self._unless_known(rule, state, key, arm, due)) is not None:
+            kind, reason = "cancelled", _by(unless)
         elif (
             rule.cooldown is not None
             and rule_state.last_fired is not None
@@ -689,7 +751,7 @@ class Engine:
         else:
             bisect.insort(waits, Pending(arm, due, [e.copy() for e in matched]), key=_arm_of)
         if kind is not None:
-            outcome.decisions.append(Decision(rule.id, key, kind, due))
+            outcome.decisions.append(Decision(rule.id, key, kind, due, reason))
         self._retime(state, rule.id, key, rule_state, head, outcome)
 
     def _retime(
@@ -725,7 +787,10 @@ class Engine:
         if late:
             pending.matched = sorted(pending.matched + late, key=StoredEvent.sort_key)[-MAX_MATCHED_EVENTS:]
 
-    def _unless_known(self, rule: CompiledRule, state: CustomerState, key: str | None, arm: int, due: int) -> bool:
+    def _unless_known(
+        self, rule: CompiledRule, state: CustomerState, key: str | None, arm: int, due: int
+    ) -> StoredEvent | None:
+        """The first stored ``unless`` event of (rule, key) in ``[arm, due]``, which calls the wait off."""
         for name, matchers in rule.unless.items():
             for e in state.events_of(name) or ():
                 if (
@@ -733,8 +798,8 @@ class Engine:
                     and any(m.matches(e.props) for m in matchers)
                     and (rule.key_path is None or key_text(e.props.get(rule.key_path)) == key)
                 ):
-                    return True
-        return False
+                    return e
+        return None
 
     def _fire(
         self,
@@ -800,6 +865,8 @@ class Engine:
             self.guardrails.rehold(state, hold, outcome, came=came)
         if outcome.changed:
             self.prune(state)
+        if outcome.decisions and self._log_size:
+            self._log(state, outcome)
         return outcome
 
     def _decide_timer(self, state: CustomerState, timer: Timer, outcome: Outcome) -> None:
@@ -846,8 +913,8 @@ class Engine:
         """Decide ``wait`` as of its due time: cancelled if an ``unless`` event is known in it, else fire."""
         state.prune_due = None
         outcome.changed = True
-        if self._unless_known(rule, state, key, wait.arm, wait.due):
-            outcome.decisions.append(Decision(rule.id, key, "cancelled", wait.due))
+        if (unless := self._unless_known(rule, state, key, wait.arm, wait.due)) is not None:
+            outcome.decisions.append(Decision(rule.id, key, "cancelled", wait.due, _by(unless)))
         else:
             self._fire(rule, state, rule_state, key, wait.arm, wait.due, wait.matched, outcome)
 
@@ -856,8 +923,9 @@ class Engine:
     def fit(self, state: CustomerState, size_of: Callable[[CustomerState], int], budget: int) -> Trim:
         """Trim ``state`` until ``size_of(state) <= budget``: a customer must never become unwritable.
 
-        The order, from what matters least: the oldest stored events, a quarter at a time (their ids
-        stay in the id memory while the dedupe window holds them); then the largest traits, except the
+        The order, from what matters least: the decision log (it explains, it decides nothing); the
+        oldest stored events, a quarter at a time (their ids stay in the id memory while the dedupe
+        window holds them); then the largest traits, except the
         addresses (``email``, ``phone``); then the properties of the events pending waits hold (the
         firing keeps the events, not their details); then the id memory. Only a customer whose state
         exceeds the budget is touched, and what was dropped is returned, for a metric. Replay keeps
@@ -868,6 +936,9 @@ class Engine:
         if size <= budget:
             return trim
         trim.before = size
+        if state.log:
+            state.log = []  # the decision log explains; it decides nothing
+            size = size_of(state)
         while size > budget and state.events:
             stored = sum(len(state.events.of(name) or ()) for name in state.events.names())
             trim.events += state.events.discard_oldest(max(1, stored // 4))

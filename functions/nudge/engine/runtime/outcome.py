@@ -97,6 +97,12 @@ class Outcome:
     decisions: list[Decision] = field(default_factory=list)
     changed: bool = False
     accepted: bool = False
+    erased: bool = False
+    """The input was an erasure: the state is now empty but for its erasure time, and the caller
+    removes what it keeps of the customer elsewhere (profile item, activations)."""
+    dropped_erased: bool = False
+    """The event is stamped at or before the customer's erasure: dropped, so a retried send cannot
+    bring erased data back."""
     late: bool = False
     """The event came more than the allowed lateness behind the caller's clock: it was processed on a
     best-effort basis (stored only where its window still holds it)."""

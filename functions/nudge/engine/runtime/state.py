@@ -148,8 +148,10 @@ class CustomerState:
         "consent",
         "customer_id",
         "engagement",
+        "erased_at",
         "events",
         "held",
+        "log",
         "now",
         "profile",
         "prune_due",
@@ -176,6 +178,13 @@ class CustomerState:
         self.engagement: dict[str, list[Any]] = {}
         """Per channel the policy rests when unanswered: ``[last open or click, [marketing sends since,
         newest last, at most the policy's count]]`` (``Guardrails.disengaged``)."""
+        self.log: list[list[Any]] = []
+        """The latest decisions, ``[at, rule, key, kind, reason]``, oldest first, at most the policy's
+        ``decision_log``: what ``nudge explain`` answers "why" from after the fact."""
+        self.erased_at: int | None = None
+        """The event time of the customer's erasure, if one came: nothing stamped at or before it is
+        taken again (``Engine.erase``). The state of an erased customer who sent nothing newer is only
+        this, and the evaluator keeps it as a tombstone under a hash of the id."""
         self.prune_due: tuple[Plan, int] | None = None
         """The engine's prune memo, in memory only: under that plan, nothing is due to be forgotten
         before ``now`` reaches the time (``None``: unknown, look). A change of a rule's state resets it."""
@@ -201,6 +210,7 @@ class CustomerState:
             and not self.held
             and not self.sent
             and not self.engagement
+            and not self.log
         )
 
     def encode(self) -> bytes:
