@@ -44,7 +44,15 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from .contracts import ENVELOPE_FIELDS, IDENTIFY, MAX_EVENT_BYTES, MESSAGE_OPENED, EventEnvelope, validation_problems
+from .contracts import (
+    ENVELOPE_FIELDS,
+    ERASURE_REQUESTED,
+    IDENTIFY,
+    MAX_EVENT_BYTES,
+    MESSAGE_OPENED,
+    EventEnvelope,
+    validation_problems,
+)
 from .timefmt import iso, to_ms
 
 __all__ = [
@@ -363,6 +371,15 @@ class Tracker:
         were learnt earlier than now. Returns the ``event_id``.
         """
         return self._add(customer_id, IDENTIFY, {"traits": traits}, timestamp, event_id)
+
+    def request_erasure(self, customer_id: str, timestamp: datetime | str | None = None) -> str:
+        """Ask Nudge to erase everything it holds about the customer (``erasure_requested``).
+
+        It travels the customer's stream like any event, so the evaluator erases in order: what was
+        sent before it goes, an event stamped at or before it that arrives later is dropped, and one
+        stamped later starts a new customer. ``nudge erase`` sends this and waits for it to be done.
+        """
+        return self._add(customer_id, ERASURE_REQUESTED, {"properties": {}}, timestamp, None)
 
     def message_opened(
         self,

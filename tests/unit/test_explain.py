@@ -96,7 +96,7 @@ def test_a_broken_sequence_names_the_step_with_no_match_and_its_window():
     assert [part.says for part in verdict.tree.parts] == [
         "step 1 `add_to_cart`: first match after the step before at 2026-11-22T10:05:00Z",
         "step 2 `checkout_viewed`: no matching event after the step before, in "
-        "[2026-11-22T10:05:00Z, 2026-11-22T10:05:00Z]",
+        "(2026-11-22T10:05:00Z, 2026-11-22T10:05:00Z]",
     ]
 
 

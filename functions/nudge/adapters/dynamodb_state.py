@@ -7,7 +7,10 @@ knows whether to refresh it without reading it). Compressing matters for cost: w
 billed per KiB of item.
 
 Profile item (a table of its own): ``pk``, ``profile`` (``codec.encode_profile``: traits and
-consent) and ``expires_at`` (the profile retention after the last event). The state item carries
+consent) and ``expires_at`` (the profile retention after the last event). An erasure leaves a
+tombstone there instead: ``pk = "erased#" + sha256(id)``, ``erased_at`` (ms) and ``expires_at``
+(until no record of the customer can still arrive), read with the profile, so a late event from
+before the erasure is dropped (``Engine.process``). The state item carries
 a copy of the profile, so a customer with state costs one read as before; the profile table is
 read only for customers without a state item (new, or whose behaviour expired), in one more
 ``BatchGetItem`` per 100 of them. It is written only when the profile or consent changed, or when
@@ -19,11 +22,12 @@ from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..contracts import ERASURE_PREFIX, customer_hash
 from ..engine import CustomerState
 from ..engine.runtime.codec import apply_profile, encode_profile
 from ..evaluator.ports import StateTooLarge, StoredState, VersionConflict
@@ -40,6 +44,11 @@ attributes included; the rest is margin. A larger state is trimmed first (``Engi
 _RAW, _ZLIB = b"j", b"z"
 PROFILE_REFRESH_S = 30 * 86_400
 """How far behind its due expiry a profile item may fall before a write moves it (seconds)."""
+
+
+def tombstone_key(customer_id: str) -> str:
+    """Where an erasure's tombstone is kept, in the profile table: the id's hash, never the id."""
+    return ERASURE_PREFIX + customer_hash(customer_id)
 
 
 def pack(raw: bytes) -> bytes:
@@ -75,8 +84,13 @@ class DynamoDBStateStore:
         max_attempts: int = 6,
         sleep: Any = time.sleep,
         budget: int = STATE_BUDGET_BYTES,
+        tombstone_seconds: int = 8 * 86_400,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.client = client
+        self.tombstone_seconds = tombstone_seconds
+        """How long an erasure's tombstone is kept (``StackSettings.erasure_tombstone_seconds``)."""
+        self.now_ms = now_ms
         self.budget = budget
         self.table_name = table_name
         self.profile_table_name = profile_table_name
@@ -99,15 +113,33 @@ class DynamoDBStateStore:
             state = decode_state(item["state"]["B"])
             expires = item.get("profile_expires_at")
             found[item["pk"]["S"]] = StoredState(
-                state, int(item["version"]["N"]), encode_profile(state), int(expires["N"]) if expires else None
+                state,
+                int(item["version"]["N"]),
+                encode_profile(state),
+                int(expires["N"]) if expires else None,
+                tombstone=state.erased_at,  # a state that knows its erasure was written with its tombstone
             )
         missing = [cid for cid in unique if cid not in found and cid not in unread]
-        for item in self._get(self.profile_table_name, missing, "pk, profile, expires_at", unread):
+        # With the profile, the erasure tombstone (under the id's hash): in the same call, so a customer
+        # without state costs no more requests than before, only a second key.
+        tombstones = {tombstone_key(cid): cid for cid in missing}
+        unread_keys: set[str] = set()
+        items = self._get(
+            self.profile_table_name, [*missing, *tombstones], "pk, profile, expires_at, erased_at", unread_keys
+        )
+        unread.update(tombstones.get(key, key) for key in unread_keys)
+        erased = {tombstones[i["pk"]["S"]]: int(i["erased_at"]["N"]) for i in items if i["pk"]["S"] in tombstones}
+        for item in items:
             customer_id = item["pk"]["S"]
+            if customer_id in tombstones:
+                continue
             state = CustomerState(customer_id)
             profile = unpack(item["profile"]["B"])
             apply_profile(state, profile)
             found[customer_id] = StoredState(state, None, profile, int(item[TTL_ATTRIBUTE]["N"]))
+        for customer_id, erased_at in erased.items():
+            stored = found.setdefault(customer_id, StoredState(CustomerState(customer_id), None))
+            stored.state.erased_at = stored.tombstone = erased_at
         return {cid: found.get(cid) or StoredState(CustomerState(cid), None) for cid in unique if cid not in unread}
 
     def _get(self, table: str, customer_ids: list[str], projection: str, unread: set[str]) -> list[dict[str, Any]]:
@@ -155,6 +187,8 @@ class DynamoDBStateStore:
         blob = None if state.is_empty() else encode_state(state)
         if blob is not None and len(blob) > self.budget:
             raise StateTooLarge(len(blob), self.budget)  # before the profile, which is part of it
+        if state.erased_at is not None and state.erased_at != stored.tombstone:
+            self._erase(stored)
         if profile_expires_at_s is not None:
             self._save_profile(stored, profile_expires_at_s)
         try:
@@ -190,6 +224,24 @@ class DynamoDBStateStore:
             stored.version = (stored.version or 0) + 1
         except self.client.exceptions.ConditionalCheckFailedException:
             raise VersionConflict(state.customer_id) from None
+
+    def _erase(self, stored: StoredState) -> None:
+        """The tombstone first (the hash of the id and the erasure time, until no record of the
+        customer can still arrive), then the profile item goes. Both idempotent: a retried batch
+        writes the same tombstone and deletes nothing more."""
+        erased_at = stored.state.erased_at
+        assert erased_at is not None
+        self.client.put_item(
+            TableName=self.profile_table_name,
+            Item={
+                "pk": {"S": tombstone_key(stored.state.customer_id)},
+                "erased_at": {"N": str(erased_at)},
+                TTL_ATTRIBUTE: {"N": str(self.now_ms() // 1000 + self.tombstone_seconds)},
+            },
+        )
+        self.client.delete_item(TableName=self.profile_table_name, Key={"pk": {"S": stored.state.customer_id}})
+        stored.tombstone = erased_at
+        stored.profile, stored.profile_expires_s = None, None
 
     def _save_profile(self, stored: StoredState, expires_at_s: int) -> None:
         """Write the profile item when the traits or consent changed, or its expiry fell behind.

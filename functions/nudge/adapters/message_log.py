@@ -10,6 +10,7 @@ the evaluator loads nothing of delivery.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,8 @@ from ..settings import TTL_ATTRIBUTE
 from ..timefmt import iso
 
 DAY_MS = 86_400_000
+BY_CUSTOMER = "by_customer"
+"""The activations table's index of a customer's firings (``settings.table_settings``)."""
 ADVANCING = {f":a{index}": status for index, status in enumerate([SENT_STATUS, *FEEDBACK_RANKS])}
 """The condition's placeholders for the statuses a message event may move a firing's head on from."""
 
@@ -82,3 +85,39 @@ class DynamoDBMessageLog:
             if isinstance(value, str) and value:
                 item[name] = {"S": value[:1000]}
         self.client.put_item(TableName=self.table_name, Item=item)
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Every item of every firing of ``customer_id``: found by ``by_customer``, deleted by firing.
+
+        The index holds each firing's head (it alone has ``fired_at``); the attempts and message
+        events live under the head's ``pk``, so each firing is queried whole and deleted in batches.
+        """
+        firing_ids: list[str] = []
+        for page in self.client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            IndexName=BY_CUSTOMER,
+            KeyConditionExpression="customer_id = :c",
+            ExpressionAttributeValues={":c": {"S": customer_id}},
+            ProjectionExpression="pk",
+        ):
+            firing_ids += [item["pk"]["S"] for item in page.get("Items", [])]
+        keys: list[dict[str, Any]] = []
+        for firing_id in dict.fromkeys(firing_ids):
+            for page in self.client.get_paginator("query").paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="pk = :p",
+                ExpressionAttributeValues={":p": {"S": firing_id}},
+                ProjectionExpression="pk, sk",
+            ):
+                keys += [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
+        for start in range(0, len(keys), 25):
+            requests = {self.table_name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]}
+            for attempt in range(8):
+                left = self.client.batch_write_item(RequestItems=requests).get("UnprocessedItems") or {}
+                if not left:
+                    break
+                requests = left
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError(f"activations of an erased customer still unprocessed after retries: {len(left)}")
+        return len(keys)

@@ -7,7 +7,15 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import bench_command, local_command, preview_command, redrive_command, replay_command, validate_command
+from . import (
+    bench_command,
+    customer_command,
+    local_command,
+    preview_command,
+    redrive_command,
+    replay_command,
+    validate_command,
+)
 from .aws import AwsSetupError
 
 
@@ -24,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview_command.register(commands)
     local_command.register(commands)
     bench_command.register(commands)
+    customer_command.register(commands)
     return parser
 
 

@@ -12,7 +12,17 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ..contracts import Event, EventError, Firing, parse_event
-from ..engine import Decision, Replayer, ReplayStats, RuleLoadError, format_duration, future_problem, load_plan
+from ..engine import (
+    CustomerState,
+    Decision,
+    Replayer,
+    ReplayStats,
+    RuleLoadError,
+    format_duration,
+    future_problem,
+    load_plan,
+)
+from ..engine.explain import explain_customer
 from ..timefmt import iso, parse_iso
 from .progress import Progress
 
@@ -44,6 +54,11 @@ def register(commands: Any) -> None:
         '{"type": "decision", ...}: why a customer got something, or nothing',
     )
     parser.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    parser.add_argument(
+        "--explain",
+        metavar="CUSTOMER",
+        help="at the end, print this customer's decisions and what each rule's conditions say (as nudge explain)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -132,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"--{option}: {exc}", file=sys.stderr)
             return 2
     until, now = instants["until"], instants["now"]
-    replayer = Replayer(plan, on_decision=_decision_printer(sys.stdout) if args.decisions else None)
+    explained: list[Decision] = []
+    replayer = Replayer(plan, on_decision=_listener(args.decisions, args.explain, explained))
     bad = [0]
     firings: list[Firing] = []
     out = sys.stdout
@@ -170,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         progress.close(total, replayer.stats.events, count)
     if not args.json:
         _print_table(firings, replayer.stats, out)
+    if args.explain:
+        _print_explanation(replayer, args.explain, explained, args.json, out)
     if after_until:
         print(f"{after_until:,} event(s) after --until {iso(until or 0)} not replayed", file=sys.stderr)
     if bad[0]:
@@ -189,6 +207,39 @@ def decision_json(customer_id: str, decision: Decision) -> dict[str, Any]:
         "at": iso(decision.at),
         "reason": decision.reason or None,
     }
+
+
+def _listener(print_all: bool, customer: str | None, kept: list[Decision]) -> Callable[[str, Decision], None] | None:
+    """What hears each decision: the ``--decisions`` printer, and ``--explain``'s keeper of one customer's."""
+    printer = _decision_printer(sys.stdout) if print_all else None
+    if customer is None:
+        return printer
+
+    def hear(customer_id: str, decision: Decision) -> None:
+        if printer is not None:
+            printer(customer_id, decision)
+        if customer_id == customer:
+            kept.append(decision)
+
+    return hear
+
+
+def _print_explanation(
+    replayer: Replayer, customer: str, decisions: list[Decision], as_json: bool, out: TextIO
+) -> None:
+    """``--explain``: every decision the replay took for the customer, then the explanation of the end state."""
+    state = replayer.states.get(customer) or CustomerState(customer)
+    explanation = explain_customer(replayer.engine, state)
+    if as_json:
+        body = {"type": "explanation", "decisions": [decision_json(customer, d) for d in decisions]}
+        out.write(json.dumps(body | explanation.as_dict(), ensure_ascii=False) + "\n")
+        return
+    out.write(f"\n{customer}: {len(decisions)} decision(s) in this replay\n")
+    for d in decisions:
+        key = f" [key {d.key}]" if d.key is not None else ""
+        reason = f": {d.reason}" if d.reason else ""
+        out.write(f"  {iso(d.at)}  {d.rule}{key}  {d.kind}{reason}\n")
+    out.write("\n".join(explanation.lines()) + "\n")
 
 
 def _decision_printer(out: TextIO) -> Callable[[str, Decision], None]:

@@ -114,12 +114,21 @@ class WhenVerdict:
     tree: Explanation
     arms: bool
 
+    def summary(self) -> str:
+        """The verdict in a phrase: met and armed, met without the arriving event, or not met."""
+        if self.arms:
+            return f"met, and {self.arriving} is part of the match: the engine arms the rule on it"
+        if self.tree.holds:
+            return f"met, but {self.arriving or 'no arriving event'} is not part of the match: no new arming"
+        return "not met: the rule does not arm"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
             "at": iso(self.at),
             "arriving": self.arriving,
             "arms": self.arms,
+            "summary": self.summary(),
             **self.tree.as_dict(),
         }
 
@@ -190,9 +199,7 @@ class CustomerExplanation:
             elif not self.log_size:
                 out.append("  decisions: none kept (policy decision_log: 0)")
             for verdict in rule.when:
-                head = "would arm" if verdict.arms else "would not arm"
-                arriving = f", arriving {verdict.arriving}" if verdict.arriving else ""
-                out.append(f"  when{_keyed(verdict.key)} at {iso(verdict.at)}{arriving}: {head}")
+                out.append(f"  when{_keyed(verdict.key)} at {iso(verdict.at)}: {verdict.summary()}")
                 out += ["    " + line for line in verdict.tree.lines()]
         return out
 
@@ -273,6 +280,9 @@ def _whens(engine: Engine, state: CustomerState, rule: CompiledRule, at: int) ->
         return [judge_when(engine, state, rule, arriving, None, arriving.ts if arriving else at)]
     verdicts: list[WhenVerdict] = []
     keys: set[str] = set()
+    if not any(key_text(e.props.get(rule.key_path)) is not None for e in candidates):
+        says = f"no stored event that could arm it carries its key `{rule.key_path}`: nothing to judge"
+        return [WhenVerdict(None, at, None, Explanation(False, says), False)]
     for e in candidates:
         key = key_text(e.props.get(rule.key_path))
         if key is None or key in keys:

@@ -135,7 +135,7 @@ class Replayer:
         return len(self._live)
 
     def _keep(self, state: CustomerState) -> None:
-        if state.is_empty():
+        if state.is_empty() and state.erased_at is None:  # an erasure's tombstone is kept: it drops older events
             self.states.pop(state.customer_id, None)
         else:
             self.states[state.customer_id] = state

@@ -62,6 +62,10 @@ class BatchReport:
     trimmed: int = 0
     feedback: int = 0
     """Message events recorded against their firings in the activations table."""
+    erased: int = 0
+    """Customers erased (``erasure_requested``), with their activations."""
+    dropped_erased: int = 0
+    """Events stamped at or before their customer's erasure, dropped."""
     failed_sequence_number: str | None = None
     rejections: list[Rejected] = field(default_factory=list)
     guarded: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -87,6 +91,8 @@ class BatchReport:
             "LateEvents": self.late,
             "TrimmedStates": self.trimmed,
             "MessageEventsRecorded": self.feedback,
+            "CustomersErased": self.erased,
+            "EventsDroppedAfterErasure": self.dropped_erased,
             "SuppressedForDisengagement": self.guarded_as("suppressed_disengaged"),
             "StepsSkipped": self.guarded_as("skipped_unreachable"),
             "SuppressedForConsent": self.guarded_as("suppressed_consent"),
@@ -113,6 +119,8 @@ class _Customer:
     changed: bool = False
     failed: bool = False
     late: int = 0
+    erased: bool = False
+    dropped_erased: int = 0
     guarded: list[tuple[str, str]] = field(default_factory=list)
     """(rule, kind) of each guardrail decision of this evaluation (``GUARDRAIL_DECISIONS``)."""
 
@@ -303,13 +311,19 @@ class BatchEvaluator:
             if time_left_ms is not None and time_left_ms() < SAVE_BUDGET_MS:
                 customer.failed = True  # out of time: redelivered, its effects found already done
                 continue
+            if customer.erased and not self._erase_activations(customer_id, customer):
+                continue
             self._save(customer_id, customer, wall, report)
+            if customer.erased and not customer.failed:
+                report.erased += 1
+            if not customer.failed:
+                report.dropped_erased += customer.dropped_erased
 
     def _run(self, customer: _Customer) -> None:
         assert customer.stored is not None
         state = customer.stored.state
         customer.firings, customer.timers, customer.changed, customer.late = [], [], False, 0
-        customer.guarded = []
+        customer.guarded, customer.erased, customer.dropped_erased = [], False, 0
         for _, payload, wall, reading in customer.items:
             if isinstance(payload, Timer):
                 outcome = self.engine.on_timer(state, payload, wall)
@@ -320,7 +334,23 @@ class BatchEvaluator:
             customer.timers += outcome.timers
             customer.changed |= outcome.changed
             customer.late += outcome.late
+            customer.erased |= outcome.erased
+            customer.dropped_erased += outcome.dropped_erased
         customer.timers = coalesce(customer.timers)
+
+    def _erase_activations(self, customer_id: str, customer: _Customer) -> bool:
+        """An erasure's deletions outside the state, before the state write that records it: a failure
+        fails the customer, and the redelivered erasure (read against the unwritten state) does it all
+        again. The state store's write then leaves the tombstone and deletes the profile and state."""
+        if self.messages is None:
+            return True
+        try:
+            self.messages.erase_customer(customer_id)
+        except Exception:
+            log.exception("erasing a customer's activations failed")
+            customer.failed = True
+            return False
+        return True
 
     def _apply_timers(self, customer: _Customer, report: BatchReport) -> None:
         """Create the timers the new state needs; the ones it replaces go after the write (``_release``)."""

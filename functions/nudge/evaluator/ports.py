@@ -38,6 +38,9 @@ class StoredState:
     version: int | None
     profile: bytes | None = None
     profile_expires_s: int | None = None
+    tombstone: int | None = None
+    """The erasure time the store's tombstone for this customer holds (``None``: none known): a
+    state whose ``erased_at`` differs needs its tombstone written, and the rest erased."""
 
 
 class StateStore(Protocol):
@@ -55,6 +58,8 @@ class StateStore(Protocol):
         The durable profile is written first, when it changed or ``profile_expires_at_s`` moved it
         far enough: a crash between the two writes leaves a profile the retried batch rewrites
         identically. Raises ``StateTooLarge``, writing nothing, for a state encoded beyond ``budget``.
+        A state newly erased (``state.erased_at`` is not ``stored.tombstone``) first gets its
+        tombstone, which holds only a hash of the id and the time, and loses its profile item.
         """
         ...
 
@@ -86,6 +91,11 @@ class MessageLog(Protocol):
     def record_feedback(self, events: Sequence[Event]) -> list[Event]:
         """Record each message event (``message_delivered``, ``_opened``...) against the firing its
         ``firing_id`` names; return those that could not be recorded (the store failed)."""
+        ...
+
+    def erase_customer(self, customer_id: str) -> int:
+        """Delete every activation of the customer (each firing's head, attempts and message events);
+        how many items went. Idempotent; raises when the store failed (the erasure is redelivered)."""
         ...
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..contracts import CONSENT_EVENTS, FEEDBACK_EVENTS, IDENTIFY, TIMER_TYPE
+from ..contracts import CONSENT_EVENTS, ERASURE_REQUESTED, FEEDBACK_EVENTS, IDENTIFY, TIMER_TYPE
 from ..engine import Plan
 
 MAX_FILTERS = 5
@@ -39,7 +39,7 @@ def event_filter_patterns(plan: Plan) -> list[str]:
     Consent and message events always pass: the engine applies every consent change, and the
     evaluator records every message event against its firing (the activations table).
     """
-    names = sorted({*plan.referenced_events(), IDENTIFY, *CONSENT_EVENTS, *FEEDBACK_EVENTS})
+    names = sorted({*plan.referenced_events(), IDENTIFY, ERASURE_REQUESTED, *CONSENT_EVENTS, *FEEDBACK_EVENTS})
     fixed = [
         _pattern({"type": [TIMER_TYPE]}),
         _pattern({"event": [{"exists": False}]}),

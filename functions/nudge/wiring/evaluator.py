@@ -32,7 +32,13 @@ def build_evaluator(
     dynamodb = session.client("dynamodb", config=ABSORB_THROTTLING)
     return BatchEvaluator(
         engine=engine,
-        store=DynamoDBStateStore(dynamodb, config.state_table, config.profile_table),
+        store=DynamoDBStateStore(
+            dynamodb,
+            config.state_table,
+            config.profile_table,
+            tombstone_seconds=config.erasure_tombstone_seconds,
+            now_ms=clock.now_ms,
+        ),
         scheduler=timer_scheduler(config, session, clock, timer_min_lead_ms, key),
         sink=SqsFiringSink(sqs, config.firings_queue_url),
         dead_letters=SqsDeadLetters(sqs, config.rejected_queue_url),

@@ -222,7 +222,7 @@ class EventNode(Node):
         if self.within is None:
             arriving = ctx.arriving
             if arriving is None:
-                return Explanation(holds, f"{label} arriving: judged when an event arrives")
+                return Explanation(holds, f"{label} must be the arriving event: none is stored to judge")
             what = "is" if holds else "is not"
             return Explanation(holds, f"the arriving `{arriving.name}` at {iso(arriving.ts)} {what} {label}")
         low = ctx.now - self.within
@@ -307,9 +307,11 @@ class SequenceNode(Node):
                     Explanation(True, f"{number}: first match after the step before at {iso(done[index + 1][0])}")
                 )
             elif index + 1 == len(done):
-                after = "since" if index == 0 else "after the step before, in"
-                begin = ctx.now - self.within if index == 0 else done[index][0]
-                parts.append(Explanation(False, f"{number}: no matching event {after} [{iso(begin)}, {iso(ctx.now)}]"))
+                if index == 0:
+                    span = f"in [{iso(ctx.now - self.within)}, {iso(ctx.now)}]"
+                else:
+                    span = f"after the step before, in ({iso(done[index][0])}, {iso(ctx.now)}]"
+                parts.append(Explanation(False, f"{number}: no matching event {span}"))
             else:
                 parts.append(Explanation(False, f"{number}: not reached"))
         says = f"sequence of {len(self.steps)} steps in order within {format_duration(self.within)}"
