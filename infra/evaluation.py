@@ -12,8 +12,9 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from nudge.settings import EvaluatorAddresses, StackSettings, evaluator_config, queue_settings
+from nudge.settings import EvaluatorAddresses, StackSettings, evaluator_config, queue_settings, table_settings
 
+from .customer_data import BY_CUSTOMER, index_arn
 from .functions import LAMBDA_RULES_DIR, nudge_function
 from .queues import dead_letter_queue
 from .secrets import signing_key
@@ -80,13 +81,25 @@ class Evaluation(Construct):
             timeout=Duration.seconds(settings.evaluator_timeout_seconds),
             description="Evaluates Nudge rules over each batch of the events stream",
         )
-        # Least privilege: the item operations the state store uses, nothing else (profiles are
-        # never deleted by the evaluator: they expire, or erasure removes them).
+        # Least privilege: the item operations the state store uses, nothing else. Erasure is an event
+        # the evaluator applies in stream order: it deletes the state item (and writes the tombstone,
+        # read back with BatchGetItem), the profile, and the customer's activations.
         table.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
-        profiles.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem")
+        profiles.grant(self.function, "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
         # Message events against their firings (status moves up: a conditional UpdateItem, and a PutItem).
         self.function.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:PutItem", "dynamodb:UpdateItem"], resources=[activations.table_arn])
+        )
+        # Erasure: a customer's firings through by_customer, then each firing's items, deleted.
+        # Written out: Table.grant would cover every index of the table (index/*).
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:Query", "dynamodb:DeleteItem"], resources=[activations.table_arn])
+        )
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:Query"],
+                resources=[index_arn(activations, table_settings(settings).activations, BY_CUSTOMER)],
+            )
         )
         key.grant_encrypt_decrypt(self.function)
         self.timer_key.grant_read(self.function)

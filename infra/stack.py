@@ -15,6 +15,7 @@ from nudge.engine import Plan
 from nudge.evaluator.source_filters import event_filter_patterns
 from nudge.settings import StackSettings
 
+from .customer_data import CustomerData
 from .delivery import Delivery
 from .evaluation import Evaluation
 from .feedback import Feedback
@@ -93,6 +94,17 @@ class NudgeStack(Stack):
             firings_queue=self.delivery.queue,
             filter_patterns=event_filter_patterns(plan),
         )
+        # The customer data tools (explain, export, erase, audit): their role and their audit trail.
+        self.customer_data = CustomerData(
+            self,
+            "CustomerData",
+            settings=settings,
+            key=self.key,
+            stream=self.ingestion.stream,
+            state=self.state.table,
+            profiles=self.state.profiles,
+            activations=self.delivery.activations,
+        )
         self.monitoring = Monitoring(self, "Monitoring", settings=settings, key=self.key)
         self.monitoring.watch_mapping("EvaluatorDroppedRecords", self.evaluation.source.event_source_mapping_id)
         self.monitoring.watch_function("Evaluator", self.evaluation.function, iterator_age=True)
@@ -118,6 +130,8 @@ class NudgeStack(Stack):
         CfnOutput(self, "UnsubscribeUrl", value=self.delivery.unsubscribe_url.url)
         CfnOutput(self, "ActivationsTableName", value=self.delivery.activations.table_name)
         CfnOutput(self, "FiringsDeadLetterQueueUrl", value=self.delivery.dead_letters.queue_url)
+        CfnOutput(self, "CustomerDataRoleArn", value=self.customer_data.role.role_arn)
+        CfnOutput(self, "CustomerDataPolicyArn", value=self.customer_data.policy.managed_policy_arn)
         CfnOutput(self, "RulesDeployed", value=",".join(rule.id for rule in plan.rules) or "(none)")
 
     def _encrypt_log_groups(self) -> None:

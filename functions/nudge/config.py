@@ -42,6 +42,8 @@ class EvaluatorConfig(EnvConfig):
     activations_table: str = ""
     """Where each message event is recorded against its firing (``""``: nowhere, as in a bare test)."""
     profile_retention_days: int = 730
+    erasure_tombstone_seconds: int = 8 * 86_400
+    """How long an erasure's tombstone stops events older than it (``StackSettings.erasure_tombstone_seconds``)."""
     events_stream_arn: str
     schedule_group: str
     scheduler_role_arn: str

@@ -94,6 +94,9 @@ class StackSettings(BaseModel):
     cannot take the concurrency the evaluator and delivery share; 0 leaves it unreserved (an account
     must keep 10 unreserved: on one whose quota is 10, set 0)."""
     activation_ttl_days: int = Field(default=400, ge=1)
+    audit_retention_days: int = Field(default=1095, ge=1, le=3650)
+    """How long the audit trail keeps a record of each ``nudge explain``, ``export`` and ``erase``
+    (three years by default): accountability outlives the data it accounts for."""
     webhooks: dict[str, WebhookSettings] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -106,6 +109,13 @@ class StackSettings(BaseModel):
                 "gives up on must still be on the stream for `nudge redrive --evaluator` to fetch it back"
             )
         return self
+
+    @property
+    def erasure_tombstone_seconds(self) -> int:
+        """How long an erasure's tombstone is kept: the longest a record of the customer can still
+        arrive after it (the stream's retention, plus the mapping's maximum record age for a batch
+        that was retried to the end of it)."""
+        return self.stream_retention_hours * 3600 + self.max_record_age_seconds
 
     @property
     def state_ttl_margin_ms(self) -> int:
@@ -207,6 +217,9 @@ class ResourceNames:
         self.sms_configuration_set = f"{prefix}-sms"
         self.sms_feedback_topic = f"{prefix}-sms-feedback"
         self.sms_recipients_table = f"{prefix}-sms-recipients"
+        self.audit_table = f"{prefix}-audit"
+        self.customer_data_policy = f"{prefix}-customer-data-tools"
+        self.customer_data_role = f"{prefix}-customer-data"
 
 
 DELIVERY_TIMEOUT_SECONDS = 60
@@ -304,6 +317,8 @@ class Tables(_Frozen):
     state: TableSettings
     profiles: TableSettings
     activations: TableSettings
+    audit: TableSettings
+    """The audit trail of the customer data tools: one item per call, in a partition per month."""
     sms_recipients: TableSettings | None = None
     """Only with End User Messaging SMS, the one SMS path that reports replies."""
 
@@ -330,6 +345,7 @@ def table_settings(settings: StackSettings) -> Tables:
             sort_key="sk",
             indexes=(IndexSettings(name="by_customer", partition_key="customer_id", sort_key="fired_at"),),
         ),
+        audit=TableSettings(name=names.audit_table, partition_key="pk", sort_key="sk"),
     )
 
 
@@ -377,6 +393,7 @@ def evaluator_config(settings: StackSettings, addresses: EvaluatorAddresses) -> 
         profile_table=names.profile_table,
         activations_table=names.activations_table,
         profile_retention_days=settings.profile_retention_days,
+        erasure_tombstone_seconds=settings.erasure_tombstone_seconds,
         schedule_group=names.schedule_group,
         state_ttl_margin_ms=settings.state_ttl_margin_ms,
         timer_retry_attempts=settings.timer_retry_attempts,

@@ -51,7 +51,11 @@ def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 
 
 def key_id(template: dict[str, Any]) -> str:
-    [name] = of_type(template, "AWS::KMS::Key")
+    """The stack's key, by its alias (the audit trail has a key of its own, ``alias/nudge-audit``)."""
+    [alias] = [
+        a for a in of_type(template, "AWS::KMS::Alias").values() if a["Properties"]["AliasName"] == "alias/nudge"
+    ]
+    name: str = alias["Properties"]["TargetKeyId"]["Fn::GetAtt"][0]
     return name
 
 

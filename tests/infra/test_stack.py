@@ -94,7 +94,7 @@ def test_event_filters_are_generated_from_the_deployed_rules(template: Template)
     plan = compile_rules(load_rules_or_raise("rules"))
     consent = {"consent_updated", "unsubscribed", "message_bounced", "message_complained"}
     messages = {"message_delivered", "message_opened", "message_clicked", "message_failed"}
-    names = sorted({*plan.referenced_events(), "identify", *consent, *messages})
+    names = sorted({*plan.referenced_events(), "identify", "erasure_requested", *consent, *messages})
     assert patterns[0] == {"data": {"event": names}}  # consent and message events pass whatever the rules read
     assert {"data": {"type": ["nudge.timer"]}} in patterns
     assert {"data": {"event": [{"exists": False}]}} in patterns
@@ -216,6 +216,7 @@ def test_evaluator_may_only_touch_state_items_it_uses(template: Template):
         "dynamodb:PutItem",
         "dynamodb:DeleteItem",
         "dynamodb:UpdateItem",
+        "dynamodb:Query",  # erasure: a customer's activations, through by_customer
     }
     # UpdateItem only on the activations table (a message event moves its firing's status), no index.
     updating = [

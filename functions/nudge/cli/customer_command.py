@@ -171,7 +171,7 @@ def run_erase(args: argparse.Namespace) -> int:
         raise
     except Exception as exc:
         return _fail("erase", exc)
-    found = ", ".join(f"{count} {what.replace('_', ' ')}" for what, count in result.removed.items())
+    found = result.summary()
     if result.outcome == "already_erased":
         print(f"customer {args.customer_id} was already erased at {iso(result.erased_at or 0)}: nothing more held")
         return 0

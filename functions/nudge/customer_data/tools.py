@@ -45,6 +45,20 @@ class ErasureResult:
     removed: dict[str, int] = field(default_factory=dict)
     """What the erasure found and removed: state items, profile items, activations, pending waits."""
 
+    def summary(self) -> str:
+        """What was held, in words: ``the state, the profile, 1 pending wait, 2 activations``."""
+        return _summary(self.removed)
+
+
+def _summary(removed: dict[str, int]) -> str:
+    parts = [
+        label for what, label in (("state_items", "the state"), ("profile_items", "the profile")) if removed.get(what)
+    ]
+    for what, one in (("pending_waits", "pending wait"), ("activations", "activation")):
+        count = removed.get(what, 0)
+        parts.append(f"{count} {one}{'' if count == 1 else 's'}")
+    return ", ".join(parts)
+
 
 def _unknown(customer_id: str, names: ResourceNames) -> UnknownCustomer:
     return UnknownCustomer(
@@ -185,7 +199,7 @@ class CustomerDataTools:
             "activations": len(held.activations),
             "pending_waits": len(held.state.pending()) if held.state is not None else 0,
         }
-        summary = ", ".join(f"{count} {what}" for what, count in removed.items())
+        summary = _summary(removed)
         try:
             self._request(customer_id)
         except Exception as exc:

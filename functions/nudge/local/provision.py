@@ -113,8 +113,9 @@ LOCAL_TIMER_KEY = "local-timer-signing-key"
 def provision(
     session: Any, settings: StackSettings, rules_dir: str, unsubscribe_url: str = "http://localhost/unsubscribe"
 ) -> LocalResources:
-    """Create stream, tables (with TTL and indexes), queues, schedule group, scheduler role, the
-    event bus, the SES identity and configuration set, and the unsubscribe signing secret."""
+    """Create stream, tables (with TTL and indexes, the audit trail's among them), queues, schedule
+    group, scheduler role, the event bus, the SES identity and configuration set, and the
+    unsubscribe signing secret."""
     names = settings.names
     kinesis = session.client("kinesis")
     if settings.stream_mode == "provisioned":
@@ -133,6 +134,7 @@ def provision(
     _table(dynamodb, tables.state)
     _table(dynamodb, tables.profiles)
     _table(dynamodb, tables.activations)
+    _table(dynamodb, tables.audit)  # the customer data tools' trail: `nudge audit` reads it locally too
     if tables.sms_recipients is not None:
         _table(dynamodb, tables.sms_recipients)
 
