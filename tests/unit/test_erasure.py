@@ -129,3 +129,8 @@ def test_an_erasure_request_carries_nothing_and_always_passes_the_stream_filters
         )
     [pattern, *_] = event_filter_patterns(plan(CART))
     assert "erasure_requested" in json.loads(pattern)["data"]["event"]
+
+
+def test_no_rule_can_read_an_erasure_request():
+    with pytest.raises(ValueError, match="erasure_requested erases the customer: no rule can read it"):
+        plan("id: r\nwhen: {event: erasure_requested}\naction: {channel: event}\n")

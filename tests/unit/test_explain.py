@@ -228,3 +228,15 @@ def test_the_explanation_s_verdict_is_the_engine_s_decision_on_every_event(text:
         verdict = judge_when(engine, state, compiled, stored, key, event.ts)
         assert verdict.arms == armed, "\n".join(verdict.tree.lines())
         _parts_agree(verdict.tree, compiled.when)
+
+
+def test_the_log_s_compact_encoding_gives_back_every_entry_shape():
+    state = CustomerState("c-1")
+    state.log = [
+        [at("10:00"), "cart", "armed"],
+        [at("10:05"), "views", "armed", "SKU-1"],
+        [at("09:59"), "cart", "suppressed_cap", None, "cap any 3/7d"],  # decisions need not be in time order
+        [at("10:06"), "views", "fired", "SKU-1", "step 1"],
+        [at("10:06"), "cart", "a_kind_of_later_releases", None, "cap any 3/7d"],
+    ]
+    assert CustomerState.decode(state.encode()).log == state.log

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from ...contracts import ERASURE_REQUESTED
 from .durations import parse_duration
 
 OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "contains", "exists", "prefix")
@@ -126,6 +127,8 @@ class EventFilter(_Strict):
     def _event_name(cls, value: str) -> str:
         if not EVENT_NAME.match(value):
             raise ValueError(f"event name {value!r} may hold letters, digits and _ . : - only")
+        if value == ERASURE_REQUESTED:
+            raise ValueError(f"{ERASURE_REQUESTED} erases the customer: no rule can read it")
         return value
 
 

@@ -179,7 +179,7 @@ class CustomerState:
         """Per channel the policy rests when unanswered: ``[last open or click, [marketing sends since,
         newest last, at most the policy's count]]`` (``Guardrails.disengaged``)."""
         self.log: list[list[Any]] = []
-        """The latest decisions, ``[at, rule, key, kind, reason]``, oldest first, at most the policy's
+        """The latest decisions, ``[at, rule, kind(, key(, reason))]``, oldest first, at most the policy's
         ``decision_log``: what ``nudge explain`` answers "why" from after the fact."""
         self.erased_at: int | None = None
         """The event time of the customer's erasure, if one came: nothing stamped at or before it is
