@@ -19,6 +19,7 @@ from nudge.contracts import Event, customer_hash
 from nudge.local.embedded import REGION, EmbeddedAws
 from nudge.local.stack import LocalStack, sender
 from nudge.sdk import Tracker
+from tests.support import at
 
 MINUTE = 60_000
 
@@ -141,3 +142,53 @@ def test_a_late_event_from_before_the_erasure_is_dropped_locally_and_a_new_one_s
     assert {e["event_id"] for e in document["events"]} == {"c-late-new-a", "c-late-new-c"}
     assert document["profile"]["traits"] == {}  # its identify is stamped before the erasure: dropped too
     assert all(e["timestamp"] > document["erased_at"] for e in document["events"])
+
+
+def _event(customer: str, name: str, clock: str, **properties: object) -> Event:
+    return Event(
+        event_id=f"{customer}-{name}-{clock}",
+        customer_id=customer,
+        name=name,
+        ts=at(clock),
+        properties=properties,
+        traits={"email": f"{customer}@example.com"} if name == "identify" else {},
+    )
+
+
+def test_explain_and_export_after_a_scripted_local_run_say_fired_cancelled_suppressed_and_never_armed(
+    aws, capsys, monkeypatch
+):
+    """A history run to the end on replay's clock (`nudge local --events`), then the tools read what it left."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+        monkeypatch.setenv(name, value)
+    aws.reset()
+    stack = LocalStack("rules", clock=VirtualClock(), aws=aws)
+    cart = [("add_to_cart", "10:00"), ("checkout_viewed", "10:05")]
+    events = [
+        *(_event(c, "identify", "09:00") for c in ("c-fired", "c-cancelled", "c-suppressed")),
+        _event("c-suppressed", "consent_updated", "09:30", channel="email", granted=False, source="preferences"),
+        *(
+            _event(c, name, clock, sku="SKU-1")
+            for c in ("c-fired", "c-cancelled", "c-suppressed")
+            for name, clock in cart
+        ),
+        _event("c-cancelled", "purchase", "10:30", order_id="o-1"),
+    ]
+    tracker = Tracker(stack.resources.stream_name, client=stack.session.client("kinesis"), flush_at_exit=False)
+    stack.run_events(sorted(events, key=lambda e: e.ts), sender(tracker))
+
+    def decisions(customer: str) -> list[str]:
+        assert main(cli(aws, "explain", customer, "--rule", "cart_abandonment", "--json")) == 0
+        [rule] = json.loads(capsys.readouterr().out)["rules"]
+        return [d["kind"] for d in rule["decisions"]]
+
+    assert decisions("c-fired") == ["armed", "fired"]
+    assert decisions("c-cancelled") == ["armed", "cancelled"]
+    assert decisions("c-suppressed") == ["armed", "suppressed_consent"]
+    assert main(cli(aws, "explain", "c-fired", "--rule", "yoga_mat_then_blocks")) == 0
+    assert "not met: the rule does not arm" in capsys.readouterr().out  # never armed: why, condition by condition
+
+    assert main(cli(aws, "export", "c-fired")) == 0
+    [activation] = json.loads(capsys.readouterr().out)["activations"]
+    assert activation["rule"] == "cart_abandonment" and activation["status"] == "delivered"  # local reports deliveries
+    assert {entry["sk"].split("#")[0] for entry in activation["history"]} == {"attempt", "feedback"}
