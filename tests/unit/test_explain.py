@@ -240,3 +240,17 @@ def test_the_log_s_compact_encoding_gives_back_every_entry_shape():
         [at("10:06"), "cart", "a_kind_of_later_releases", None, "cap any 3/7d"],
     ]
     assert CustomerState.decode(state.encode()).log == state.log
+
+
+def test_explain_at_another_instant_judges_the_windows_there_as_a_what_if():
+    engine = _engine(SERVICES)
+    views = [ev("page_viewed", clock, section="services") for clock in ("10:00", "11:00", "12:00")]
+    state = _feed(engine, views)
+    [then] = explain_customer(engine, state).rules[0].when
+    assert then.arms and then.summary().startswith("met, and page_viewed")
+    [later] = explain_customer(engine, state, at=at("+3d 11:30")).rules[0].when  # two of the views are out of 3d
+    assert not later.tree.holds
+    assert later.tree.says == "count of `page_viewed` where section = services in 3d: 1, needs ≥ 3"
+    assert later.summary() == (
+        "not met as of 2026-11-25T11:30:00Z (the newest event: page_viewed at 2026-11-22T12:00:00Z)"
+    )

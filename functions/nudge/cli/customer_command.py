@@ -45,6 +45,10 @@ def register(commands: Any) -> None:
     explain.add_argument("--rule", help="only this rule")
     explain.add_argument("--rules", default="rules", type=Path, help="rule folder (default: rules)")
     explain.add_argument("--json", action="store_true", help="the same, as one JSON document")
+    explain.add_argument(
+        "--at",
+        help="judge the conditions at this instant (ISO 8601, or 'now') instead of at the customer's latest event",
+    )
     _common(explain)
     explain.set_defaults(run=run_explain)
 
@@ -136,7 +140,12 @@ def _fail(command: str, exc: Exception) -> int:
 
 def run_explain(args: argparse.Namespace) -> int:
     try:
-        explanation = _tools(args, args.rules).explain(args.customer_id, args.rule)
+        at = None if args.at is None else _instant(args.at)
+    except ValueError as exc:
+        print(f"nudge explain: --at {args.at!r}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        explanation = _tools(args, args.rules).explain(args.customer_id, args.rule, at)
     except aws.AwsSetupError:
         raise
     except Exception as exc:
@@ -187,6 +196,12 @@ def run_erase(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _instant(text: str) -> int:
+    from ..clock import WALL_CLOCK  # noqa: PLC0415
+
+    return WALL_CLOCK.now_ms() if text == "now" else parse_iso(text)
 
 
 def _since(text: str) -> int:

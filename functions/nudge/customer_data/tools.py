@@ -129,8 +129,9 @@ class CustomerDataTools:
 
     # -- explain --------------------------------------------------------------------------------
 
-    def explain(self, customer_id: str, rule_id: str | None = None) -> CustomerExplanation:
-        """Why each rule did or did not fire for the customer, from the state the evaluator keeps."""
+    def explain(self, customer_id: str, rule_id: str | None = None, at: int | None = None) -> CustomerExplanation:
+        """Why each rule did or did not fire for the customer, from the state the evaluator keeps
+        (``at``: judge the conditions at that instant rather than at her latest event)."""
         detail = f"rule {rule_id}" if rule_id else "every rule"
         if self.engine is None:
             raise ValueError("explain needs the rules: build the tools with an engine of the deployed rules")
@@ -142,7 +143,7 @@ class CustomerDataTools:
             self._audit("explain", customer_id, UNKNOWN if not held.known else "no_state", detail)
             if not held.known:
                 raise _unknown(customer_id, self.names)
-        explanation = explain_customer(self.engine, self._state_of(held), rule_id)
+        explanation = explain_customer(self.engine, self._state_of(held), rule_id, at)
         self._audit("explain", customer_id, "ok", detail)
         return explanation
 

@@ -111,11 +111,15 @@ class WhenVerdict:
     at: int
     arriving: str | None
     """The event judged as the arriving one (its name and time), or ``None``: there is none."""
+    arriving_at: int | None
     tree: Explanation
     arms: bool
 
     def summary(self) -> str:
         """The verdict in a phrase: met and armed, met without the arriving event, or not met."""
+        if self.arriving_at is not None and self.arriving_at != self.at:
+            # Judged at another instant than its arriving event's (``--at``): a what-if, not a decision.
+            return f"{'met' if self.tree.holds else 'not met'} as of {iso(self.at)} (the newest event: {self.arriving})"
         if self.arms:
             return f"met, and {self.arriving} is part of the match: the engine arms the rule on it"
         if self.tree.holds:
@@ -221,18 +225,24 @@ def judge_when(
     arms = evidence is not None and arriving is not None and any(e is arriving for e in evidence)
     tree = rule.when.explain(Context(state.events_of, at, state.traits, arriving, rule.key_path, key))
     shown = f"{arriving.name} at {iso(arriving.ts)}" if arriving is not None else None
-    return WhenVerdict(key, at, shown, tree, arms)
+    return WhenVerdict(key, at, shown, arriving.ts if arriving is not None else None, tree, arms)
 
 
-def explain_customer(engine: Engine, state: CustomerState, rule_id: str | None = None) -> CustomerExplanation:
+def explain_customer(
+    engine: Engine, state: CustomerState, rule_id: str | None = None, at: int | None = None
+) -> CustomerExplanation:
     """What ``state`` says about each rule of the engine's plan (or only ``rule_id``).
 
-    The ``when`` of a rule with nothing pending is judged at the customer's latest stored event,
-    as the engine judged it then (for a keyed rule: at the newest event of each of its newest keys).
+    The ``when`` of a rule with nothing pending is judged at the customer's latest stored event
+    that could arm it, as the engine judged it then (for a keyed rule: at the newest event of each
+    of its newest keys). With ``at`` (``nudge explain --at now``) it is judged at that instant
+    instead, its windows ending there, with the newest such event before it as the arriving one:
+    what the rule would say if that event came now.
     """
     plan = engine.plan
     rules = [plan.by_id[rule_id]] if rule_id is not None else list(plan.rules)
-    at = state.now
+    instant = at
+    at = state.now if at is None else at
     lateness = plan.allowed_lateness
     explained: list[RuleExplanation] = []
     for rule in rules:
@@ -257,7 +267,7 @@ def explain_customer(engine: Engine, state: CustomerState, rule_id: str | None =
             for entry in state.log
             if entry[1] == rule.id
         ]
-        when = [] if pending or held or at is None else _whens(engine, state, rule, at)
+        when = [] if pending or held or at is None else _whens(engine, state, rule, at, instant)
         explained.append(RuleExplanation(rule.id, pending, held, decisions, when))
     consent = {}
     if at is not None:
@@ -267,8 +277,8 @@ def explain_customer(engine: Engine, state: CustomerState, rule_id: str | None =
     return CustomerExplanation(state.customer_id, at, consent, explained, state.erased_at, plan.decision_log)
 
 
-def _whens(engine: Engine, state: CustomerState, rule: CompiledRule, at: int) -> list[WhenVerdict]:
-    """The ``when`` at the newest event that could arm the rule, per key (the newest keys first)."""
+def _whens(engine: Engine, state: CustomerState, rule: CompiledRule, at: int, instant: int | None) -> list[WhenVerdict]:
+    """The ``when`` at the newest event that could arm the rule (or at ``instant``), per key, newest keys first."""
     names = [name for name, route in engine.plan.routes.items() for item in route.filters if rule in item.triggers]
     candidates = sorted(
         (e for name in dict.fromkeys(names) for e in state.events_of(name) or () if e.ts <= at),
@@ -277,18 +287,19 @@ def _whens(engine: Engine, state: CustomerState, rule: CompiledRule, at: int) ->
     )
     if rule.key_path is None:
         arriving = candidates[0] if candidates else None
-        return [judge_when(engine, state, rule, arriving, None, arriving.ts if arriving else at)]
+        judged = instant if instant is not None else arriving.ts if arriving else at
+        return [judge_when(engine, state, rule, arriving, None, judged)]
     verdicts: list[WhenVerdict] = []
     keys: set[str] = set()
     if not any(key_text(e.props.get(rule.key_path)) is not None for e in candidates):
         says = f"no stored event that could arm it carries its key `{rule.key_path}`: nothing to judge"
-        return [WhenVerdict(None, at, None, Explanation(False, says), False)]
+        return [WhenVerdict(None, at, None, None, Explanation(False, says), False)]
     for e in candidates:
         key = key_text(e.props.get(rule.key_path))
         if key is None or key in keys:
             continue
         keys.add(key)
-        verdicts.append(judge_when(engine, state, rule, e, key, e.ts))
+        verdicts.append(judge_when(engine, state, rule, e, key, e.ts if instant is None else instant))
         if len(verdicts) == KEYS_EXPLAINED:
             break
     return verdicts
