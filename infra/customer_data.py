@@ -20,12 +20,9 @@ from aws_cdk import aws_kinesis as kinesis
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from nudge.settings import StackSettings, TableSettings, table_settings
+from nudge.settings import BY_CUSTOMER_INDEX, StackSettings, TableSettings, table_settings
 
 from .tables import nudge_table
-
-BY_CUSTOMER = "by_customer"
-"""The activations table's index of a customer's firings: what explain, export and erasure read."""
 
 
 def index_arn(table: dynamodb.ITable, settings: TableSettings, name: str) -> str:
@@ -89,7 +86,7 @@ class CustomerData(Construct):
                 iam.PolicyStatement(
                     sid="QueryFirings",
                     actions=["dynamodb:Query"],
-                    resources=[activations.table_arn, index_arn(activations, tables.activations, BY_CUSTOMER)],
+                    resources=[activations.table_arn, index_arn(activations, tables.activations, BY_CUSTOMER_INDEX)],
                 ),
                 # Erasure is an event: the evaluator deletes in stream order, after every earlier event.
                 iam.PolicyStatement(

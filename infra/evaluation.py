@@ -12,9 +12,16 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from nudge.settings import EvaluatorAddresses, StackSettings, evaluator_config, queue_settings, table_settings
+from nudge.settings import (
+    BY_CUSTOMER_INDEX,
+    EvaluatorAddresses,
+    StackSettings,
+    evaluator_config,
+    queue_settings,
+    table_settings,
+)
 
-from .customer_data import BY_CUSTOMER, index_arn
+from .customer_data import index_arn
 from .functions import LAMBDA_RULES_DIR, nudge_function
 from .queues import dead_letter_queue
 from .secrets import signing_key
@@ -98,7 +105,7 @@ class Evaluation(Construct):
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:Query"],
-                resources=[index_arn(activations, table_settings(settings).activations, BY_CUSTOMER)],
+                resources=[index_arn(activations, table_settings(settings).activations, BY_CUSTOMER_INDEX)],
             )
         )
         key.grant_encrypt_decrypt(self.function)

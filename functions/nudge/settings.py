@@ -227,6 +227,8 @@ DELIVERY_TIMEOUT_SECONDS = 60
 QUEUE_RETENTION_SECONDS = 14 * 86_400
 """SQS's longest retention, on every queue: a parked message waits two weeks for its redrive."""
 SQS_DEFAULT_VISIBILITY_SECONDS = 30
+BY_CUSTOMER_INDEX = "by_customer"
+"""The activations table's index of a customer's firings (support, export, erasure)."""
 TTL_ATTRIBUTE = "expires_at"
 """The epoch-seconds attribute DynamoDB expires items by, in both tables."""
 
@@ -343,7 +345,7 @@ def table_settings(settings: StackSettings) -> Tables:
             name=names.activations_table,
             partition_key="pk",
             sort_key="sk",
-            indexes=(IndexSettings(name="by_customer", partition_key="customer_id", sort_key="fired_at"),),
+            indexes=(IndexSettings(name=BY_CUSTOMER_INDEX, partition_key="customer_id", sort_key="fired_at"),),
         ),
         audit=TableSettings(name=names.audit_table, partition_key="pk", sort_key="sk"),
     )

@@ -14,8 +14,8 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.app import build_app
+from tests.infra.cfn import text
 
-PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "111122223333"}
 ACCOUNT_ROOT = "arn:aws:iam::111122223333:root"
 Resources = dict[str, dict[str, Any]]
 
@@ -30,22 +30,6 @@ def template() -> dict[str, Any]:
 def resources(template: dict[str, Any]) -> Resources:
     found: Resources = template["Resources"]
     return found
-
-
-def text(value: Any) -> Any:
-    """A template value with pseudo parameters filled in, other references as ``<Logical.Attribute>``."""
-    if isinstance(value, list):
-        return [text(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if "Ref" in value:
-        return PSEUDO.get(value["Ref"], f"<{value['Ref']}>")
-    if "Fn::GetAtt" in value:
-        return "<{}.{}>".format(*value["Fn::GetAtt"])
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(str(text(part)) for part in parts)
-    return {key: text(item) for key, item in value.items()}
 
 
 def listed(value: Any) -> list[Any]:

@@ -14,12 +14,12 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.app import build_app
+from tests.infra.cfn import text
 
 CONTEXT = {
     "aws:cdk:bundling-stacks": [],
     "nudge": {"webhooks": {"crm": {"endpoint": "https://api.crm.example.com/v1/events", "secret_name": "nudge/crm"}}},
 }
-PSEUDO = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "111122223333"}
 Statement = dict[str, Any]
 
 
@@ -28,22 +28,6 @@ def template() -> dict[str, Any]:
     _, stack = build_app(context=CONTEXT)
     resources: dict[str, Any] = Template.from_stack(stack).to_json()["Resources"]
     return resources
-
-
-def text(value: Any) -> Any:
-    """A template value with pseudo parameters filled in, other references as ``<Logical.Attribute>``."""
-    if isinstance(value, list):
-        return [text(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if "Ref" in value:
-        return PSEUDO.get(value["Ref"], f"<{value['Ref']}>")
-    if "Fn::GetAtt" in value:
-        return "<{}.{}>".format(*value["Fn::GetAtt"])
-    if "Fn::Join" in value:
-        separator, parts = value["Fn::Join"]
-        return separator.join(str(text(part)) for part in parts)
-    return {key: text(item) for key, item in value.items()}
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:

@@ -45,7 +45,9 @@ class AuditRecord:
     customer: str
     """The customer id (explain, export) or its hash (erase: the id itself is what is being forgotten)."""
     outcome: str
-    """``ok``, ``unknown_customer``, ``already_erased``, ``requested`` or ``failed: <reason>``."""
+    """``ok``, ``unknown_customer``, ``no_state`` (explained from a profile, activations or a tombstone
+    only), ``erased``, ``already_erased``, ``requested``, ``pending`` (an erasure not done in the time
+    waited) or ``failed: <error>``."""
     detail: str = ""
     """What was done, without personal data: e.g. ``rule cart_abandonment``, ``3 activations``."""
 

@@ -17,12 +17,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..contracts import FEEDBACK_RANKS, MESSAGE_STATUSES, SENT_STATUS, Event
-from ..settings import TTL_ATTRIBUTE
+from ..settings import BY_CUSTOMER_INDEX, TTL_ATTRIBUTE
 from ..timefmt import iso
 
 DAY_MS = 86_400_000
-BY_CUSTOMER = "by_customer"
-"""The activations table's index of a customer's firings (``settings.table_settings``)."""
+
 ADVANCING = {f":a{index}": status for index, status in enumerate([SENT_STATUS, *FEEDBACK_RANKS])}
 """The condition's placeholders for the statuses a message event may move a firing's head on from."""
 
@@ -95,7 +94,7 @@ class DynamoDBMessageLog:
         firing_ids: list[str] = []
         for page in self.client.get_paginator("query").paginate(
             TableName=self.table_name,
-            IndexName=BY_CUSTOMER,
+            IndexName=BY_CUSTOMER_INDEX,
             KeyConditionExpression="customer_id = :c",
             ExpressionAttributeValues={":c": {"S": customer_id}},
             ProjectionExpression="pk",

@@ -15,9 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from ..adapters.dynamodb_state import decode_state, tombstone_key, unpack
-from ..adapters.message_log import BY_CUSTOMER
 from ..engine import CustomerState
-from ..settings import ResourceNames
+from ..settings import BY_CUSTOMER_INDEX, ResourceNames
 
 
 @dataclass
@@ -86,7 +85,7 @@ def read_holdings(dynamodb: Any, names: ResourceNames, customer_id: str) -> Hold
         item["pk"]["S"]
         for page in paginator.paginate(
             TableName=names.activations_table,
-            IndexName=BY_CUSTOMER,
+            IndexName=BY_CUSTOMER_INDEX,
             KeyConditionExpression="customer_id = :c",
             ExpressionAttributeValues={":c": {"S": customer_id}},
             ProjectionExpression="pk",

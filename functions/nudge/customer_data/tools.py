@@ -139,12 +139,11 @@ class CustomerDataTools:
             known = ", ".join(sorted(self.engine.plan.by_id))
             raise ValueError(f"no rule {rule_id!r} in the rules loaded (they are: {known})")
         held = self._read("explain", customer_id, customer_id, detail)
-        if held.state is None:
-            self._audit("explain", customer_id, UNKNOWN if not held.known else "no_state", detail)
-            if not held.known:
-                raise _unknown(customer_id, self.names)
+        if not held.known:
+            self._audit("explain", customer_id, UNKNOWN, detail)
+            raise _unknown(customer_id, self.names)
         explanation = explain_customer(self.engine, self._state_of(held), rule_id, at)
-        self._audit("explain", customer_id, "ok", detail)
+        self._audit("explain", customer_id, "ok" if held.state is not None else "no_state", detail)
         return explanation
 
     def _state_of(self, held: Holdings) -> Any:
