@@ -102,7 +102,8 @@ class Printer:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..local.stack import LocalStack, sender  # noqa: PLC0415 - moto only loads for this command
+    from ..local.embedded import EmbeddedAws  # noqa: PLC0415 - boto3 and moto only load for this command
+    from ..local.stack import LocalStack, sender  # noqa: PLC0415
     from ..sdk import Tracker  # noqa: PLC0415
 
     out = sys.stdout
@@ -138,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     clock = VirtualClock() if args.events is not None else VirtualClock(speed=args.speed)
     try:
-        stack = LocalStack(args.rules, StackSettings(), clock, on_firing=emit, on_delivery=emit)
+        aws = EmbeddedAws(port=args.port) if args.events is None else None  # --port is live mode's
+        stack = LocalStack(args.rules, StackSettings(), clock, aws=aws, on_firing=emit, on_delivery=emit)
     except RuleLoadError as exc:
         print(exc, file=sys.stderr)
         return 2
