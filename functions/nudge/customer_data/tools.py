@@ -7,9 +7,9 @@ stream, so the evaluator, the one writer of the customer's state, does it in ord
 the profile, the pending schedules, the activations; a tombstone stays). A shop's own privacy page
 can call the same class from a Lambda (README "Customer data").
 
-Every call writes an audit record first of all outcomes: who (STS GetCallerIdentity), what, when,
-which customer (a hash, for an erasure) and how it ended. A call whose audit record cannot be
-written fails: an unaudited look at a customer is not allowed to succeed.
+Every call writes one audit record before it answers, whatever the outcome: who (STS
+GetCallerIdentity), what, when, which customer (a hash, for an erasure) and how it ended. A call
+whose audit record cannot be written fails: an unaudited look at a customer may not succeed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from ..adapters.audit_log import AuditRecord, DynamoDBAuditLog
 from ..clock import WALL_CLOCK, Clock
 from ..contracts import customer_hash
-from ..engine import Engine
+from ..engine import CustomerState, Engine
 from ..engine.explain import CustomerExplanation, explain_customer
 from ..settings import ResourceNames
 from ..timefmt import iso
@@ -146,10 +146,8 @@ class CustomerDataTools:
         self._audit("explain", customer_id, "ok" if held.state is not None else "no_state", detail)
         return explanation
 
-    def _state_of(self, held: Holdings) -> Any:
+    def _state_of(self, held: Holdings) -> CustomerState:
         """The state to explain: the stored one, or, for a customer with only a profile, the profile."""
-        from ..engine import CustomerState  # noqa: PLC0415
-
         if held.state is not None:
             return held.state
         state = CustomerState(held.customer_id)
