@@ -187,12 +187,11 @@ def _follow_schedules(queue: TimerQueue[TimerPayload]) -> Any:
     return listener
 
 
-def kinesis_event(
-    records: Sequence[tuple[str, bytes]], sequence: Iterator[int], arrival_ms: int, arn: str
-) -> dict[str, Any]:
-    """A Lambda event for a Kinesis batch, as the event source mapping delivers it."""
+def kinesis_event(records: Sequence[tuple[str, bytes, int]], sequence: Iterator[int], arn: str) -> dict[str, Any]:
+    """A Lambda event for a Kinesis batch, as the event source mapping delivers it: each record with
+    its partition key, data and arrival on the stream (ms)."""
     out = []
-    for partition_key, data in records:
+    for partition_key, data, arrival_ms in records:
         number = f"{next(sequence):056d}"
         out.append(
             {
@@ -278,22 +277,25 @@ def run_design(
     arn = stack.config.events_stream_arn
     for batch in Batcher(queue, batch_size, clock=seed.clock).batches(events, accept):
         clock.set(batch.wall)
-        records: list[tuple[str, bytes]] = []
-        for name, partition_key, data in batch.timers:
+        records: list[tuple[str, bytes, int]] = []
+        for (name, partition_key, data), arrival in zip(batch.timers, batch.timer_arrivals, strict=True):
             stack.delete_schedule(name)  # Scheduler deletes a one-time schedule once it has run
-            records.append((partition_key, data))
+            records.append((partition_key, data, arrival))
             usage.records_ingested += 1
             usage.ingest_kib += math.ceil(len(data) / 1024)
             usage.retrieved_bytes += len(data)
-        records += [(event.customer_id, payloads[id(event)]) for event in batch.events]
+        records += [
+            (event.customer_id, payloads[id(event)], arrival)
+            for event, arrival in zip(batch.events, batch.arrivals, strict=True)
+        ]
         run.events += batch.consumed
         if not records:
             continue
-        lambda_event = kinesis_event(records, sequence, batch.wall, arn)
+        lambda_event = kinesis_event(records, sequence, arn)
         before = {name: count.requests for name, count in counter.operations.items()}
         in_calls = counter.seconds
         started = time.perf_counter()
-        report = evaluator.evaluate(kinesis_records(lambda_event), batch.wall)
+        report = evaluator.evaluate(kinesis_records(lambda_event), batch.wall, by_arrival=True)
         elapsed = time.perf_counter() - started
         in_calls = counter.seconds - in_calls
         calls = {name: count.requests - before.get(name, 0) for name, count in counter.operations.items()}

@@ -64,10 +64,12 @@ class PerEventEvaluator:
         self.rejected_queue_url = rejected_queue_url
         self.ttl_margin_ms = ttl_margin_ms
 
-    def evaluate(self, records: Sequence[InputRecord], wall: int) -> PerEventReport:
+    def evaluate(self, records: Sequence[InputRecord], wall: int, by_arrival: bool = False) -> PerEventReport:
+        """Every record on its own; ``by_arrival``: each at its arrival on the stream, as ``BatchEvaluator``."""
         report = PerEventReport(records=len(records))
         for record in records:
-            self._one(record, wall, report)
+            record_wall = min(wall, record.arrival_ms) if by_arrival and record.arrival_ms > 0 else wall
+            self._one(record, record_wall, report)
         return report
 
     def _one(self, record: InputRecord, wall: int, report: PerEventReport) -> None:

@@ -71,24 +71,25 @@ def run_batched(engine: Engine, batcher: Batcher[Timer], events: Sequence[Event]
     decode, started = CustomerState.decode, time.perf_counter()
     for batch in batcher.batches(events):
         wall = batch.wall
-        groups: dict[str, list[tuple[Event, Reading] | Timer]] = {}
-        for timer in batch.timers:
-            groups.setdefault(timer.customer_id, []).append(timer)
-        for event in batch.events:
+        # Each record at its own arrival (the handler evaluates by arrival), each timer at its schedule's time.
+        groups: dict[str, list[tuple[Event | Timer, int, Reading | None]]] = {}
+        for timer, arrival in zip(batch.timers, batch.timer_arrivals, strict=True):
+            groups.setdefault(timer.customer_id, []).append((timer, arrival, None))
+        for event, arrival in zip(batch.events, batch.arrivals, strict=True):
             reading = read(event)
             if reading is not None:
-                groups.setdefault(event.customer_id, []).append((event, reading))
+                groups.setdefault(event.customer_id, []).append((event, arrival, reading))
         for customer_id, items in groups.items():
             raw = states.get(customer_id)
             state = decode(raw) if raw is not None else CustomerState(customer_id)
             run.decodes += raw is not None
             changed = False
             requests: list[TimerSet | TimerCancel] = []
-            for item in items:
-                if isinstance(item, Timer):
-                    outcome = on_timer(state, item, wall)
+            for payload, arrival, reading in items:
+                if isinstance(payload, Timer):
+                    outcome = on_timer(state, payload, arrival)
                 else:
-                    outcome = process(state, item[0], wall, item[1])
+                    outcome = process(state, payload, arrival, reading)
                 changed |= outcome.changed
                 requests += outcome.timers
                 if outcome.firings:
@@ -115,19 +116,18 @@ def run_per_event(engine: Engine, batcher: Batcher[Timer], events: Sequence[Even
     states, queue = run.states, batcher.timers
     decode, started = CustomerState.decode, time.perf_counter()
     for batch in batcher.batches(events):
-        wall = batch.wall
-        items: list[Event | Timer] = [*batch.timers, *batch.events]
-        for item in items:
+        items = list(batch.walls())
+        for item, arrival in items:
             customer_id = item.customer_id
             raw = states.get(customer_id)
             state = decode(raw) if raw is not None else CustomerState(customer_id)
             run.decodes += raw is not None
             if isinstance(item, Timer):
-                outcome = engine.on_timer(state, item, wall)
+                outcome = engine.on_timer(state, item, arrival)
             else:
-                outcome = engine.process(state, item, wall)
+                outcome = engine.process(state, item, arrival)
             for request in outcome.timers:
-                _apply(queue, request, wall, run)
+                _apply(queue, request, batch.wall, run)  # created while the batch is processed
             run.firings += len(outcome.firings)
             states[customer_id] = state.encode()
             run.encodes += 1

@@ -131,7 +131,11 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
         run_batched(engine, batcher, events[cut:], nudge_run)
 
         progress("the per-event loop in memory")
-        baseline_run = run_per_event(Engine(plan), Batcher(TimerQueue(), options.batch_size), events, EngineRun())
+        # The same batches as Nudge's loop (cut at the same record): a timer set in a batch is created
+        # when the batch is processed, so where batches end decides which timers come before the input does.
+        baseline_engine, baseline_batcher = Engine(plan), Batcher[Timer](TimerQueue(), options.batch_size)
+        baseline_run = run_per_event(baseline_engine, baseline_batcher, events[:cut], EngineRun())
+        run_per_event(baseline_engine, baseline_batcher, events[cut:], baseline_run)
 
         progress("state sizes and events no rule references")
         nudge_states = state_sizes(nudge_run.states.values())

@@ -2,9 +2,13 @@
 
 Both designs, in memory and on moto, read the workload through one ``Batcher`` so they see the
 same batches: up to ``size`` records, due timers first (they came due before the batch's events
-were read), then events in stream order. The batch's wall clock is the latest event time read so
-far, which stands for the time the batch is processed. A timer is due at its schedule's ``at``
-time: Scheduler's minute granularity included, as ``nudge.adapters.scheduler`` sets it.
+were read), then events in stream order. Each record has its own arrival on the stream: an event
+arrives when the stream's clock (the latest event time read so far) reaches it, a timer at its
+schedule's ``at`` time (Scheduler's granularity included, as ``nudge.adapters.scheduler`` sets it).
+Each record is evaluated at its arrival, as the Lambda handler evaluates by arrival
+(``BatchEvaluator.evaluate(by_arrival=True)``): a batch of sparse traffic can span hours, and at
+the batch's latest time a wait armed early in it would already look overdue, before the purchase
+read a few records later could cancel it. The batch's ``wall`` is its latest arrival.
 
 Timers still pending when the input ends are not drained: a slice of a stream in steady state
 also receives the timers of earlier slices, which is what seeding the moto runs reproduces.
@@ -16,7 +20,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from ..adapters.scheduler import MIN_LEAD_MS
@@ -50,15 +54,19 @@ class TimerQueue(Generic[T]):
 
     def due(self, before_ms: int) -> list[T]:
         """Every live schedule due strictly before ``before_ms``, which Scheduler then deletes."""
-        out: list[T] = []
+        return [payload for _, payload in self.due_at(before_ms)]
+
+    def due_at(self, before_ms: int) -> list[tuple[int, T]]:
+        """``due``, each with the time it is delivered (its ``at``)."""
+        out: list[tuple[int, T]] = []
         heap = self._heap
         while heap and heap[0][0] < before_ms:
-            _, sequence, name = heapq.heappop(heap)
+            at, sequence, name = heapq.heappop(heap)
             live = self._live.get(name)
             if live is None or live[1] != sequence:
                 continue  # moved or cancelled since
             del self._live[name]
-            out.append(live[2])
+            out.append((at, live[2]))
             self.fired += 1
         return out
 
@@ -78,6 +86,15 @@ class Batch(Generic[T]):
     events: list[Event]
     wall: int
     consumed: int
+    timer_arrivals: list[int] = field(default_factory=list)
+    """When each timer reached the stream: its schedule's time."""
+    arrivals: list[int] = field(default_factory=list)
+    """When each event reached the stream: the stream's clock as it was read (never behind an earlier one)."""
+
+    def walls(self) -> Iterator[tuple[T | Event, int]]:
+        """Every record with the wall clock it is evaluated at (its arrival): timers, then events."""
+        yield from zip(self.timers, self.timer_arrivals, strict=True)
+        yield from zip(self.events, self.arrivals, strict=True)
 
     @property
     def size(self) -> int:
@@ -91,7 +108,7 @@ class Batcher(Generic[T]):
         self.timers = timers
         self.size = size
         self.clock = clock
-        self._waiting: deque[T] = deque()
+        self._waiting: deque[tuple[int, T]] = deque()
 
     def batches(self, events: Sequence[Event], accept: Callable[[Event], bool] | None = None) -> Iterator[Batch[T]]:
         """Lazily: the consumer processes each batch (and sets timers) before the next is cut.
@@ -101,8 +118,9 @@ class Batcher(Generic[T]):
         index, count, size = 0, len(events), self.size
         while True:
             if self.clock is not None:
-                self._waiting.extend(self.timers.due(self.clock))
-            timers = [self._waiting.popleft() for _ in range(min(len(self._waiting), size))]
+                self._waiting.extend(self.timers.due_at(self.clock))
+            waiting = [self._waiting.popleft() for _ in range(min(len(self._waiting), size))]
+            timers = [payload for _, payload in waiting]
             room = size - len(timers)
             start = index
             if accept is None:
@@ -118,6 +136,10 @@ class Batcher(Generic[T]):
                         room -= 1
             if not timers and not chosen and index >= count:
                 return
-            latest = max((event.ts for event in chosen), default=self.clock or 0)
-            self.clock = latest if self.clock is None else max(self.clock, latest)
-            yield Batch(timers, chosen, self.clock, index - start)
+            arrivals: list[int] = []
+            clock = self.clock
+            for event in chosen:
+                clock = event.ts if clock is None else max(clock, event.ts)
+                arrivals.append(clock)
+            self.clock = clock if clock is not None else 0
+            yield Batch(timers, chosen, self.clock, index - start, [at for at, _ in waiting], arrivals)
