@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from nudge.bench.engine_run import EngineRun, run_batched, run_per_event
+from nudge.bench.engine_run import EngineRun, drain, run_batched, run_per_event
 from nudge.bench.stream import Batcher, TimerQueue
 from nudge.bench.workload import WorkloadSpec, generate
 from nudge.contracts import Firing
@@ -21,18 +21,6 @@ def _identity(firing: Firing) -> tuple[Any, ...]:
     return (firing.rule, firing.step, firing.customer_id, firing.key, firing.armed_at, firing.fired_at)
 
 
-def _drain(loop: Any, engine: Engine, batcher: Batcher[Any], run: EngineRun) -> EngineRun:
-    """Deliver every timer still pending, in time, as a quiet stream would: the clock moves to the
-    next one due, and a timer set then is due at least Scheduler's lead after it."""
-    for _ in range(1000):
-        pending = batcher.timers.pending()
-        if not pending:
-            return run
-        batcher.clock = pending[0][1] + 1
-        run = loop(engine, batcher, [], run)
-    raise AssertionError("timers kept coming")
-
-
 @pytest.fixture(scope="module")
 def sparse() -> list:  # type: ignore[type-arg]
     return generate(SPARSE).events
@@ -43,7 +31,7 @@ def test_a_batch_spanning_hours_decides_each_wait_as_replay_does(sparse: list) -
     before the purchase a few records later was read (205 cart reminders where replay sent 166)."""
     engine = Engine(PLAN)
     batcher: Batcher[Any] = Batcher(TimerQueue(), 500)
-    run = _drain(run_batched, engine, batcher, run_batched(engine, batcher, sparse, EngineRun()))
+    run = drain(run_batched, engine, batcher, run_batched(engine, batcher, sparse, EngineRun()))
     expected = sorted(_identity(f) for f in replay(PLAN, sparse))
     assert sorted(_identity(f) for f in run.sent) == expected
     assert any(f.rule == "cart_abandonment" for f in run.sent)
@@ -52,5 +40,5 @@ def test_a_batch_spanning_hours_decides_each_wait_as_replay_does(sparse: list) -
 def test_the_per_event_design_judges_each_record_at_its_arrival_too(sparse: list) -> None:  # type: ignore[type-arg]
     engine = Engine(PLAN)
     batcher: Batcher[Any] = Batcher(TimerQueue(), 500)
-    run = _drain(run_per_event, engine, batcher, run_per_event(engine, batcher, sparse, EngineRun()))
+    run = drain(run_per_event, engine, batcher, run_per_event(engine, batcher, sparse, EngineRun()))
     assert run.firings == sum(1 for _ in replay(PLAN, sparse))

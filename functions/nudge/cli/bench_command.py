@@ -59,9 +59,42 @@ def register(commands: Any) -> None:
         action="store_true",
         help="run the rules without the policy's frequency caps and quiet hours: what the guardrails cost",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help=(
+            "instead: Nudge end to end and engine-only against a hand-written loop and Bytewax (nudge[bench]) on "
+            "two rules, one event file, firings checked equal; medians of --runs runs"
+        ),
+    )
+    parser.add_argument("--runs", type=int, default=3, help="--peers: runs of each system (default: 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(run=run)
+
+
+def run_peers(args: argparse.Namespace, progress: Any) -> int:
+    """``--peers``: the workload (its late events out) to a file, then every system over it."""
+    import tempfile  # noqa: PLC0415
+
+    from ..bench import peers  # noqa: PLC0415
+
+    spec = _options(args).workload
+    progress(f"generating {spec.events:,} events over {spec.customers:,} customers (in order)")
+    events = peers.peer_workload(spec)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.jsonl"
+        peers.write_file(events, path)
+        document = peers.compare(path, events, max(1, args.runs), progress)
+    if args.json:
+        json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        peers.print_table(document, sys.stdout)
+    if not document["all_agree"]:
+        print("the systems' firings differ: the comparison does not hold", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _options(args: argparse.Namespace) -> Any:
@@ -98,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"bench: {message}", file=sys.stderr, flush=True)
 
+    if args.peers:
+        return run_peers(args, progress)
     options = _options(args)
     try:
         document = run_bench(options, progress)
