@@ -90,21 +90,35 @@ def read_events(
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
-        try:
-            # utf-8-sig: a byte order mark some editors put at the start of a file is not an error.
-            event = parse_event(raw.decode("utf-8-sig"))
-        except UnicodeDecodeError as exc:
-            reason = f"not UTF-8 text: {exc.reason} at byte {exc.start + 1}"
-        except EventError as exc:
-            reason = exc.reason
-        else:
-            refused = future(event) if future is not None else None
+        read = _read_line(raw)
+        if isinstance(read, Event):
+            refused = future(read) if future is not None else None
             if refused is None:
-                yield number, event
+                yield number, read
                 continue
-            reason = refused
+            read = refused
+        reason = read
         counter[0] += 1
         print(f"{label}:{number}: bad event: {reason}", file=errors)
+
+
+def _read_line(raw: bytes) -> Event | str:
+    """One line's event, or why it is not one.
+
+    The bytes go to the decoder as they are, as the evaluator hands it a record; only a line it
+    refuses is read again as text, which says what is wrong with it (not UTF-8), or reads it after
+    all (utf-8-sig: a byte order mark some editors put at the start of a file is not an error).
+    """
+    try:
+        return parse_event(raw)
+    except EventError:
+        pass
+    try:
+        return parse_event(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        return f"not UTF-8 text: {exc.reason} at byte {exc.start + 1}"
+    except EventError as exc:
+        return exc.reason
 
 
 def report_template_errors(rules: Path, errors: TextIO) -> bool:

@@ -104,18 +104,23 @@ class Replayer:
             self.stats.future += 1
             return []
         clock = event.ts if self.clock is None else max(self.clock, event.ts)
-        firings = self._fire_timers(before=clock)
+        firings = self._fire_timers(before=clock) if self._heap and self._heap[0][0] < clock else []
         self.clock = clock
+        reading = self.engine.read(event)
+        if reading is None:
+            return firings  # no rule can use it: no state is looked at, as the evaluator reads no item
         state = self.states.get(event.customer_id)
         if state is None:
             state = CustomerState(event.customer_id)
-        outcome = self.engine.process(state, event, clock)
+        outcome = self.engine.process(state, event, clock, reading)
         if outcome.accepted:
             self.stats.accepted += 1
         if outcome.late:
             self.stats.late += 1
-        self._absorb(outcome, event.customer_id)
-        self._keep(state)
+        if outcome.decisions or outcome.timers:
+            self._absorb(outcome, event.customer_id)
+        if outcome.changed:  # most events change nothing: a state kept stays, a new one stays out
+            self._keep(state)
         firings.extend(outcome.firings)
         return firings
 
