@@ -44,6 +44,8 @@ class EvaluatorConfig(EnvConfig):
     profile_retention_days: int = 730
     erasure_tombstone_seconds: int = 8 * 86_400
     """How long an erasure's tombstone stops events older than it (``StackSettings.erasure_tombstone_seconds``)."""
+    tracing: bool = False
+    """Powertools' Tracer in the evaluator (``StackSettings.evaluator_tracing``); read by the handler at import."""
     events_stream_arn: str
     schedule_group: str
     scheduler_role_arn: str

@@ -72,6 +72,10 @@ class StackSettings(BaseModel):
     python_version: Literal["3.12", "3.13"] = "3.12"
     evaluator_memory_mb: int = Field(default=1024, ge=128, le=10_240)
     evaluator_timeout_seconds: int = Field(default=60, ge=5, le=900)
+    evaluator_tracing: bool = False
+    """X-Ray subsegments for the evaluator's own AWS calls (Powertools' Tracer). Off by default: the
+    X-Ray SDK is about 170 ms of every cold start, for a function a stream keeps warm; Lambda's own
+    trace of each invocation (active tracing) is kept either way."""
     log_retention_days: int = 30
     alarm_email: str | None = None
     # Delivery
@@ -396,6 +400,7 @@ def evaluator_config(settings: StackSettings, addresses: EvaluatorAddresses) -> 
         activations_table=names.activations_table,
         profile_retention_days=settings.profile_retention_days,
         erasure_tombstone_seconds=settings.erasure_tombstone_seconds,
+        tracing=settings.evaluator_tracing,
         schedule_group=names.schedule_group,
         state_ttl_margin_ms=settings.state_ttl_margin_ms,
         timer_retry_attempts=settings.timer_retry_attempts,

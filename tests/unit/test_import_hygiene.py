@@ -60,3 +60,10 @@ def test_the_feedback_function_loads_neither_templates_nor_channels_nor_the_eval
 def test_the_probe_sees_what_a_handler_loads(handler: str):
     """The same probe on a handler finds Powertools: the empty answer above is not the probe's blindness."""
     assert "aws_lambda_powertools" in probe([f"nudge.handlers.{handler}"])["loaded"]
+
+
+def test_the_evaluator_loads_the_x_ray_sdk_only_when_tracing_is_asked_for(monkeypatch: pytest.MonkeyPatch):
+    """The SDK is ~170 ms of a cold start; ``evaluator_tracing`` (NUDGE_TRACING) brings Powertools' Tracer back."""
+    assert probe(["nudge.handlers.evaluator"], forbidden=("aws_xray_sdk",))["loaded"] == []
+    monkeypatch.setenv("NUDGE_TRACING", "True")  # as EnvConfig.to_env writes a true bool
+    assert "aws_xray_sdk" in probe(["nudge.handlers.evaluator"], forbidden=("aws_xray_sdk",))["loaded"]

@@ -21,7 +21,13 @@ from ..wiring.evaluator import build_evaluator
 
 logger = Logger(service="nudge-evaluator")
 metrics = Metrics(namespace="Nudge", service="evaluator")
-tracer = Tracer(service="nudge-evaluator")
+# The Tracer loads the X-Ray SDK (~170 ms of a cold start): only when the stack asks for it
+# (``evaluator_tracing``). Lambda traces each invocation itself either way.
+tracer = Tracer(service="nudge-evaluator") if os.environ.get("NUDGE_TRACING", "").lower() == "true" else None
+
+
+def _traced(handler: Any) -> Any:
+    return tracer.capture_lambda_handler(capture_response=False)(handler) if tracer is not None else handler
 
 
 @lru_cache(maxsize=1)
@@ -30,7 +36,7 @@ def evaluator() -> BatchEvaluator:
 
 
 @logger.inject_lambda_context(log_event=False)
-@tracer.capture_lambda_handler(capture_response=False)
+@_traced
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     report = evaluator().evaluate(
