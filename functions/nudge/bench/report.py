@@ -245,6 +245,12 @@ def print_document(doc: Mapping[str, Any], out: TextIO) -> None:
     for label, key in lines:
         rows.append((label, _number(_lookup(nudge, key)), _number(_lookup(base, key)), _number(ratio.get(key))))
     _table(rows, out)
+    runs = nudge.get("engine_events_per_s_runs") or []
+    if len(runs) > 1:
+        out.write(
+            f"engine events/s is the median of {len(runs)} runs: {', '.join(f'{rate:,}' for rate in runs)} "
+            f"(spread {(runs[-1] - runs[0]) / max(1, runs[len(runs) // 2]):.0%}); the per-event loop ran once\n\n"
+        )
 
     rows = [(f"USD per million events ({work['region']}, prices of {work['prices_as_of']})", "nudge", "per-event")]
     for item in nudge["usd_itemized"]:

@@ -45,6 +45,9 @@ def register(commands: Any) -> None:
     parser.add_argument("--batch-size", type=int, default=500, help="records per Lambda batch (default: 500)")
     parser.add_argument("--cold-start-runs", type=int, default=5, help="fresh interpreters per cold start (5)")
     parser.add_argument(
+        "--engine-runs", type=int, default=3, help="runs of Nudge's in-memory loop; its figure is their median (3)"
+    )
+    parser.add_argument(
         "--throughput", type=float, default=None, help="events/s the stream-hour charge is spread over (1000)"
     )
     parser.add_argument("--scaling", action="store_true", help="also 10k/100k/1M events and 10/50/200 rules")
@@ -116,6 +119,7 @@ def _options(args: argparse.Namespace) -> Any:
         cold_start_runs=args.cold_start_runs,
         stream_events_per_s=args.throughput,
         guardrails=not args.without_guardrails,
+        engine_runs=max(1, args.engine_runs),
     )
 
 
