@@ -23,6 +23,7 @@ from ..engine import (
     load_plan,
 )
 from ..engine.explain import explain_customer
+from ..evaluator.collector import tuned_collector
 from ..timefmt import iso, parse_iso
 from .progress import Progress
 
@@ -182,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(total, sys.stderr, show)
     count = 0
     after_until = 0
-    with stream:
+    # The evaluator's collector settings: a replay keeps every customer's state in memory, and the
+    # collector's older passes would walk all of it every few thousand events.
+    with stream, tuned_collector():
         for _, event in read_events(stream, label, sys.stderr, bad, future_check(plan.max_future_skew, now)):
             if until is not None and event.ts > until:
                 # The replay ends at --until: a later event would move the clock past it and let
