@@ -71,3 +71,17 @@ def test_a_rule_the_peers_decide_differently_is_caught(
     assert set(peers.hand_written(path)) != _reference(events)
     document = peers.compare(path, events, runs=1)
     assert not document["all_agree"]
+
+
+def test_history_cost_files_every_event_the_rules_read_under_its_customer_s_stored_events() -> None:
+    from nudge.bench.history import history_cost
+    from nudge.bench.workload import generate
+    from nudge.engine import Engine
+
+    workload = generate(WorkloadSpec(events=3_000, customers=100, seed=9)).events
+    plan = load_plan("rules")
+    rows = history_cost(plan, workload, repeat=1)
+    engine = Engine(plan)
+    assert sum(row["events"] for row in rows) == sum(1 for e in workload if engine.read(e) is not None)
+    assert rows[0]["events"] > 0 and rows[0]["us_per_event"] > 0
+    assert sum(row["events"] for row in rows[2:]) > 0  # a hundred customers: some hold 30 events or more

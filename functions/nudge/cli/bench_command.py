@@ -71,9 +71,37 @@ def register(commands: Any) -> None:
         ),
     )
     parser.add_argument("--runs", type=int, default=3, help="--peers: runs of each system (default: 3)")
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="instead: the engine's time for one event against how many events its customer has stored",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.set_defaults(run=run)
+
+
+def run_history(args: argparse.Namespace, progress: Any) -> int:
+    """``--history``: per-event engine time by the customer's stored events, over the workload."""
+    from ..bench.history import history_cost, print_history  # noqa: PLC0415
+    from ..bench.workload import generate  # noqa: PLC0415
+    from ..engine import load_plan  # noqa: PLC0415
+
+    spec = _options(args).workload
+    progress(f"generating {spec.events:,} events over {spec.customers:,} customers")
+    events = generate(spec).events
+    progress("timing each event the rules read, three times, against its customer's history")
+    try:
+        rows = history_cost(load_plan(args.rules), events)
+    except RuleLoadError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump({"events": len(events), "buckets": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_history(rows, sys.stdout)
+    return 0
 
 
 def run_peers(args: argparse.Namespace, progress: Any) -> int:
@@ -137,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.peers:
         return run_peers(args, progress)
+    if args.history:
+        return run_history(args, progress)
     options = _options(args)
     try:
         document = run_bench(options, progress)

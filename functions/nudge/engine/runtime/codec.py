@@ -77,7 +77,10 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
         data["o"] = state.sent
     if state.engagement:
         data["g"] = state.engagement
-    if state.log:
+    packed = state.packed_log()
+    if packed:
+        data["l"] = packed  # never unpacked: written back as it was read
+    elif packed is None and state.log:
         data["l"] = _encode_log(state.log)
     if state.erased_at is not None:
         data["z"] = state.erased_at
@@ -130,7 +133,7 @@ def _encode_log(log: list[list[Any]]) -> list[Any]:
     return [list(strings), entries]
 
 
-def _decode_log(packed: list[Any]) -> list[list[Any]]:
+def decode_log(packed: list[Any]) -> list[list[Any]]:
     strings, entries = packed
     log: list[list[Any]] = []
     at = 0
@@ -206,7 +209,8 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     state.held = [_decode_held(entry) for entry in data.get("h") or ()]
     state.sent = data.get("o") or []
     state.engagement = data.get("g") or {}
-    state.log = _decode_log(data["l"]) if data.get("l") else []
+    if data.get("l"):
+        state._log, state._log_packed = None, data["l"]  # unpacked when read (``CustomerState.log``)
     state.erased_at = data.get("z")
     for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)

@@ -145,13 +145,14 @@ class CustomerState:
     """
 
     __slots__ = (
+        "_log",
+        "_log_packed",
         "consent",
         "customer_id",
         "engagement",
         "erased_at",
         "events",
         "held",
-        "log",
         "now",
         "profile",
         "prune_due",
@@ -178,9 +179,10 @@ class CustomerState:
         self.engagement: dict[str, list[Any]] = {}
         """Per channel the policy rests when unanswered: ``[last open or click, [marketing sends since,
         newest last, at most the policy's count]]`` (``Guardrails.disengaged``)."""
-        self.log: list[list[Any]] = []
-        """The latest decisions, ``[at, rule, kind(, key(, reason))]``, oldest first, at most the policy's
-        ``decision_log``: what ``nudge explain`` answers "why" from after the fact."""
+        self._log: list[list[Any]] | None = []
+        self._log_packed: list[Any] | None = None
+        """The decision log as the codec read it, until something reads ``log``: most states are
+        decoded and written again without a decision, and need not unpack it (``codec.decode_log``)."""
         self.erased_at: int | None = None
         """The event time of the customer's erasure, if one came: nothing stamped at or before it is
         taken again (``Engine.erase``). The state of an erased customer who sent nothing newer is only
@@ -188,6 +190,23 @@ class CustomerState:
         self.prune_due: tuple[Plan, int] | None = None
         """The engine's prune memo, in memory only: under that plan, nothing is due to be forgotten
         before ``now`` reaches the time (``None``: unknown, look). A change of a rule's state resets it."""
+
+    @property
+    def log(self) -> list[list[Any]]:
+        """The latest decisions, ``[at, rule, kind(, key(, reason))]``, oldest first, at most the policy's
+        ``decision_log``: what ``nudge explain`` answers "why" from after the fact."""
+        if self._log is None:
+            self._log = _codec.decode_log(self._log_packed) if self._log_packed else []
+            self._log_packed = None
+        return self._log
+
+    @log.setter
+    def log(self, entries: list[list[Any]]) -> None:
+        self._log, self._log_packed = entries, None
+
+    def packed_log(self) -> list[Any] | None:
+        """The log in the codec's form when it was never unpacked (``None``: it was, or there is none)."""
+        return self._log_packed if self._log is None else None
 
     def events_of(self, name: str) -> list[StoredEvent] | None:
         """The stored events named ``name``, oldest first, or ``None``."""
@@ -210,7 +229,8 @@ class CustomerState:
             and not self.held
             and not self.sent
             and not self.engagement
-            and not self.log
+            and not self._log
+            and not self._log_packed
         )
 
     def encode(self) -> bytes:
