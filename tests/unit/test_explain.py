@@ -122,6 +122,10 @@ def test_an_address_trait_is_never_shown_in_an_explanation():
     lines = "\n".join(explain_customer(engine, state).lines())
     assert "ana@example.com" not in lines
     assert "set (an address: not shown)" in lines
+    tokens = "id: app\nwhen: {all: [{event: a}, {attribute: push_tokens, exists: true}]}\naction: {channel: event}\n"
+    engine = _engine(tokens)
+    state = _feed(engine, [ev("identify", "09:00", traits={"push_tokens": [{"token": "tok-1"}]}), ev("a", "10:00")])
+    assert "tok-1" not in "\n".join(explain_customer(engine, state).lines())
 
 
 # -- the property: the explanation's verdict is the engine's ------------------------------------

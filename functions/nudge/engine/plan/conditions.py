@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
-from ...contracts import ADDRESS_TRAITS, KEY_MARK, key_text
+from ...contracts import CHANNEL_ADDRESSES, KEY_MARK, key_text
 from ...timefmt import iso
 from ..language.durations import format_duration
 from .operators import MISSING, Predicate, resolve
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from ..runtime.eventlog import StoredEvent
 
 Evidence = list["StoredEvent"]
+
+_ADDRESSES = frozenset(CHANNEL_ADDRESSES.values())
+"""The traits an explanation never prints the value of: email, phone, push tokens."""
 
 
 @dataclass(frozen=True)
@@ -396,7 +399,7 @@ class AttributeNode(Node):
         value = resolve(ctx.profile, self.path)
         if value is MISSING:
             shown = "not set"
-        elif self.path.split(".")[0] in ADDRESS_TRAITS:
+        elif self.path.split(".")[0] in _ADDRESSES:
             shown = "set (an address: not shown)"
         else:
             shown = repr(value)
