@@ -49,11 +49,14 @@ def test_bytewax_fires_the_same(events: list, path: Path) -> None:  # type: igno
 
 
 def test_the_comparison_reports_medians_and_checks_agreement(events: list, path: Path) -> None:  # type: ignore[type-arg]
-    document = peers.compare(path, events, runs=1)
+    document = peers.compare(path, events, runs=1, rules=Path("rules"))
     assert document["all_agree"] and document["systems"][0]["vs_nudge"] == 1.0
+    shipped = document["replay_vs_engine"]
+    assert shipped["same_firings"] and shipped["firings"] > 0  # replay and the bench loop agree on the shipped rules
     out = io.StringIO()
     peers.print_table(document, out)
     assert "a hand-written Python loop for the two rules" in out.getvalue()
+    assert "nudge replay from the file" in out.getvalue()
 
 
 def test_a_rule_the_peers_decide_differently_is_caught(

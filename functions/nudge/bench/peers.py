@@ -161,12 +161,12 @@ def bytewax_flow(path: Path) -> list[Fired]:
     return [item for _, item in fired]
 
 
-def nudge_end_to_end(path: Path) -> list[Fired]:
+def nudge_end_to_end(path: Path, rules: Path = PEER_RULES) -> list[Fired]:
     """``nudge replay``'s path: each line parsed into an envelope, the Replayer over them."""
     from ..cli.replay_command import read_events  # noqa: PLC0415
     from ..contracts import Firing  # noqa: PLC0415
 
-    replayer = Replayer(load_plan(PEER_RULES))
+    replayer = Replayer(load_plan(rules))
     firings: list[Firing] = []
     bad = [0]
     with path.open("rb") as lines:
@@ -220,9 +220,9 @@ def write_file(events: Iterable[Any], path: Path) -> int:
     return count
 
 
-def engine_alone(events: list[Any]) -> Callable[[], list[Fired]]:
+def engine_alone(events: list[Any], rules: Path = PEER_RULES) -> Callable[[], list[Fired]]:
     def run() -> list[Fired]:
-        engine = Engine(load_plan(PEER_RULES))
+        engine = Engine(load_plan(rules))
         batcher: Batcher[Any] = Batcher(TimerQueue(), 500)
         done = drain(run_batched, engine, batcher, run_batched(engine, batcher, events, EngineRun()))
         return [(f.rule, f.customer_id, f.armed_at, f.fired_at) for f in done.sent]
@@ -230,10 +230,46 @@ def engine_alone(events: list[Any]) -> Callable[[], list[Fired]]:
     return run
 
 
-def compare(
-    path: Path, events: list[Any], runs: int = 3, progress: Callable[[str], None] | None = None
+def _replay_against_engine(
+    path: Path, events: list[Any], rules: Path, runs: int, progress: Callable[[str], None] | None
 ) -> dict[str, Any]:
-    """Every system ``runs`` times over the file; the firings of each checked against Nudge's."""
+    """``nudge replay`` over the file against the engine alone, with ``rules`` (the shipped ones): #17's
+    "replay at 70 % of the engine" on the same file, their firings checked equal."""
+    rates: dict[str, list[float]] = {"replay": [], "engine": []}
+    found: dict[str, set[Fired]] = {}
+    systems: list[tuple[str, Callable[[], list[Fired]]]] = [
+        ("replay", lambda: nudge_end_to_end(path, rules)),
+        ("engine", engine_alone(events, rules)),
+    ]
+    for name, run in systems:
+        for attempt in range(runs):
+            if progress is not None:
+                progress(f"{name} with {rules}: run {attempt + 1} of {runs}")
+            seconds, fired = _timed(run)
+            rates[name].append(len(events) / seconds)
+            found[name] = set(fired)
+    replay, engine = statistics.median(rates["replay"]), statistics.median(rates["engine"])
+    return {
+        "rules": str(rules),
+        "replay_events_per_s": round(replay),
+        "engine_events_per_s": round(engine),
+        "ratio": round(replay / engine, 2),
+        "firings": len(found["replay"]),
+        "same_firings": found["replay"] == found["engine"],
+    }
+
+
+def compare(
+    path: Path,
+    events: list[Any],
+    runs: int = 3,
+    progress: Callable[[str], None] | None = None,
+    rules: Path | None = None,
+) -> dict[str, Any]:
+    """Every system ``runs`` times over the file; the firings of each checked against Nudge's.
+
+    With ``rules``, also ``nudge replay`` against the engine alone under those rules (the shipped ones).
+    """
     systems: list[tuple[str, Callable[[], list[Fired]]]] = [
         ("Nudge, end to end (parse + engine, replay's path)", lambda: nudge_end_to_end(path)),
         ("Nudge's engine alone, events decoded before (the bench loop)", engine_alone(events)),
@@ -263,11 +299,13 @@ def compare(
         results.append(result)
     count = len(events)
     nudge = results[0].median_rate(count)
+    shipped = _replay_against_engine(path, events, rules, runs, progress) if rules is not None else None
     return {
+        "replay_vs_engine": shipped,
         "events": count,
         "runs": runs,
         "firings": len(reference or ()),
-        "all_agree": all(r.agrees for r in results),
+        "all_agree": all(r.agrees for r in results) and (shipped is None or shipped["same_firings"]),
         "bytewax": missing or "included",
         "systems": [
             {
@@ -296,3 +334,11 @@ def print_table(document: dict[str, Any], out: Any) -> None:
         out.write(f"{row['system']:<64} {row['events_per_s']:>10,} {spread:>17} {row['vs_nudge']:>9.2f}  {same}\n")
     if document["bytewax"] != "included":
         out.write(f"\n{document['bytewax']}\n")
+    shipped = document.get("replay_vs_engine")
+    if shipped:
+        same = "same firings" if shipped["same_firings"] else "DIFFERENT firings"
+        out.write(
+            f"\nwith {shipped['rules']}: nudge replay from the file {shipped['replay_events_per_s']:,} events/s, "
+            f"the engine alone {shipped['engine_events_per_s']:,}: {shipped['ratio']:.0%} "
+            f"({shipped['firings']:,} firings, {same})\n"
+        )

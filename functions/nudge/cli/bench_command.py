@@ -116,7 +116,7 @@ def run_peers(args: argparse.Namespace, progress: Any) -> int:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.jsonl"
         peers.write_file(events, path)
-        document = peers.compare(path, events, max(1, args.runs), progress)
+        document = peers.compare(path, events, max(1, args.runs), progress, rules=args.rules)
     if args.json:
         json.dump(document, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
