@@ -26,6 +26,40 @@ ADVANCING = {f":a{index}": status for index, status in enumerate([SENT_STATUS, *
 """The condition's placeholders for the statuses a message event may move a firing's head on from."""
 
 
+def customer_firings(
+    client: Any, table_name: str, customer_id: str, projection: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Every item of every firing of ``customer_id``, by firing id: what erasure deletes and export shows.
+
+    ``by_customer`` holds each firing's head and its attempts (they carry ``customer_id`` and
+    ``fired_at``), not its message events, so each firing found there is then queried whole by its ``pk``.
+    """
+    paginator = client.get_paginator("query")
+    firing_ids = dict.fromkeys(
+        item["pk"]["S"]
+        for page in paginator.paginate(
+            TableName=table_name,
+            IndexName=BY_CUSTOMER_INDEX,
+            KeyConditionExpression="customer_id = :c",
+            ExpressionAttributeValues={":c": {"S": customer_id}},
+            ProjectionExpression="pk",
+        )
+        for item in page.get("Items", [])
+    )
+    by_firing: dict[str, list[dict[str, Any]]] = {}
+    for firing_id in firing_ids:
+        query: dict[str, Any] = {
+            "TableName": table_name,
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": firing_id}},
+            "ConsistentRead": True,
+        }
+        if projection:
+            query["ProjectionExpression"] = projection
+        by_firing[firing_id] = [item for page in paginator.paginate(**query) for item in page.get("Items", [])]
+    return by_firing
+
+
 class DynamoDBMessageLog:
     def __init__(self, client: Any, table_name: str, ttl_days: int = 400) -> None:
         self.client = client
@@ -86,29 +120,12 @@ class DynamoDBMessageLog:
         self.client.put_item(TableName=self.table_name, Item=item)
 
     def erase_customer(self, customer_id: str) -> int:
-        """Every item of every firing of ``customer_id``: found by ``by_customer``, deleted by firing.
-
-        The index holds each firing's head (it alone has ``fired_at``); the attempts and message
-        events live under the head's ``pk``, so each firing is queried whole and deleted in batches.
-        """
-        firing_ids: list[str] = []
-        for page in self.client.get_paginator("query").paginate(
-            TableName=self.table_name,
-            IndexName=BY_CUSTOMER_INDEX,
-            KeyConditionExpression="customer_id = :c",
-            ExpressionAttributeValues={":c": {"S": customer_id}},
-            ProjectionExpression="pk",
-        ):
-            firing_ids += [item["pk"]["S"] for item in page.get("Items", [])]
-        keys: list[dict[str, Any]] = []
-        for firing_id in dict.fromkeys(firing_ids):
-            for page in self.client.get_paginator("query").paginate(
-                TableName=self.table_name,
-                KeyConditionExpression="pk = :p",
-                ExpressionAttributeValues={":p": {"S": firing_id}},
-                ProjectionExpression="pk, sk",
-            ):
-                keys += [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
+        """Every item of every firing of ``customer_id`` (``customer_firings``), deleted in batches."""
+        keys = [
+            {"pk": item["pk"], "sk": item["sk"]}
+            for items in customer_firings(self.client, self.table_name, customer_id, "pk, sk").values()
+            for item in items
+        ]
         for start in range(0, len(keys), 25):
             requests = {self.table_name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]}
             for attempt in range(8):

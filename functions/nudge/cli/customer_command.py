@@ -208,9 +208,10 @@ def _since(text: str) -> int:
     from ..clock import WALL_CLOCK  # noqa: PLC0415
     from ..engine import parse_duration  # noqa: PLC0415
 
-    if text[:1].isdigit() and text[-1:].isalpha() and "T" not in text and "-" not in text:
-        return WALL_CLOCK.now_ms() - parse_duration(text)
-    return parse_iso(text if "T" in text else f"{text}T00:00:00Z")
+    try:
+        return WALL_CLOCK.now_ms() - parse_duration(text)  # 30d: that long back from now
+    except ValueError:
+        return parse_iso(text if "T" in text else f"{text}T00:00:00Z")  # a day, or an instant
 
 
 def run_audit(args: argparse.Namespace) -> int:

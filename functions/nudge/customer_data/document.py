@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..engine.explain import logged_decisions
 from ..engine.runtime.eventlog import unflatten
 from ..timefmt import iso
 from .holdings import Holdings
@@ -44,7 +45,7 @@ def export_document(held: Holdings, exported_at: int) -> dict[str, Any]:
     if state is not None and (state.profile or state.consent):
         traits, consent = state.profile, state.consent
     elif held.profile is not None:
-        traits, consent = held.profile.get("p") or {}, held.profile.get("k") or {}
+        traits, consent = held.profile.profile, held.profile.consent
     else:
         traits, consent = {}, {}
     document: dict[str, Any] = {
@@ -96,15 +97,6 @@ def export_document(held: Holdings, exported_at: int) -> dict[str, Any]:
             {"rule": h.rule, "key": h.key, "step": h.step, "fired_at": iso(h.fired_at), "send_at": iso(h.send_at)}
             for h in state.held
         ]
-        document["decisions"] = [
-            {
-                "at": iso(entry[0]),
-                "rule": entry[1],
-                "kind": entry[2],
-                "key": entry[3] if len(entry) > 3 else None,
-                "reason": entry[4] if len(entry) > 4 else "",
-            }
-            for entry in state.log
-        ]
+        document["decisions"] = logged_decisions(state)
         document["sends_counted_by_caps"] = [{"send_at": iso(entry[0]), "channel": entry[1]} for entry in state.sent]
     return document

@@ -9,22 +9,24 @@ consistent where DynamoDB allows (not on an index), so a tool sees what the eval
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from ..adapters.dynamodb_state import decode_state, tombstone_key, unpack
+from ..adapters.message_log import customer_firings
 from ..engine import CustomerState
-from ..settings import BY_CUSTOMER_INDEX, ResourceNames
+from ..engine.runtime.codec import apply_profile
+from ..settings import ResourceNames
 
 
 @dataclass
 class Holdings:
     customer_id: str
     state: CustomerState | None = None
-    profile: dict[str, Any] | None = None
-    """The profile item (``{"p": traits, "k": consent}``), when there is one."""
+    profile: CustomerState | None = None
+    """The profile item, when there is one, read as the evaluator reads it (``codec.apply_profile``):
+    a state with only traits and consent."""
     profile_expires_at: int | None = None
     erased_at: int | None = None
     """The erasure time the tombstone holds (ms), when the customer was erased."""
@@ -71,7 +73,8 @@ def read_holdings(dynamodb: Any, names: ResourceNames, customer_id: str) -> Hold
         "Item"
     )
     if item is not None:
-        held.profile = json.loads(unpack(item["profile"]["B"]))
+        held.profile = CustomerState(customer_id)
+        apply_profile(held.profile, unpack(item["profile"]["B"]))
         held.profile_expires_at = int(item["expires_at"]["N"])
     item = dynamodb.get_item(
         TableName=names.profile_table, Key={"pk": {"S": tombstone_key(customer_id)}}, ConsistentRead=True
@@ -79,30 +82,8 @@ def read_holdings(dynamodb: Any, names: ResourceNames, customer_id: str) -> Hold
     if item is not None:
         held.erased_at = int(item["erased_at"]["N"])
         held.tombstone_expires_at = int(item["expires_at"]["N"])
-    paginator = dynamodb.get_paginator("query")
-    # The index holds each firing's head and its attempts (both carry customer_id and fired_at).
-    firing_ids = dict.fromkeys(
-        item["pk"]["S"]
-        for page in paginator.paginate(
-            TableName=names.activations_table,
-            IndexName=BY_CUSTOMER_INDEX,
-            KeyConditionExpression="customer_id = :c",
-            ExpressionAttributeValues={":c": {"S": customer_id}},
-            ProjectionExpression="pk",
-        )
-        for item in page.get("Items", [])
-    )
-    for firing_id in firing_ids:
-        items = [
-            {key: _plain(deserialize(value)) for key, value in entry.items()}
-            for page in paginator.paginate(
-                TableName=names.activations_table,
-                KeyConditionExpression="pk = :p",
-                ExpressionAttributeValues={":p": {"S": firing_id}},
-                ConsistentRead=True,
-            )
-            for entry in page.get("Items", [])
-        ]
+    for firing_id, raw in customer_firings(dynamodb, names.activations_table, customer_id).items():
+        items = [{key: _plain(deserialize(value)) for key, value in entry.items()} for entry in raw]
         head = next((entry for entry in items if entry.get("sk") == "firing"), {"pk": firing_id})
         held.activations.append({**head, "history": [entry for entry in items if entry.get("sk") != "firing"]})
     held.activations.sort(key=lambda head: str(head.get("fired_at", "")))

@@ -150,9 +150,7 @@ class CustomerDataTools:
         """The state to explain: the stored one, or, for a customer with only a profile, the profile."""
         if held.state is not None:
             return held.state
-        state = CustomerState(held.customer_id)
-        if held.profile is not None:
-            state.profile, state.consent = held.profile.get("p") or {}, held.profile.get("k") or {}
+        state = held.profile if held.profile is not None else CustomerState(held.customer_id)
         state.erased_at = held.erased_at
         return state
 

@@ -212,6 +212,21 @@ def _keyed(key: str | None) -> str:
     return "" if key is None else f" [key {key}]"
 
 
+def logged_decisions(state: CustomerState, rule_id: str | None = None) -> list[dict[str, Any]]:
+    """The state's decision log as data (``at`` in ISO 8601), oldest first; only ``rule_id``'s if given."""
+    return [
+        {
+            "at": iso(entry[0]),
+            "rule": entry[1],
+            "kind": entry[2],
+            "key": entry[3] if len(entry) > 3 else None,
+            "reason": entry[4] if len(entry) > 4 else "",
+        }
+        for entry in state.log
+        if rule_id is None or entry[1] == rule_id
+    ]
+
+
 def judge_when(
     engine: Engine, state: CustomerState, rule: CompiledRule, arriving: StoredEvent | None, key: str | None, at: int
 ) -> WhenVerdict:
@@ -220,10 +235,10 @@ def judge_when(
     The same context the engine builds (``Engine._evaluate``), the same nodes: ``arms`` is the
     engine's own test, that the ``when`` holds and ``arriving`` is part of its evidence.
     """
-    ctx = Context(state.events_of, at, state.traits, arriving, rule.key_path, key)
+    ctx = Context(state.events_of, at, state.traits, arriving, rule.key_path, key)  # one context: its hits are shared
     evidence = rule.when.evaluate(ctx)
     arms = evidence is not None and arriving is not None and any(e is arriving for e in evidence)
-    tree = rule.when.explain(Context(state.events_of, at, state.traits, arriving, rule.key_path, key))
+    tree = rule.when.explain(ctx)
     shown = f"{arriving.name} at {iso(arriving.ts)}" if arriving is not None else None
     return WhenVerdict(key, at, shown, arriving.ts if arriving is not None else None, tree, arms)
 
@@ -257,16 +272,7 @@ def explain_customer(
             for h in state.held
             if h.rule == rule.id
         ]
-        decisions = [
-            {
-                "at": iso(entry[0]),
-                "kind": entry[2],
-                "key": entry[3] if len(entry) > 3 else None,
-                "reason": entry[4] if len(entry) > 4 else "",
-            }
-            for entry in state.log
-            if entry[1] == rule.id
-        ]
+        decisions = [{k: v for k, v in logged.items() if k != "rule"} for logged in logged_decisions(state, rule.id)]
         when = [] if pending or held or at is None else _whens(engine, state, rule, at, instant)
         explained.append(RuleExplanation(rule.id, pending, held, decisions, when))
     consent = {}
