@@ -258,3 +258,34 @@ def test_explain_at_another_instant_judges_the_windows_there_as_a_what_if():
     assert later.summary() == (
         "not met as of 2026-11-25T11:30:00Z (the newest event: page_viewed at 2026-11-22T12:00:00Z)"
     )
+
+
+_ENTRIES = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=10**12),
+        st.sampled_from(["cart", "views", "trial"]),
+        st.sampled_from(["armed", "fired", "cancelled", "suppressed_cap", "a_kind_of_later_releases"]),
+        st.one_of(st.none(), st.sampled_from(["SKU-1", "SKU-2"])),
+        st.one_of(st.none(), st.sampled_from(["cap any 3/7d", "by purchase at 10:00"])),
+    ).map(lambda t: [t[0], t[1], t[2], *([t[3], t[4]] if t[4] else [t[3]] if t[3] else [])]),
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=_ENTRIES, batches=st.lists(_ENTRIES, max_size=5), size=st.integers(min_value=1, max_value=12))
+def test_a_log_appended_to_while_packed_encodes_as_the_log_kept_unpacked(
+    first: list[list[Any]], batches: list[list[list[Any]]], size: int
+):
+    """``extend_log`` leaves a decoded log packed while it has room: its bytes must not show it."""
+    kept = CustomerState("c-1")
+    kept.extend_log(first, size) if first else None
+    raw = kept.encode()
+    for entries in batches:
+        decoded = CustomerState.decode(raw)
+        if entries:
+            decoded.extend_log([list(e) for e in entries], size)
+            kept.extend_log([list(e) for e in entries], size)
+        raw = decoded.encode()
+        assert raw == kept.encode()
+        assert CustomerState.decode(raw).log == kept.log

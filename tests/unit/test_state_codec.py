@@ -9,6 +9,7 @@ import pytest
 
 from nudge.contracts import Event
 from nudge.engine import CustomerState, Engine, compile_rules, load_rules_or_raise
+from nudge.engine.runtime.state import RuleState
 
 GOLDEN = Path(__file__).parent / "golden"
 T0 = 1_795_000_000_000
@@ -59,6 +60,10 @@ def test_the_state_differs_from_the_previous_release_only_by_the_ids_seen_and_th
     assert len(now.pop("d")[2]) == len(STEPS) - sum(len(items) for items in now["e"].values())
     # The decision log came later still ("l"), and only adds: older readers ignore it.
     assert [entry[2] for entry in now.pop("l")[1]] == ["a", "a", "a", "a", "f"]  # armed x4, fired
+    # So did the prune memo bound to its plan ("m"): older readers ignore it too.
+    fingerprint, due = now.pop("m")
+    assert fingerprint == compile_rules(load_rules_or_raise("rules")).fingerprint
+    assert due > now["n"]
     assert now == before
 
 
@@ -83,3 +88,33 @@ def test_a_decoded_state_decides_as_the_state_kept_in_memory():
     first, second = engine.process(kept, later, later.ts), engine.process(decoded, later, later.ts)
     assert first.decisions == second.decisions
     assert kept.encode() == decoded.encode()
+
+
+def test_the_prune_memo_is_trusted_under_the_same_rules_and_not_under_others():
+    """The memo says nothing is due before its time, under one plan: another plan prunes in full."""
+    rules = load_rules_or_raise("rules")
+    raw = shipped_rules_state().encode()
+    same = CustomerState.decode(raw)
+    assert same.prune_due == tuple(orjson.loads(raw)["m"])
+    # A full look forgets the state of a rule the plan does not have; a trusted memo does not look.
+    same.rules[("not_a_rule", None)] = RuleState(last_arm=T0)
+    Engine(compile_rules(rules)).prune(same)
+    assert ("not_a_rule", None) in same.rules
+    fewer = [rule for rule in rules if rule.id != "repeated_product_views"]
+    other = Engine(compile_rules(fewer))
+    assert other.plan.fingerprint != compile_rules(rules).fingerprint
+    decoded = CustomerState.decode(raw)
+    decoded.rules[("not_a_rule", None)] = RuleState(last_arm=T0)
+    other.prune(decoded)
+    assert ("not_a_rule", None) not in decoded.rules
+    # and the keyed rule's state is gone, as a state without a memo would lose it
+    assert not any(rule_id == "repeated_product_views" for rule_id, _ in decoded.rules)
+    assert decoded.prune_due is not None and decoded.prune_due[0] == other.plan.fingerprint
+
+
+def test_the_plan_fingerprint_follows_the_rules_and_the_policy_not_the_process():
+    rules = load_rules_or_raise("rules")
+    first, second = compile_rules(rules), compile_rules(load_rules_or_raise("rules"))
+    assert first.fingerprint == second.fingerprint
+    changed = [rule.model_copy(update={"cooldown": 1}) if rule.id == "cart_abandonment" else rule for rule in rules]
+    assert compile_rules(changed).fingerprint != first.fingerprint

@@ -3,8 +3,8 @@
 The issue this answers: a customer who has sent ten times the events must not cost ten times as
 much per event. Each referenced event of the workload is processed by the engine (states kept in
 memory, as replay keeps them) and timed on its own, and filed under how many events its customer
-had stored when it came. The workload can lean on a few customers (``heavy``: the first customers
-of the Zipf ranking get that many times their sessions), so the upper buckets are well filled.
+had stored when it came. The workload can lean on a few customers (``--heavy N``: the first N
+customers of the Zipf ranking send ten times their sessions), so the upper buckets are well filled.
 """
 
 from __future__ import annotations

@@ -73,6 +73,10 @@ class WorkloadSpec:
     zipf_s: float = 0.8
     """Zipf exponent of sessions per customer. 1.0 over 100k customers gives one customer 8 % of
     all traffic (a bot, not a shopper); 0.8 gives the top 1 % of customers a third of it."""
+    heavy_customers: int = 0
+    """How many customers (the first of the Zipf ranking) send ``heavy_factor`` times their share:
+    the "a few customers hold ten times the events" scenario of ``nudge bench --history --heavy``."""
+    heavy_factor: float = 10.0
     days: float = 7.0
     start: str = "2026-11-02T00:00:00Z"
     products: int = 2000
@@ -164,7 +168,12 @@ class _Generator:
         self.spec = spec
         self.rng = random.Random(spec.seed)
         self.catalog = _Catalog(random.Random(spec.seed + 1), spec.products)
-        self.customer_cum = list(itertools.accumulate(rank**-spec.zipf_s for rank in range(1, spec.customers + 1)))
+        self.customer_cum = list(
+            itertools.accumulate(
+                rank**-spec.zipf_s * (spec.heavy_factor if rank <= spec.heavy_customers else 1.0)
+                for rank in range(1, spec.customers + 1)
+            )
+        )
         self.start_ms = parse_iso(spec.start)
         self.span_ms = int(spec.days * 86_400_000)
         self.step_names = [name for name, _ in _STEPS]

@@ -37,6 +37,13 @@ def register(commands: Any) -> None:
     parser.add_argument("--zipf", type=float, default=None, help="Zipf exponent of sessions per customer (0.8)")
     parser.add_argument("--days", type=float, default=None, help="time span of the workload in days (7)")
     parser.add_argument(
+        "--heavy",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the N busiest customers send ten times their share of the sessions (for --history)",
+    )
+    parser.add_argument(
         "--evaluator-events",
         type=int,
         default=20_000,
@@ -138,6 +145,8 @@ def _options(args: argparse.Namespace) -> Any:
         spec = replace(spec, zipf_s=args.zipf)
     if args.days is not None:
         spec = replace(spec, days=args.days)
+    if args.heavy:
+        spec = replace(spec, heavy_customers=args.heavy)
     return BenchOptions(
         workload=spec,
         rules_dir=str(args.rules),

@@ -14,6 +14,7 @@ made once, at the end, when every use of every filter is known.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,10 @@ MESSAGE_REFERENCES = ("firing_id", "rule", "channel", "step")
 
 _ENGAGED = [EventFilter(event=MESSAGE_OPENED), EventFilter(event=MESSAGE_CLICKED)]
 """A step's default ``unless``: the customer opened or clicked the previous step."""
+
+RETENTION_VERSION = 1
+"""Raised whenever what the runtime forgets, or when, changes for the same rules: part of every
+plan's ``fingerprint``, so no state keeps a prune memo reckoned by older code."""
 
 DEFAULT_HISTORY = 50
 """How many of the newest events one filter keeps, and one condition sees (raised by larger counts).
@@ -190,9 +195,12 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
     allowed_lateness = policy.allowed_lateness
     uses = _Uses()
     compiled: list[CompiledRule] = []
+    source = hashlib.blake2b(policy.model_dump_json(warnings=False).encode(), digest_size=4)
+    source.update(str(RETENTION_VERSION).encode())
     for rule in rules:
         if not rule.enabled:
             continue
+        source.update(rule.model_dump_json(warnings=False).encode())  # every field, as the files say it
         index = len(compiled)
         compiler = _RuleCompiler(rule, index, uses)
         when = compiler.node(rule.when)
@@ -256,6 +264,7 @@ def compile_rules(rules: Iterable[Rule], policy: Policy = DEFAULT_POLICY) -> Pla
         quiet_plan,
         {item.channel: (item.after_unengaged, item.rest) for item in policy.disengaged},
         policy.decision_log,
+        int.from_bytes(source.digest(), "big"),
     )
 
 

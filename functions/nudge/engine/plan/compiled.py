@@ -279,6 +279,7 @@ class Plan:
         "decision_log",
         "dedupe_window",
         "disengaged",
+        "fingerprint",
         "longest_cap",
         "max_future_skew",
         "quiet",
@@ -297,7 +298,11 @@ class Plan:
         quiet: QuietPlan | None = None,
         disengaged: Mapping[str, tuple[int, int]] | None = None,
         decision_log: int = 0,
+        fingerprint: int = 0,
     ) -> None:
+        self.fingerprint = fingerprint
+        """32 bits of a digest of the enabled rules and the policy (``compile_rules``): what a state's
+        persisted prune memo was reckoned under, so a deploy with other rules never trusts it."""
         self.allowed_lateness = allowed_lateness
         """How late (ms) an event may arrive and still be judged as if it had come in order (the policy's)."""
         self.dedupe_window = dedupe_window

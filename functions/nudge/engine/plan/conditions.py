@@ -8,6 +8,7 @@ what makes a pattern arm exactly once, with the same arm time, whatever order it
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
     from ..runtime.eventlog import StoredEvent
 
 Evidence = list["StoredEvent"]
+
+
+def _ts(event: StoredEvent) -> int:
+    return event.ts
+
 
 _ADDRESSES = frozenset(CHANNEL_ADDRESSES.values())
 """The traits an explanation never prints the value of: email, phone, push tokens."""
@@ -140,8 +146,12 @@ class Context:
         """What a condition sees of ``matcher`` in ``[low, now]``, oldest first (see ``floor``)."""
         found = self._hits.get((matcher, low, cap))
         if found is None:
-            now, matches = self.now, matcher.matches
-            found = [e for e in self.events(matcher.name) if low <= e.ts <= now and matches(e.props)]
+            items = self.events(matcher.name)
+            # Stored events are in (ts, id) order: only the window's slice is looked at.
+            start = bisect_left(items, low, key=_ts)
+            end = bisect_right(items, self.now, key=_ts, lo=start)
+            matches = matcher.matches
+            found = [e for e in items[start:end] if matches(e.props)] if matcher.tests else items[start:end]
             floor = self.floor(matcher, cap) if len(found) > 0 else None
             if floor is not None and floor[0] >= low:  # else every hit in the window is newer than it
                 found = [e for e in found if e.ts > floor[0] or (e.ts == floor[0] and e.id >= floor[1])]

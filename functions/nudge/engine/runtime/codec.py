@@ -14,7 +14,8 @@ The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
      "g": {channel: [engaged, [send, ...]]},              # disengagement: last open/click, sends since; if any
      "l": [[string, ...], [[at - previous at, rule, kind code(, key(, reason))], ...]],
                                                           # the latest decisions, oldest first; if any
-     "z": erased at}                                      # the customer's erasure (event time); if any
+     "z": erased at,                                      # the customer's erasure (event time); if any
+     "m": [plan fingerprint, time]}                       # the prune memo (Engine.prune); if known
     a held escalation step appends [step, since, prev, undecided] to its "h" entry
     pending = [arm, due, [[name, id, ts, props], ...]]
 
@@ -23,8 +24,10 @@ the allowed lateness has passed); the later ones are a fourth element, written o
 are any, so every other state keeps its bytes. So are a wait rule's earlier arm times within the
 allowed lateness (``RuleState.recent``), the fifth element, when two armings came that close.
 
-Earlier writers also stored the engine's prune memo as ``"x"``; it is read and ignored, since a
-memo is the engine's business and not the customer's data. They did not write ``"d"`` (the ids
+The prune memo ``"m"`` says that, under the plan of that fingerprint, nothing stored is due to be
+forgotten before the customer's ``now`` reaches the time: a decoded state trusts it under the same
+rules and policy, and otherwise prunes in full, as a state without one does. Earlier writers stored
+another memo as ``"x"``, bound to no plan; it is read and ignored. They did not write ``"d"`` (the ids
 seen, ``seen.py``), ``"k"`` (consent), ``"h"`` or ``"o"`` (held firings, sends), ``"l"`` (decisions)
 or ``"z"`` (an erasure); a state without
 them has seen no ids, heard no consent, holds nothing and has sent nothing, and readers that
@@ -38,15 +41,17 @@ fall back to the stdlib.
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from typing import Any
 
 import orjson
 
-from .eventlog import EventLog, StoredEvent
+from .eventlog import NEVER, EventLog, StoredEvent
 from .seen import SeenIds
 from .state import CustomerState, Held, Pending, RuleState
 
 SCHEMA_VERSION = 1
+_FIRST = itemgetter(0)
 _SEP = "|"  # rule ids are [a-z0-9_]+, so the first "|" always splits rule id from key
 
 
@@ -84,6 +89,9 @@ def to_dict(state: CustomerState) -> dict[str, Any]:
         data["l"] = _encode_log(state.log)
     if state.erased_at is not None:
         data["z"] = state.erased_at
+    memo = state.prune_due
+    if memo is not None and memo[1] < NEVER:
+        data["m"] = list(memo)
     return data
 
 
@@ -115,31 +123,56 @@ def _encode_log(log: list[list[Any]]) -> list[Any]:
     (a customer's log repeats them: the same rule, the same cap, the same consent), a key or a
     reason that is absent as ``-1``. About a quarter of the plain form.
     """
-    strings: dict[str, int] = {}
+    packed: list[Any] = [[], []]
+    append_log(packed, log, 0)
+    return packed
 
-    def index(text: str | None) -> int:
-        return -1 if text is None else strings.setdefault(text, len(strings))
 
-    entries: list[list[Any]] = []
-    previous = 0
+def append_log(packed: list[Any], log: list[list[Any]], previous: int) -> None:
+    """Add ``log``'s entries to the end of a packed log whose newest entry is at ``previous``.
+
+    What comes out is what ``_encode_log`` makes of the whole log at once (strings are numbered in
+    order of first use, which appending keeps), so a state's bytes do not depend on whether its
+    log was unpacked on the way.
+    """
+    strings, entries = packed
+    numbers = {text: number for number, text in enumerate(strings)}
+    codes = _KIND_CODES
     for at, rule, kind, *rest in log:
-        entry: list[Any] = [at - previous, index(rule), _KIND_CODES.get(kind, kind)]
-        if rest:
-            entry.append(index(rest[0]))
-        if len(rest) > 1:
-            entry.append(index(rest[1]))
+        number = numbers.get(rule)
+        if number is None:
+            number = numbers[rule] = len(strings)
+            strings.append(rule)
+        entry: list[Any] = [at - previous, number, codes.get(kind, kind)]
+        for text in rest:
+            if text is None:
+                entry.append(-1)
+                continue
+            number = numbers.get(text)
+            if number is None:
+                number = numbers[text] = len(strings)
+                strings.append(text)
+            entry.append(number)
         entries.append(entry)
         previous = at
-    return [list(strings), entries]
+
+
+def newest_logged(packed: list[Any]) -> int:
+    """The time of a packed log's newest entry (0 for none): the sum of its differences."""
+    return sum(map(_FIRST, packed[1]))
 
 
 def decode_log(packed: list[Any]) -> list[list[Any]]:
     strings, entries = packed
+    kinds = _KINDS
     log: list[list[Any]] = []
     at = 0
-    for delta, rule, code, *rest in entries:
-        at += delta
-        log.append([at, strings[rule], _KINDS.get(code, code), *(None if i < 0 else strings[i] for i in rest)])
+    for entry in entries:
+        at += entry[0]
+        item = [at, strings[entry[1]], kinds.get(entry[2], entry[2])]
+        for number in entry[3:]:
+            item.append(None if number < 0 else strings[number])
+        log.append(item)
     return log
 
 
@@ -212,6 +245,9 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
     if data.get("l"):
         state._log, state._log_packed = None, data["l"]  # unpacked when read (``CustomerState.log``)
     state.erased_at = data.get("z")
+    memo = data.get("m")
+    if memo:
+        state.prune_due = (memo[0], memo[1])
     for packed_key, entry in data["r"].items():
         rule_id, _, key = packed_key.partition(_SEP)
         last_arm, last_fired, pending, *more = entry

@@ -296,8 +296,7 @@ class Engine:
         Each entry is ``[at, rule, kind]``, then the key and the reason when there are any. Stale
         timers are not decisions about the customer, and are left out.
         """
-        log = state.log
-        before = len(log)
+        entries: list[list[Any]] = []
         for d in outcome.decisions:
             if d.kind in _UNLOGGED:
                 continue
@@ -306,9 +305,9 @@ class Engine:
                 entry.append(d.key)
             if d.reason:
                 entry.append(d.reason)
-            log.append(entry)
-        if len(log) != before:
-            del log[: -self._log_size]
+            entries.append(entry)
+        if entries:
+            state.extend_log(entries, self._log_size)
             outcome.changed = True
 
     def _take(
@@ -978,7 +977,7 @@ class Engine:
         if now is None:
             return
         memo = state.prune_due
-        if memo is not None and now < memo[1] and memo[0] is self.plan:
+        if memo is not None and now < memo[1] and memo[0] == self.plan.fingerprint:
             return
         next_due = state.events.prune(self.plan.routes, now)
         if state.events.forgotten:
@@ -1008,4 +1007,4 @@ class Engine:
                     del state.rules[rule_key]
                 else:
                     next_due = min(next_due, released)
-        state.prune_due = (self.plan, next_due)
+        state.prune_due = (self.plan.fingerprint, next_due)

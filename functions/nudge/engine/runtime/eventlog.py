@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -69,17 +70,22 @@ def _ts(event: StoredEvent) -> int:
     return event.ts
 
 
+_ID = attrgetter("id")
+_FIRST = itemgetter(0)
+
+
 class EventLog:
     """Stored events per name, oldest first (by ``(ts, id)``); ``of`` is the only way to read them."""
 
-    __slots__ = ("_ids", "_lists", "_packed", "forgotten")
+    __slots__ = ("_ids", "_lists", "_packed", "_scanned", "forgotten")
 
     def __init__(self, packed: dict[str, Packed] | None = None) -> None:
         """``packed`` is the codec's decoded ``"e"`` object, which the log takes over (it is not copied)."""
         self._lists: dict[str, list[StoredEvent]] = {}
         self._packed: dict[str, Packed] = {} if packed is None else packed
         self._ids: set[str] | None = None
-        """The ids of every stored event, of any name: built on the first ``has_id``, memory only."""
+        """The ids of every stored event, of any name: built on the second ``has_id``, memory only."""
+        self._scanned = False
         self.forgotten: list[tuple[str, int]] = []
         """(id, ts) of the stored events forgotten since the owner last emptied it: the engine moves
         their ids into the id memory (``seen.py``) while the dedupe window still holds them."""
@@ -107,10 +113,22 @@ class EventLog:
         """Whether an event with this id is stored, whatever its name (the ids of stored events are
         not kept again in the id memory: this answers for them)."""
         ids = self._ids
-        if ids is None:
-            ids = {e.id for items in self._lists.values() for e in items}
-            ids.update(item[0] for packed in self._packed.values() for item in packed)
-            self._ids = ids
+        if ids is not None:
+            return event_id in ids
+        if not self._scanned:
+            # The first question of a decoded state is answered by comparing strings, in C; only a
+            # second one (a customer with several events in a batch) builds the set, which hashes
+            # every id and costs several times one scan.
+            self._scanned = True
+            return any(event_id in map(_ID, items) for items in self._lists.values()) or any(
+                event_id in map(_FIRST, packed) for packed in self._packed.values()
+            )
+        ids = set()
+        for items in self._lists.values():
+            ids.update(map(_ID, items))
+        for packed in self._packed.values():
+            ids.update(map(_FIRST, packed))
+        self._ids = ids
         return event_id in ids
 
     def _forget(self, events: list[StoredEvent]) -> None:

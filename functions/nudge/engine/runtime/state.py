@@ -8,13 +8,10 @@ firing and the pending wait. ``codec`` writes and reads it (schema v1).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .eventlog import EventLog, StoredEvent
 from .seen import SeenIds
-
-if TYPE_CHECKING:
-    from ..plan.compiled import Plan
 
 
 class Pending:
@@ -187,9 +184,12 @@ class CustomerState:
         """The event time of the customer's erasure, if one came: nothing stamped at or before it is
         taken again (``Engine.erase``). The state of an erased customer who sent nothing newer is only
         this, and the evaluator keeps it as a tombstone under a hash of the id."""
-        self.prune_due: tuple[Plan, int] | None = None
-        """The engine's prune memo, in memory only: under that plan, nothing is due to be forgotten
-        before ``now`` reaches the time (``None``: unknown, look). A change of a rule's state resets it."""
+        self.prune_due: tuple[int, int] | None = None
+        """The engine's prune memo: under the plan of that fingerprint, nothing is due to be forgotten
+        before ``now`` reaches the time (``None``: unknown, look). A change of a rule's state resets it.
+        It is written with the state (``"m"``): without it, a decoded state's first change would walk
+        every rule state and stored name to learn that nothing is due, which made a customer's
+        events cost in proportion to what she had stored."""
 
     @property
     def log(self) -> list[list[Any]]:
@@ -203,6 +203,17 @@ class CustomerState:
     @log.setter
     def log(self, entries: list[list[Any]]) -> None:
         self._log, self._log_packed = entries, None
+
+    def extend_log(self, entries: list[list[Any]], size: int) -> None:
+        """Add decisions to the log and keep its newest ``size``, without unpacking a packed log that
+        still has room (a full one is unpacked to let its oldest go)."""
+        packed = self._log_packed if self._log is None else None
+        if packed is not None and len(packed[1]) + len(entries) <= size:
+            _codec.append_log(packed, entries, _codec.newest_logged(packed))
+            return
+        log = self.log
+        log.extend(entries)
+        del log[:-size]
 
     def packed_log(self) -> list[Any] | None:
         """The log in the codec's form when it was never unpacked (``None``: it was, or there is none)."""
