@@ -267,7 +267,7 @@ class EventEnvelope(BaseModel):
     key and the field it was probably meant to be, rather than dropped with what it carried.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     event_id: str = Field(min_length=1, max_length=128)
     customer_id: str = Field(min_length=1, max_length=256)
@@ -515,6 +515,36 @@ def _plain_event(data: dict[str, Any]) -> Event | None:
     return Event(event_id=event_id, customer_id=customer_id, name=name, ts=ts, properties=properties, traits=traits)
 
 
+def peek_event(data: bytes, read: Collection[str]) -> int | dict[str, Any] | None:
+    """A line read only as far as it needs: the time of an envelope whose event is not among
+    ``read`` (an ``int``); the decoded object of any other JSON object, for ``parse_event``; ``None``
+    for what is not one (``parse_event`` of the bytes then gives the reason).
+
+    What the evaluator's stream mapping does to a record whose ``event`` it does not let through
+    (it drops it, unread), replay does to such a line, but for its timestamp: a file has no arrival
+    times, so each line's time is what moves replay's clock, as arrivals move the evaluator's. The
+    timestamp is read as ``parse_event`` reads it; anything unusual leaves the line to the full parse.
+    """
+    if len(data) > MAX_EVENT_BYTES:
+        return None
+    try:
+        decoded = loads(data)
+    except ContractError:
+        return None
+    if type(decoded) is not dict:
+        return None
+    name, stamp = decoded.get("event"), decoded.get("timestamp")
+    if type(name) is not str or not name or name in read or type(stamp) is not str:
+        return decoded
+    if _PLAIN_TIME.fullmatch(stamp) is None:
+        return decoded
+    try:
+        ts = to_ms(datetime.fromisoformat(stamp))
+    except ValueError:
+        return decoded
+    return ts if EARLIEST_MS <= ts <= LATEST_MS else decoded
+
+
 # -- keys ----------------------------------------------------------------------------------------
 
 
@@ -703,7 +733,7 @@ class Firing:
 
 
 class MatchedEventMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     event: str
     event_id: str
@@ -718,7 +748,7 @@ class FiringMessage(BaseModel):
     message from another version, and it is refused with a reason rather than read in part.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     v: Literal[1, 2, 3] = 3
     firing_id: str

@@ -12,6 +12,7 @@ from nudge.engine import CustomerState, Engine, Policy
 from nudge.engine.explain import explain_customer, judge_when
 from nudge.engine.language.rules import Rule
 from nudge.engine.plan.conditions import AllNode, AnyNode, Explanation, Node, NotNode
+from nudge.engine.runtime.codec import LOG_WITHIN
 from tests.support import at, ev, plan, rule
 
 CART = """
@@ -73,6 +74,32 @@ def test_a_decision_log_of_zero_keeps_nothing_and_costs_no_bytes():
 def test_the_log_survives_encoding():
     state = _feed(_engine(CART), [ev("add_to_cart", "10:00"), ev("checkout_viewed", "10:05")])
     assert CustomerState.decode(state.encode()).log == state.log
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    logged=st.integers(min_value=0, max_value=50),
+    padding=st.integers(min_value=0, max_value=5000),
+    reason=st.text(alphabet="abc xyz:", max_size=80),
+)
+def test_the_log_gives_way_oldest_first_where_the_state_would_pass_4_kib(logged: int, padding: int, reason: str):
+    """Only the log is trimmed for the size, only as far as it must, and what stays is its newest part."""
+    state = CustomerState("c-1")
+    state.profile = {"note": ["x" * padding, at("09:00")]}
+    state.log = [[at("10:00") + index, "views", "suppressed_cap", f"SKU-{index}", reason] for index in range(logged)]
+    whole = [list(entry) for entry in state.log]
+    raw = state.encode()
+    kept = CustomerState.decode(raw)
+    assert kept.profile == state.profile  # nothing but the log gives way
+    assert kept.log == state.log == whole[len(whole) - len(kept.log) :]
+    if len(kept.log) < logged:
+        assert len(raw) <= LOG_WITHIN or not kept.log
+        one_more = CustomerState.decode(raw)
+        one_more.log = whole[len(whole) - len(kept.log) - 1 :]
+        one_more.encode()
+        assert len(one_more.log) == len(kept.log)  # as far as it must: one more entry does not fit
+    else:
+        assert len(raw) <= LOG_WITHIN or not logged
 
 
 # -- explanations -------------------------------------------------------------------------------

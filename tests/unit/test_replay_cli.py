@@ -631,3 +631,67 @@ def test_nudge_local_refuses_the_same_folder_with_the_same_message_and_no_traceb
     out, err = capsys.readouterr()
     assert code == 2 and out == ""
     assert "yoga_bundle.yaml:4:" in err and "1 template error(s)" in err and "Traceback" not in err
+
+
+# -- lines no rule reads ----------------------------------------------------------------------------------------------
+
+
+def test_a_line_no_rule_reads_moves_the_clock_and_is_checked_no_further_as_the_stream_mapping_drops_it(
+    capsys, tmp_path
+):
+    """Replay reads such a line for its time only: a missing customer is not reported (the deployed
+    mapping would drop the record unread), a timestamp it cannot read still is (it would move the clock)."""
+    no_customer = json.loads(envelope("u-1", "newsletter_viewed", "2026-11-21T12:00:00Z"))
+    del no_customer["customer_id"]
+    events = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            envelope("ok-1", "add_to_cart", "2026-11-21T10:00:00Z", sku="SKU-1", name="Linen Apron", price=32.0),
+            envelope("ok-2", "checkout_viewed", "2026-11-21T10:05:00Z"),
+            json.dumps(no_customer),
+            envelope("u-2", "newsletter_viewed", "2026-11-21T12:01:00", customer="c-78"),
+            envelope("late", "purchase", "2026-11-21T10:30:00Z", sku="SKU-1", name="Linen Apron", price=32.0),
+        ],
+    )
+
+    code, out, err = nudge(capsys, "--events", events, "--json")
+
+    assert code == 1
+    messages = err.splitlines()
+    assert len(messages) == 2
+    assert messages[0].startswith(f"{events}:4: bad event: timestamp:")
+    assert "UTC offset" in messages[0]
+    assert messages[1] == "1 bad event line(s) skipped"
+    # The unread line at 12:00 moved the clock past the reminder's decision time (11:07), so it was
+    # decided before the purchase stamped 10:30 came: that purchase is later than the lateness.
+    firings = [json.loads(line) for line in out.splitlines()]
+    assert [(f["rule"], f["fired_at"]) for f in firings] == [("cart_abandonment", "2026-11-21T11:05:00Z")]
+
+
+def test_replay_reading_only_the_time_of_unread_lines_fires_as_parsing_every_line(tmp_path):
+    """The whole bench workload (late events, duplicates, every kind of event), both ways."""
+    from nudge.bench.workload import WorkloadSpec, generate, record_bytes
+    from nudge.cli.replay_command import read_lines
+    from nudge.evaluator.source_filters import passing_names
+
+    events = generate(WorkloadSpec(events=20_000, customers=1_500, days=2)).events
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(record_bytes(event) + b"\n" for event in events))
+    plan = compile_rules(load_rules_or_raise(RULES))
+
+    parsed = Replayer(plan)
+    every = [f for event in events for f in parsed.feed(event)] + parsed.finish()
+    peeked = Replayer(plan)
+    fired = []
+    with path.open("rb") as lines:
+        for _, read in read_lines(lines, str(path), _Errors(), [0], None, passing_names(plan)):
+            fired += peeked.feed(read) if not isinstance(read, int) else peeked.tick(read)
+    fired += peeked.finish()
+    assert fired == every
+    assert peeked.stats == parsed.stats
+    assert sum(1 for f in every) > 20  # the workload fires: the comparison is not of two empty lists
+
+
+class _Errors:
+    def write(self, text: str) -> int:
+        raise AssertionError(f"no line of the workload is bad: {text}")

@@ -1,7 +1,9 @@
-"""Customer state schema v1, byte for byte: what DynamoDB holds today must decode and re-encode unchanged."""
+"""Customer state schema v2, byte for byte: what DynamoDB holds today must decode and re-encode unchanged,
+and what earlier releases wrote (v1) must decode to the same state."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import orjson
@@ -46,9 +48,26 @@ def shipped_rules_state() -> CustomerState:
     return state
 
 
-def test_the_engine_writes_schema_v1_byte_for_byte():
+def test_the_engine_writes_schema_v2_byte_for_byte():
     """The layout must not move: a change here is a schema change, and needs a reader for the old one."""
-    assert shipped_rules_state().encode() == (GOLDEN / "state_v1.json").read_bytes()
+    assert shipped_rules_state().encode() == (GOLDEN / "state_v2.json").read_bytes()
+
+
+def test_a_v1_state_decodes_to_the_same_state_and_is_written_back_as_v2():
+    """v1 stored each event's time whole; v2 the difference from the event before it, nothing else."""
+    v1, v2 = (GOLDEN / "state_v1.json").read_bytes(), (GOLDEN / "state_v2.json").read_bytes()
+    old, new = orjson.loads(v1), orjson.loads(v2)
+    new.pop("m")  # v1 writers kept no prune memo: a decoded v1 state has none until it is pruned
+    assert orjson.loads(CustomerState.decode(v1).encode()) == new
+    for name, items in new["e"].items():
+        assert [item[1] for item in old["e"][name]] == list(itertools.accumulate(item[1] for item in items))
+    assert {**old, "v": 2, "e": None} == {**new, "e": None}
+    assert len(orjson.dumps(new)) < len(v1)  # (the memo aside)
+
+
+def test_a_state_of_an_unknown_schema_is_refused_with_the_versions_read():
+    with pytest.raises(ValueError, match="schema v3 is not supported \\(expected v1 or v2\\)"):
+        CustomerState.decode(b'{"v":3,"c":"c-1","n":null,"e":{},"p":{},"r":{}}')
 
 
 def test_the_state_differs_from_the_previous_release_only_by_the_ids_seen_and_the_decision_log():
@@ -60,24 +79,35 @@ def test_the_state_differs_from_the_previous_release_only_by_the_ids_seen_and_th
     assert len(now.pop("d")[2]) == len(STEPS) - sum(len(items) for items in now["e"].values())
     # The decision log came later still ("l"), and only adds: older readers ignore it.
     assert [entry[2] for entry in now.pop("l")[1]] == ["a", "a", "a", "a", "f"]  # armed x4, fired
-    # So did the prune memo bound to its plan ("m"): older readers ignore it too.
-    fingerprint, due = now.pop("m")
-    assert fingerprint == compile_rules(load_rules_or_raise("rules")).fingerprint
-    assert due > now["n"]
     assert now == before
 
 
-@pytest.mark.parametrize("name", ["state_v1.json", "state_v1_before_seen_ids.json"])
-def test_a_decoded_state_encodes_to_the_same_bytes(name: str):
-    golden = (GOLDEN / name).read_bytes()
+def test_v2_carries_the_prune_memo_bound_to_the_plan():
+    """The prune memo ("m") came with v2; readers of v1 would ignore it too."""
+    state = orjson.loads((GOLDEN / "state_v2.json").read_bytes())
+    fingerprint, due = state["m"]
+    assert fingerprint == compile_rules(load_rules_or_raise("rules")).fingerprint
+    assert due > state["n"]
+
+
+def test_a_decoded_state_encodes_to_the_same_bytes():
+    golden = (GOLDEN / "state_v2.json").read_bytes()
     assert CustomerState.decode(golden).encode() == golden
+
+
+@pytest.mark.parametrize("name", ["state_v1.json", "state_v1_before_seen_ids.json"])
+def test_a_decoded_v1_state_encodes_as_v2_and_back_to_the_same_bytes(name: str):
+    once = CustomerState.decode((GOLDEN / name).read_bytes()).encode()
+    assert orjson.loads(once)["v"] == 2
+    assert CustomerState.decode(once).encode() == once
 
 
 def test_a_state_with_the_old_persisted_prune_memo_is_read_and_the_memo_dropped():
     """Earlier releases stored the engine's prune memo as "x"; it is not the customer's data."""
     old = (GOLDEN / "state_v1_with_prune_memo.json").read_bytes()
     assert b'"x":' in old
-    assert CustomerState.decode(old).encode() == (GOLDEN / "state_v1_before_seen_ids.json").read_bytes()
+    without = CustomerState.decode((GOLDEN / "state_v1_before_seen_ids.json").read_bytes()).encode()
+    assert CustomerState.decode(old).encode() == without
 
 
 def test_a_decoded_state_decides_as_the_state_kept_in_memory():

@@ -163,15 +163,17 @@ def bytewax_flow(path: Path) -> list[Fired]:
 
 def nudge_end_to_end(path: Path, rules: Path = PEER_RULES) -> list[Fired]:
     """``nudge replay``'s path: each line parsed into an envelope, the Replayer over them."""
-    from ..cli.replay_command import read_events  # noqa: PLC0415
-    from ..contracts import Firing  # noqa: PLC0415
+    from ..cli.replay_command import read_lines  # noqa: PLC0415
+    from ..contracts import Event, Firing  # noqa: PLC0415
+    from ..evaluator.source_filters import passing_names  # noqa: PLC0415
 
-    replayer = Replayer(load_plan(rules))
+    plan = load_plan(rules)
+    replayer = Replayer(plan)
     firings: list[Firing] = []
     bad = [0]
     with path.open("rb") as lines:
-        for _, event in read_events(lines, str(path), _Silent(), bad):
-            firings += replayer.feed(event)
+        for _, event in read_lines(lines, str(path), _Silent(), bad, None, passing_names(plan)):
+            firings += replayer.feed(event) if isinstance(event, Event) else replayer.tick(event)
     firings += replayer.finish()
     return [(f.rule, f.customer_id, f.armed_at, f.fired_at) for f in firings]
 

@@ -7,11 +7,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from ..contracts import Event, EventError, Firing, parse_event
+from ..contracts import Event, EventError, Firing, parse_event, peek_event
 from ..engine import (
     CustomerState,
     Decision,
@@ -24,6 +24,7 @@ from ..engine import (
 )
 from ..engine.explain import explain_customer
 from ..evaluator.collector import tuned_collector
+from ..evaluator.source_filters import passing_names
 from ..timefmt import iso, parse_iso
 from .progress import Progress
 
@@ -63,8 +64,8 @@ def register(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-FutureCheck = Callable[[Event], str | None]
-"""Why an event is refused as from the future, or ``None`` (``future_check``)."""
+FutureCheck = Callable[[int], str | None]
+"""Why an event stamped at that time is refused as from the future, or ``None`` (``future_check``)."""
 
 
 def future_check(max_future_skew: int, now: int | None = None) -> FutureCheck:
@@ -75,7 +76,7 @@ def future_check(max_future_skew: int, now: int | None = None) -> FutureCheck:
     after it could never have been accepted live, where the clock is the record's arrival.
     """
     present = int(time.time() * 1000) if now is None else now
-    return lambda event: future_problem(event.ts, present, max_future_skew)
+    return lambda ts: future_problem(ts, present, max_future_skew)
 
 
 def read_events(
@@ -88,12 +89,38 @@ def read_events(
     ``future``, an event it refuses is a bad line too, with its reason: it never reaches the
     engine, so it moves no clock.
     """
+    for number, read in read_lines(stream, label, errors, counter, future):
+        assert isinstance(read, Event)  # (no names given: every good line is read in full)
+        yield number, read
+
+
+def read_lines(
+    stream: Iterable[bytes],
+    label: str,
+    errors: TextIO,
+    counter: list[int],
+    future: FutureCheck | None = None,
+    passing: Collection[str] | None = None,
+) -> Iterator[tuple[int, Event | int]]:
+    """``read_events``, but a line whose event is not ``passing`` gives only its time (an ``int``).
+
+    Replay passes the names the deployed stream mapping lets through (``passing_names``): the
+    evaluator never reads the others, so replay reads no more of them than what moves its clock
+    (``peek_event``): two thirds of the lines of a shop's file, and of its parsing time.
+    """
     for number, raw in enumerate(stream, start=1):
         if not raw.strip():
             continue
-        read = _read_line(raw)
+        peeked = peek_event(raw, passing) if passing is not None else None
+        if type(peeked) is int:
+            refused = future(peeked) if future is not None else None
+            if refused is None:
+                yield number, peeked
+                continue
+            peeked = None  # refused: read in full below, which gives the reason
+        read = _read_line(raw) if peeked is None else _read_object(peeked)
         if isinstance(read, Event):
-            refused = future(read) if future is not None else None
+            refused = future(read.ts) if future is not None else None
             if refused is None:
                 yield number, read
                 continue
@@ -101,6 +128,14 @@ def read_events(
         reason = read
         counter[0] += 1
         print(f"{label}:{number}: bad event: {reason}", file=errors)
+
+
+def _read_object(decoded: dict[str, Any]) -> Event | str:
+    """The event of a line already decoded (``peek_event``), or why it is not one."""
+    try:
+        return parse_event(decoded)
+    except EventError as exc:
+        return exc.reason
 
 
 def _read_line(raw: bytes) -> Event | str:
@@ -186,13 +221,14 @@ def run(args: argparse.Namespace) -> int:
     # The evaluator's collector settings: a replay keeps every customer's state in memory, and the
     # collector's older passes would walk all of it every few thousand events.
     with stream, tuned_collector():
-        for _, event in read_events(stream, label, sys.stderr, bad, future_check(plan.max_future_skew, now)):
-            if until is not None and event.ts > until:
+        future = future_check(plan.max_future_skew, now)
+        for _, event in read_lines(stream, label, sys.stderr, bad, future, passing_names(plan)):
+            if until is not None and (event if isinstance(event, int) else event.ts) > until:
                 # The replay ends at --until: a later event would move the clock past it and let
                 # waits due after --until fire.
                 after_until += 1
                 continue
-            emitted = replayer.feed(event)
+            emitted = replayer.feed(event) if isinstance(event, Event) else replayer.tick(event)
             _emit(emitted, args.json, out, firings)
             count += len(emitted)
             if show:

@@ -103,9 +103,7 @@ class Replayer:
         if arrival is not None and future_problem(event.ts, arrival, self.engine.plan.max_future_skew):
             self.stats.future += 1
             return []
-        clock = event.ts if self.clock is None else max(self.clock, event.ts)
-        firings = self._fire_timers(before=clock) if self._heap and self._heap[0][0] < clock else []
-        self.clock = clock
+        clock, firings = self._advance(event.ts)
         reading = self.engine.read(event)
         if reading is None:
             return firings  # no rule can use it: no state is looked at, as the evaluator reads no item
@@ -123,6 +121,22 @@ class Replayer:
             self._keep(state)
         firings.extend(outcome.firings)
         return firings
+
+    def tick(self, ts: int) -> list[Firing]:
+        """An event no rule reads, of which only its time is known: the clock moves, as ``feed`` moves it.
+
+        ``nudge replay`` reads no more than this of what the stream mapping would filter out
+        (``source_filters.passing_names``); it counts as an event, and changes no state.
+        """
+        self.stats.events += 1
+        return self._advance(ts)[1]
+
+    def _advance(self, ts: int) -> tuple[int, list[Firing]]:
+        """The clock moved to ``ts`` (it never goes back), and the firings of the timers due before it."""
+        clock = ts if self.clock is None else max(self.clock, ts)
+        firings = self._fire_timers(before=clock) if self._heap and self._heap[0][0] < clock else []
+        self.clock = clock
+        return clock, firings
 
     def finish(self, until: int | None = None) -> list[Firing]:
         """End of input: decide every wait due by ``until`` (all of them when ``None``).

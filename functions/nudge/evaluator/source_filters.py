@@ -33,13 +33,20 @@ def _pattern(data: dict[str, object]) -> str:
     return json.dumps({"data": data}, separators=(",", ":"))
 
 
+def passing_names(plan: Plan) -> frozenset[str]:
+    """The event names the mapping lets through: what the rules reference, and what every customer's
+    record needs whatever they read (identify, consent, erasure, message events). ``nudge replay``
+    reads no further than the name and the time of a line whose event is not one of them."""
+    return frozenset({*plan.referenced_events(), IDENTIFY, ERASURE_REQUESTED, *CONSENT_EVENTS, *FEEDBACK_EVENTS})
+
+
 def event_filter_patterns(plan: Plan) -> list[str]:
     """The filter patterns (JSON strings) for the plan's referenced events, timers and bad JSON.
 
     Consent and message events always pass: the engine applies every consent change, and the
     evaluator records every message event against its firing (the activations table).
     """
-    names = sorted({*plan.referenced_events(), IDENTIFY, ERASURE_REQUESTED, *CONSENT_EVENTS, *FEEDBACK_EVENTS})
+    names = sorted(passing_names(plan))
     fixed = [
         _pattern({"type": [TIMER_TYPE]}),
         _pattern({"event": [{"exists": False}]}),

@@ -1,9 +1,11 @@
-"""Customer state as bytes: schema v1, compact JSON, the same state always the same bytes.
+"""Customer state as bytes: schema v2, compact JSON, the same state always the same bytes.
 
-The layout (``tests/unit/golden/state_v1.json`` pins it byte for byte)::
+The layout (``tests/unit/golden/state_v2.json`` pins it byte for byte)::
 
-    {"v": 1, "c": customer id, "n": now,
-     "e": {event name: [[id, ts, props], ...]},          # names sorted, events oldest first
+    {"v": 2, "c": customer id, "n": now,
+     "e": {event name: [[id, ts - previous ts, props], ...]},
+                                                          # names sorted, events oldest first, the
+                                                          # first one's time whole
      "p": {trait: [value, ts]},
      "r": {"rule" or "rule|key": [last_arm, last_fired, pending or null(, [later pending, ...](, [recent arm, ...]))]},
      "d": [oldest s, "digests", [s - oldest, ...]],      # ids seen, in the order seen (seen.py); if any
@@ -33,6 +35,11 @@ or ``"z"`` (an erasure); a state without
 them has seen no ids, heard no consent, holds nothing and has sent nothing, and readers that
 predate them ignore them.
 
+v1 is v2 with each stored event's time whole. It is read (its lists turned into v2's form once, on
+decode) and written back as v2. A release before v2 refuses a v2 state by its version, so going
+back past it means the states it wrote cannot be read (the README's release notes say so).
+A state's decision log gives way, oldest first, where the state would pass ``LOG_WITHIN`` (4 KiB).
+
 orjson writes this about three times faster than the stdlib, which made encoding half of the
 engine's time before; integers beyond 64 bits (only from events handed over as Python objects)
 fall back to the stdlib.
@@ -50,7 +57,10 @@ from .eventlog import NEVER, EventLog, StoredEvent
 from .seen import SeenIds
 from .state import CustomerState, Held, Pending, RuleState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""What ``encode_state`` writes. v1 (read still) stored each event's time whole; v2 stores the
+difference from the event before it in the list, about six bytes less an event."""
+PROFILE_VERSION = 1
 _FIRST = itemgetter(0)
 _SEP = "|"  # rule ids are [a-z0-9_]+, so the first "|" always splits rule id from key
 
@@ -157,6 +167,30 @@ def append_log(packed: list[Any], log: list[list[Any]], previous: int) -> None:
         previous = at
 
 
+def trim_log(packed: list[Any], size: int) -> None:
+    """Keep a packed log's newest ``size`` entries, in place, as ``_encode_log`` would write them:
+    the first kept entry's time made absolute, the strings renumbered in order of first use."""
+    strings, entries = packed
+    if len(entries) <= size:
+        return
+    dropped = len(entries) - size
+    start = sum(map(_FIRST, entries[: dropped + 1]))
+    kept = entries[dropped:]
+    kept[0] = [start, *kept[0][1:]]
+    numbers: dict[int, int] = {-1: -1}
+    used: list[str] = []
+    for entry in kept:
+        for place in range(1, len(entry)):
+            if place == 2:
+                continue  # the kind's code, not a string's number
+            number = numbers.get(entry[place])
+            if number is None:
+                number = numbers[entry[place]] = len(used)
+                used.append(strings[entry[place]])
+            entry[place] = number
+    packed[0], packed[1] = used, kept
+
+
 def newest_logged(packed: list[Any]) -> int:
     """The time of a packed log's newest entry (0 for none): the sum of its differences."""
     return sum(map(_FIRST, packed[1]))
@@ -199,8 +233,50 @@ def _decode_held(entry: list[Any]) -> Held:
     return held
 
 
+LOG_WITHIN = 4096
+"""The size (bytes) past which a state's decision log gives way, oldest entries first: the log
+explains and decides nothing, and it must not make the busiest customers' items cost another
+write unit (DynamoDB charges by the kilobyte). What else a state holds is never trimmed for it."""
+
+
 def encode_state(state: CustomerState) -> bytes:
+    """The state's bytes; where they would pass ``LOG_WITHIN``, the decision log's oldest entries are
+    dropped from the state itself, until the bytes fit or the log is empty, so what is kept in
+    memory is what was written. Every writer encodes through here (the evaluator, ``nudge local``,
+    the bench); replay, which keeps its states in memory, keeps the whole log."""
     data = to_dict(state)
+    raw = _dumps(data)
+    if len(raw) > LOG_WITHIN and "l" in data:
+        # Room for the log's value: the limit less everything else (its ``,"l":`` is counted as other bytes).
+        data["l"] = _log_within(data["l"], LOG_WITHIN - (len(raw) - len(_dumps(data["l"]))))
+        state.log = []
+        if data["l"] is None:
+            del data["l"]
+        else:
+            state._log, state._log_packed = None, data["l"]
+        raw = _dumps(data)
+    return raw
+
+
+def _log_within(packed: list[Any], room: int) -> list[Any] | None:
+    """The newest entries of a packed log that encode in ``room`` bytes (``None``: not one fits)."""
+
+    def kept(count: int) -> list[Any]:
+        trimmed = [list(packed[0]), [list(entry) for entry in packed[1]]]
+        trim_log(trimmed, count)
+        return trimmed
+
+    low, high = 0, len(packed[1])  # the answer lies in [low, high]: 0 entries always fit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(_dumps(kept(middle))) <= room:
+            low = middle
+        else:
+            high = middle - 1
+    return kept(low) if low else None
+
+
+def _dumps(data: Any) -> bytes:
     try:
         return orjson.dumps(data)
     except TypeError:
@@ -215,7 +291,7 @@ def encode_profile(state: CustomerState) -> bytes | None:
     """
     if not state.profile and not state.consent:
         return None
-    data = {"v": SCHEMA_VERSION, "p": state.profile, "k": state.consent}
+    data = {"v": PROFILE_VERSION, "p": state.profile, "k": state.consent}
     try:
         return orjson.dumps(data)
     except TypeError:
@@ -225,16 +301,18 @@ def encode_profile(state: CustomerState) -> bytes | None:
 def apply_profile(state: CustomerState, raw: bytes) -> None:
     """Give ``state`` (one with no behaviour stored) the traits and consent ``encode_profile`` kept."""
     data = orjson.loads(raw)
-    if data.get("v") != SCHEMA_VERSION:
-        raise ValueError(f"customer profile schema v{data.get('v')} is not supported (expected v{SCHEMA_VERSION})")
+    if data.get("v") != PROFILE_VERSION:
+        raise ValueError(f"customer profile schema v{data.get('v')} is not supported (expected v{PROFILE_VERSION})")
     state.profile = data["p"]
     state.consent = data.get("k") or {}
 
 
 def from_dict(data: dict[str, Any]) -> CustomerState:
     version = data.get("v")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"customer state schema v{version} is not supported (expected v{SCHEMA_VERSION})")
+    if version == 1:
+        data["e"] = {name: _differences(items) for name, items in data["e"].items()}
+    elif version != SCHEMA_VERSION:
+        raise ValueError(f"customer state schema v{version} is not supported (expected v1 or v{SCHEMA_VERSION})")
     state = CustomerState(data["c"], EventLog(data["e"]), SeenIds.decode(data.get("d")))
     state.now = data["n"]
     state.profile = data["p"]
@@ -257,6 +335,14 @@ def from_dict(data: dict[str, Any]) -> CustomerState:
         recent = list(more[1]) if len(more) > 1 else None
         state.rules[(rule_id, key if _SEP in packed_key else None)] = RuleState(last_arm, last_fired, waits, recent)
     return state
+
+
+def _differences(items: list[list[Any]]) -> list[list[Any]]:
+    """A v1 event list (whole times) in v2's form (each time less the one before it)."""
+    previous = 0
+    for item in items:
+        item[1], previous = item[1] - previous, item[1]
+    return items
 
 
 def decode_state(raw: bytes | str) -> CustomerState:

@@ -555,12 +555,9 @@ class Engine:
             if expiry(ts, self.dedupe_window) > at:
                 self._remember(state, digest(event_id), ts)
         if gone:
-            kept = {
-                name: [[e.id, e.ts, e.props] for e in items if e.ts >= start]
-                for name, items in events.items()
-                if any(e.ts >= start for e in items)
-            }
-            state.events = EventLog(kept)
+            state.events = EventLog.of_events(
+                {name: [e for e in items if e.ts >= start] for name, items in events.items()}
+            )
         for rule_key in list(state.rules):
             rule_state = state.rules[rule_key]
             if rule_state.last_arm is not None and rule_state.last_arm >= start:

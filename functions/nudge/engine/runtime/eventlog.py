@@ -63,7 +63,26 @@ class StoredEvent:
 
 
 Packed = list[list[Any]]
-"""An event list as the codec reads and writes it: ``[id, ts, props]`` items, oldest first."""
+"""An event list as the codec reads and writes it: ``[id, ts - previous ts, props]`` items, oldest
+first, the first one's time from zero (so ``packed[0][1]`` is the oldest event's time)."""
+
+
+def _unpack(name: str, packed: Packed) -> list[StoredEvent]:
+    items: list[StoredEvent] = []
+    ts = 0
+    for id_, delta, props in packed:
+        ts += delta
+        items.append(StoredEvent(id_, name, ts, props))
+    return items
+
+
+def _pack(items: list[StoredEvent]) -> Packed:
+    packed: Packed = []
+    previous = 0
+    for e in items:
+        packed.append([e.id, e.ts - previous, e.props])
+        previous = e.ts
+    return packed
 
 
 def _ts(event: StoredEvent) -> int:
@@ -99,7 +118,7 @@ class EventLog:
             packed = self._packed.pop(name, None)
             if packed is None:
                 return None
-            items = self._lists[name] = [StoredEvent(id_, name, ts, props) for id_, ts, props in packed]
+            items = self._lists[name] = _unpack(name, packed)
         return items
 
     def names(self) -> list[str]:
@@ -261,7 +280,7 @@ class EventLog:
         for name, packed in list(self._packed.items()):
             route = routes.get(name)
             if route is None:
-                self._forget([StoredEvent(id_, name, ts, props) for id_, ts, props in self._packed.pop(name)])
+                self._forget(_unpack(name, self._packed.pop(name)))
             elif packed[0][1] < now - route.floor or len(packed) > route.cap_total:
                 # Something to forget: unpack it (rarely; a packed list is otherwise left as it is).
                 next_due = min(next_due, self._prune_list(route, self.of(name) or [], now))
@@ -312,10 +331,14 @@ class EventLog:
     def encode(self) -> dict[str, Packed]:
         """Names in sorted order, so the same log always encodes to the same bytes."""
         lists, packed = self._lists, self._packed
-        return {
-            name: [[e.id, e.ts, e.props] for e in items] if (items := lists.get(name)) is not None else packed[name]
-            for name in self.names()
-        }
+        return {name: _pack(items) if (items := lists.get(name)) is not None else packed[name] for name in self.names()}
+
+    @classmethod
+    def of_events(cls, events: Mapping[str, list[StoredEvent]]) -> EventLog:
+        """A log holding these lists (each oldest first), as they are: for a state rebuilt in memory."""
+        log = cls()
+        log._lists = {name: list(items) for name, items in events.items() if items}
+        return log
 
 
 def unflatten(props: dict[str, Any]) -> dict[str, Any]:

@@ -205,11 +205,12 @@ class CustomerState:
         self._log, self._log_packed = entries, None
 
     def extend_log(self, entries: list[list[Any]], size: int) -> None:
-        """Add decisions to the log and keep its newest ``size``, without unpacking a packed log that
-        still has room (a full one is unpacked to let its oldest go)."""
+        """Add decisions to the log and keep its newest ``size``, without unpacking a packed log:
+        most states that decide something are decoded, and never read their log."""
         packed = self._log_packed if self._log is None else None
-        if packed is not None and len(packed[1]) + len(entries) <= size:
+        if packed is not None:
             _codec.append_log(packed, entries, _codec.newest_logged(packed))
+            _codec.trim_log(packed, size)
             return
         log = self.log
         log.extend(entries)
