@@ -57,6 +57,15 @@ def test_the_comparison_reports_medians_and_checks_agreement(events: list, path:
     peers.print_table(document, out)
     assert "a hand-written Python loop for the two rules" in out.getvalue()
     assert "nudge replay from the file" in out.getvalue()
+    # Every other #17 target is measured in the same run, with its goal and verdict.
+    targets = {row["target"]: row for row in document["targets"]}
+    expected = {"200 rules vs the 6 (engine alone)", "evaluator cold start (import and compile)", "state p99"}
+    assert expected <= set(targets)
+    assert targets["the 6 shipped rules vs the 2 (engine alone)"]["value"] == round(
+        shipped["engine_events_per_s"] / document["systems"][1]["events_per_s"], 2
+    )
+    assert all(isinstance(row["met"], bool) and row["value"] > 0 for row in targets.values())
+    assert "#17 target, in this run" in out.getvalue()
 
 
 def test_a_rule_the_peers_decide_differently_is_caught(

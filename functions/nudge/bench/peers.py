@@ -267,10 +267,12 @@ def compare(
     runs: int = 3,
     progress: Callable[[str], None] | None = None,
     rules: Path | None = None,
+    targets: bool = True,
 ) -> dict[str, Any]:
     """Every system ``runs`` times over the file; the firings of each checked against Nudge's.
 
-    With ``rules``, also ``nudge replay`` against the engine alone under those rules (the shipped ones).
+    With ``rules``, also ``nudge replay`` against the engine alone under those rules (the shipped
+    ones), and with ``targets`` every other figure #17 sets a target for (``targets.py``).
     """
     systems: list[tuple[str, Callable[[], list[Fired]]]] = [
         ("Nudge, end to end (parse + engine, replay's path)", lambda: nudge_end_to_end(path)),
@@ -302,7 +304,7 @@ def compare(
     count = len(events)
     nudge = results[0].median_rate(count)
     shipped = _replay_against_engine(path, events, rules, runs, progress) if rules is not None else None
-    return {
+    document = {
         "replay_vs_engine": shipped,
         "events": count,
         "runs": runs,
@@ -321,6 +323,12 @@ def compare(
             for r in results
         ],
     }
+    if rules is not None and targets:
+        from .measure import EVALUATOR_COLD_START  # noqa: PLC0415
+        from .targets import measure_targets  # noqa: PLC0415
+
+        document["targets"] = measure_targets(document, events, rules, runs, _timed, progress, EVALUATOR_COLD_START)
+    return document
 
 
 def print_table(document: dict[str, Any], out: Any) -> None:
@@ -344,3 +352,7 @@ def print_table(document: dict[str, Any], out: Any) -> None:
             f"the engine alone {shipped['engine_events_per_s']:,}: {shipped['ratio']:.0%} "
             f"({shipped['firings']:,} firings, {same})\n"
         )
+    if document.get("targets"):
+        from .targets import print_targets  # noqa: PLC0415
+
+        print_targets(document["targets"], out)

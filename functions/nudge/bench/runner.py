@@ -28,7 +28,7 @@ from . import report
 from .aws import Seed, moto_stack, run_design
 from .engine_run import EngineRun, run_batched, run_per_event, unreferenced_cost_us
 from .feedback import CLICK_RATES, OPEN_RATES, feedback_for
-from .measure import cold_start_ms, state_sizes
+from .measure import EVALUATOR_COLD_START, cold_start_ms, state_sizes
 from .prices import cost_per_million, load_prices
 from .stream import Batcher, TimerQueue
 from .variants import generate_rules
@@ -36,16 +36,6 @@ from .workload import WorkloadSpec, generate, record_bytes
 
 Progress = Callable[[str], None]
 
-_NUDGE_COLD_START = """
-import time
-started = time.perf_counter()
-import nudge.handlers.evaluator
-from nudge.engine import Engine, load_plan
-from nudge.evaluator.collector import tune_collector
-Engine(load_plan({rules!r}))
-tune_collector()  # as the handler does at the end of a Lambda init
-print((time.perf_counter() - started) * 1000)
-"""
 
 _BASELINE_COLD_START = """
 import time
@@ -173,7 +163,7 @@ def _run(options: BenchOptions, rules_dir: str, progress: Progress) -> dict[str,
             )
 
     progress(f"cold starts ({options.cold_start_runs} fresh interpreters each)")
-    nudge_cold = cold_start_ms(_NUDGE_COLD_START.format(rules=rules_dir), options.cold_start_runs)
+    nudge_cold = cold_start_ms(EVALUATOR_COLD_START.format(rules=rules_dir), options.cold_start_runs)
     baseline_cold = cold_start_ms(_BASELINE_COLD_START.format(rules=rules_dir), options.cold_start_runs)
 
     nudge = report.design_metrics(
