@@ -173,6 +173,9 @@ def trim_log(packed: list[Any], size: int) -> None:
     strings, entries = packed
     if len(entries) <= size:
         return
+    if size <= 0:
+        packed[0], packed[1] = [], []
+        return
     dropped = len(entries) - size
     start = sum(map(_FIRST, entries[: dropped + 1]))
     kept = entries[dropped:]
