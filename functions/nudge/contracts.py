@@ -491,7 +491,6 @@ def _plain_event(data: dict[str, Any]) -> Event | None:
         or not 0 < len(customer_id) <= 256
         or not _plain_name(name)
         or not data.keys() <= _FIELDS
-        or _PLAIN_TIME.fullmatch(stamp) is None
     ):
         return None
     properties = data.get("properties", _NOTHING)
@@ -502,11 +501,8 @@ def _plain_event(data: dict[str, Any]) -> Event | None:
         or (traits and not traits.keys().isdisjoint(ADDRESS_TRAITS))
     ):
         return None
-    try:
-        ts = to_ms(datetime.fromisoformat(stamp))
-    except ValueError:
-        return None
-    if not EARLIEST_MS <= ts <= LATEST_MS:
+    ts = _plain_time(stamp)
+    if ts is None:
         return None
     if properties is _NOTHING:
         properties = {}
@@ -536,13 +532,19 @@ def peek_event(data: bytes, read: Collection[str]) -> int | dict[str, Any] | Non
     name, stamp = decoded.get("event"), decoded.get("timestamp")
     if type(name) is not str or not name or name in read or type(stamp) is not str:
         return decoded
+    ts = _plain_time(stamp)
+    return decoded if ts is None else ts
+
+
+def _plain_time(stamp: str) -> int | None:
+    """The epoch ms of a plainly valid RFC 3339 timestamp in range; ``None``: let the model say why."""
     if _PLAIN_TIME.fullmatch(stamp) is None:
-        return decoded
+        return None
     try:
         ts = to_ms(datetime.fromisoformat(stamp))
     except ValueError:
-        return decoded
-    return ts if EARLIEST_MS <= ts <= LATEST_MS else decoded
+        return None
+    return ts if EARLIEST_MS <= ts <= LATEST_MS else None
 
 
 # -- keys ----------------------------------------------------------------------------------------

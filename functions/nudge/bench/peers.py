@@ -37,6 +37,7 @@ from typing import Any
 from ..engine import Engine, Replayer, load_plan
 from ..evaluator.collector import tuned_collector
 from .engine_run import EngineRun, drain, run_batched
+from .measure import state_sizes
 from .stream import Batcher, TimerQueue
 from .workload import YOGA_BLOCKS, YOGA_MAT, WorkloadSpec, generate, record_bytes
 
@@ -222,12 +223,23 @@ def write_file(events: Iterable[Any], path: Path) -> int:
     return count
 
 
-def engine_alone(events: list[Any], rules: Path = PEER_RULES) -> Callable[[], list[Fired]]:
+def run_engine(events: list[Any], rules: Path = PEER_RULES) -> EngineRun:
+    """The bench loop over the events under ``rules``, drained to the end: "the engine alone"."""
+    engine = Engine(load_plan(rules))
+    batcher: Batcher[Any] = Batcher(TimerQueue(), 500)
+    return drain(run_batched, engine, batcher, run_batched(engine, batcher, events, EngineRun()))
+
+
+def engine_alone(
+    events: list[Any], rules: Path = PEER_RULES, done: list[EngineRun] | None = None
+) -> Callable[[], list[Fired]]:
+    """``run_engine`` as a system of the comparison; each run is added to ``done`` when given."""
+
     def run() -> list[Fired]:
-        engine = Engine(load_plan(rules))
-        batcher: Batcher[Any] = Batcher(TimerQueue(), 500)
-        done = drain(run_batched, engine, batcher, run_batched(engine, batcher, events, EngineRun()))
-        return [(f.rule, f.customer_id, f.armed_at, f.fired_at) for f in done.sent]
+        finished = run_engine(events, rules)
+        if done is not None:
+            done.append(finished)
+        return [(f.rule, f.customer_id, f.armed_at, f.fired_at) for f in finished.sent]
 
     return run
 
@@ -239,9 +251,10 @@ def _replay_against_engine(
     "replay at 70 % of the engine" on the same file, their firings checked equal."""
     rates: dict[str, list[float]] = {"replay": [], "engine": []}
     found: dict[str, set[Fired]] = {}
+    done: list[EngineRun] = []
     systems: list[tuple[str, Callable[[], list[Fired]]]] = [
         ("replay", lambda: nudge_end_to_end(path, rules)),
-        ("engine", engine_alone(events, rules)),
+        ("engine", engine_alone(events, rules, done)),
     ]
     for name, run in systems:
         for attempt in range(runs):
@@ -258,6 +271,7 @@ def _replay_against_engine(
         "ratio": round(replay / engine, 2),
         "firings": len(found["replay"]),
         "same_firings": found["replay"] == found["engine"],
+        "state_p99": state_sizes(done[-1].states.values())["p99"],  # the states the engine's last run wrote
     }
 
 

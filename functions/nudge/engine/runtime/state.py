@@ -3,7 +3,7 @@
 Everything the engine knows about a customer lives here, so the Lambda evaluator can keep it in
 one DynamoDB item and replay can keep it in a dict: the stored events (``EventLog``), the profile
 (traits, each with the time it was set), and per (rule, key) the latest arm time, the latest
-firing and the pending wait. ``codec`` writes and reads it (schema v1).
+firing and the pending wait. ``codec`` writes and reads it (schema v2).
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ class CustomerState:
         )
 
     def encode(self) -> bytes:
-        """Schema v1 bytes (``codec``)."""
+        """Schema v2 bytes (``codec``)."""
         return _codec.encode_state(self)
 
     def size(self) -> int:
@@ -255,7 +255,7 @@ class CustomerState:
 
     @classmethod
     def decode(cls, raw: bytes | str) -> CustomerState:
-        """A state from schema v1 bytes (``codec``)."""
+        """A state from schema v2 (or v1) bytes (``codec``)."""
         return _codec.decode_state(raw)
 
 
